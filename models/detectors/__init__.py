@@ -1,0 +1,5 @@
+"""Online detectors with river's ``learn_one``/``score_one`` API on plain dicts."""
+
+from models.detectors.adaptive_baseline import AdaptiveBaseline
+
+__all__ = ["AdaptiveBaseline"]

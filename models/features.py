@@ -1,0 +1,139 @@
+"""Point-in-time features of one merchant at the close of one day.
+
+Every indicator reads a plain ``dict[str, float]`` built here, so indicators are small pure
+functions and the same features feed the online detectors. A feature that cannot be computed
+yet (too little history, no profile) is absent rather than zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from models.calendar import day_end
+from models.state import DaySummary, MerchantState
+
+SURGE_WINDOW = 28
+BASELINE_MIN_DAYS = 56  # a merchant needs two months of its own history to have a baseline
+CUSTODY_THRESHOLD_BALANCE = 200_000.0  # Shanghai 实施办法 Art. 10: balances above 200,000 yuan
+CUSTODY_SHARE = 0.40
+NEW_BUSINESS_DAYS = 365
+CUSTODY_REPORT_MAX_AGE_DAYS = 45  # monthly reports, two weeks' grace
+REGISTRY_CHANGE_LOOKBACK_DAYS = 90
+
+
+def _window(history: Iterable[DaySummary], last_day: int, days: int) -> list[DaySummary]:
+    return [h for h in history if last_day - days < h.day <= last_day]
+
+
+def _between(history: Iterable[DaySummary], first: int, last: int) -> list[DaySummary]:
+    return [h for h in history if first <= h.day <= last]
+
+
+def custody_required(prepaid_balance: float, business_age_days: int | None) -> float:
+    """Custody the Shanghai tiers require for this balance.
+
+    >>> custody_required(150_000, 800), custody_required(500_000, 800), custody_required(500_000, 90)
+    (0.0, 200000.0, 500000.0)
+    """
+    if prepaid_balance <= CUSTODY_THRESHOLD_BALANCE:
+        return 0.0
+    if business_age_days is not None and business_age_days < NEW_BUSINESS_DAYS:
+        return float(prepaid_balance)
+    return CUSTODY_SHARE * prepaid_balance
+
+
+def merchant_features(state: MerchantState, day: int) -> dict[str, float]:
+    """Features of ``state`` after ``day`` has been folded into it."""
+    history = state.history
+    f: dict[str, float] = {
+        "history_days": float(state.history_days),
+        "prepaid_balance": max(state.prepaid_balance, 0.0),
+    }
+    recent = _window(history, day, SURGE_WINDOW)
+    f["sales_28d"] = sum(h.sales_paid for h in recent)
+    f["sales_face_28d"] = sum(h.sales_face for h in recent)
+    f["deep_bonus_paid_28d"] = sum(h.deep_bonus_paid for h in recent)
+    f["over_cap_sales_28d"] = float(sum(h.over_cap_sales for h in recent))
+    f["redeemed_28d"] = sum(h.redeemed for h in recent)
+    f["refunds_28d"] = float(sum(h.refunds for h in recent))
+
+    # Own baseline: the 90 days before the recent window, scaled to 28 days.
+    if state.history_days >= BASELINE_MIN_DAYS:
+        base = _between(history, day - SURGE_WINDOW - 90 + 1, day - SURGE_WINDOW)
+        scale = SURGE_WINDOW / len(base)
+        f["sales_baseline_28d"] = sum(h.sales_paid for h in base) * scale
+        f["redeemed_baseline_28d"] = sum(h.redeemed for h in base) * scale
+
+    last90 = _window(history, day, 90)
+    f["monthly_redemptions"] = sum(h.redeemed for h in last90) * 30.0 / max(len(last90), 1)
+
+    def weighted(items: list[DaySummary]) -> float:
+        # Refund refusals, closures and unavailable service weigh three times the others.
+        return float(sum(h.complaints + 2 * h.severe_complaints for h in items))
+
+    f["complaints_weighted_14d"] = weighted(_window(history, day, 14))
+    f["severe_complaints_14d"] = float(sum(h.severe_complaints for h in _window(history, day, 14)))
+    before = _between(history, day - 14 - 90 + 1, day - 14)
+    if before:
+        f["complaints_weighted_baseline_14d"] = weighted(before) * 14.0 / len(before)
+
+    # Silence, judged at the end of the day in event time.
+    since = state.last_redemption_day if state.last_redemption_day is not None else state.first_day - 1
+    f["silent_days"] = float(day - since)
+    active = [h for h in last90 if h.redemptions > 0]
+    f["redemption_days_90d"] = float(len(active))
+    f["expected_redemption_gap_days"] = len(last90) / len(active) if active else float(len(last90))
+
+    close = day_end(day)
+    profile = state.profile_at(close)
+    if profile is not None:
+        age = day - profile.opened_on
+        f["business_age_days"] = float(age)
+        required = custody_required(f["prepaid_balance"], age)
+        f["custody_required"] = required
+        custody = profile.custody_balance
+        reports = [p for p in state.profiles if p.updated_at < close and p.custody_balance is not None]
+        report_age = (close - reports[-1].updated_at).days if reports else None
+        if custody is None or report_age is None or report_age > CUSTODY_REPORT_MAX_AGE_DAYS:
+            custody = 0.0  # a missing or stale report counts as no custody
+        f["custody_balance"] = custody
+        f["suspended_notice_days"] = _suspension_notice(state, day, close)
+        f["days_since_registry_change"] = _days_since_registry_change(state, close)
+        f["closed"] = 1.0 if profile.status == "closed" else 0.0
+    return f
+
+
+def _suspension_notice(state: MerchantState, day: int, close) -> float:  # type: ignore[no-untyped-def]
+    """Days between announcing the current suspension and the start of the silence (-1: none)."""
+    versions = [p for p in state.profiles if p.updated_at < close]
+    if not versions or versions[-1].status != "suspended":
+        return -1.0
+    since = versions[-1].updated_at
+    for p in reversed(versions):
+        if p.status != "suspended":
+            break
+        since = p.updated_at
+    silence_start = (state.last_redemption_day or state.first_day) + 1
+    return float(silence_start - since.astimezone(close.tzinfo).date().toordinal())
+
+
+def _days_since_registry_change(state: MerchantState, close) -> float:  # type: ignore[no-untyped-def]
+    """Days since the legal representative changed or registered capital was cut (-1: none)."""
+    versions = [p for p in state.profiles if p.updated_at < close]
+    latest = -1.0
+    for older, newer in zip(versions, versions[1:], strict=False):
+        rep_changed = (
+            older.legal_representative is not None
+            and newer.legal_representative is not None
+            and older.legal_representative != newer.legal_representative
+        )
+        capital_cut = (
+            older.registered_capital is not None
+            and newer.registered_capital is not None
+            and newer.registered_capital < older.registered_capital
+        )
+        if rep_changed or capital_cut:
+            latest = (close - newer.updated_at).total_seconds() / 86400
+    if latest > REGISTRY_CHANGE_LOOKBACK_DAYS:
+        return -1.0
+    return float(int(latest)) if latest >= 0 else -1.0

@@ -1,0 +1,24 @@
+"""The indicator system (风险预警指标体系): one named, pure unit per indicator."""
+
+from models.indicators.base import Indicator, Reading, ramp
+from models.indicators.complaint_surge import ComplaintSurge
+from models.indicators.custody_coverage import CustodyCoverage
+from models.indicators.deep_discount import DeepDiscountShare
+from models.indicators.liability_months import LiabilityMonths
+from models.indicators.redemption_decline import RedemptionDecline
+from models.indicators.registry_change import RegistryChange
+from models.indicators.sales_surge import SalesSurge
+from models.indicators.silence import Silence
+
+ALL_INDICATORS: tuple[type[Indicator], ...] = (
+    SalesSurge,
+    DeepDiscountShare,
+    LiabilityMonths,
+    CustodyCoverage,
+    ComplaintSurge,
+    Silence,
+    RedemptionDecline,
+    RegistryChange,
+)
+
+__all__ = ["ALL_INDICATORS", "Indicator", "Reading", "ramp"] + [c.__name__ for c in ALL_INDICATORS]

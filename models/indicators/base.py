@@ -1,0 +1,73 @@
+"""What every indicator shares: its reading and the ramp from value to score."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One indicator's verdict on one merchant-day; ``score`` is 0 (fine) .. 1 (fully alarming)."""
+
+    code: str
+    value: float
+    threshold: float
+    score: float
+    explanation_zh: str
+    explanation_en: str
+
+
+def ramp(value: float, threshold: float, saturation: float) -> float:
+    """0 at ``threshold``, 1 at ``saturation``, linear between; works both ways round.
+
+    >>> ramp(3.0, 2.0, 4.0), ramp(5.0, 2.0, 4.0), ramp(1.0, 2.0, 4.0)
+    (0.5, 1.0, 0.0)
+    >>> ramp(0.25, 1.0, 0.0)  # lower is worse
+    0.75
+    """
+    if saturation == threshold:
+        return 1.0 if value >= threshold else 0.0
+    share = (value - threshold) / (saturation - threshold)
+    return min(1.0, max(0.0, share))
+
+
+class Indicator:
+    """Base of the named indicators: ``evaluate(features) -> Reading | None``.
+
+    ``None`` means the indicator does not apply (not enough history, nothing at stake).
+    """
+
+    code: ClassVar[str]
+    name_zh: ClassVar[str]
+    name_en: ClassVar[str]
+    rationale: ClassVar[str]
+    default_threshold: ClassVar[float]
+    default_saturation: ClassVar[float]
+    default_weight: ClassVar[float]
+
+    def __init__(
+        self,
+        threshold: float | None = None,
+        saturation: float | None = None,
+        weight: float | None = None,
+    ) -> None:
+        self.threshold = self.default_threshold if threshold is None else threshold
+        self.saturation = self.default_saturation if saturation is None else saturation
+        self.weight = self.default_weight if weight is None else weight
+
+    def evaluate(self, features: dict[str, float]) -> Reading | None:
+        raise NotImplementedError
+
+    def reading(self, value: float, score: float, zh: str, en: str, threshold: float | None = None) -> Reading:
+        return Reading(
+            code=self.code,
+            value=round(float(value), 4),
+            threshold=round(float(self.threshold if threshold is None else threshold), 4),
+            score=round(float(score), 4),
+            explanation_zh=zh,
+            explanation_en=en,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(threshold={self.threshold}, saturation={self.saturation}, weight={self.weight})"

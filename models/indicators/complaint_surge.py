@@ -1,0 +1,35 @@
+"""``complaint_surge``: weighted complaints of the last 14 days against the usual level."""
+
+from __future__ import annotations
+
+from models.indicators.base import Indicator, Reading, ramp
+
+
+class ComplaintSurge(Indicator):
+    """Complaints in 14 days, refund refusals / closures / unavailable service counted three
+    times; the threshold is the larger of a floor and three times the merchant's usual 14 days.
+
+    >>> ComplaintSurge().evaluate({"complaints_weighted_14d": 12, "complaints_weighted_baseline_14d": 1})
+    Reading(code='complaint_surge', value=12.0, threshold=6.0, score=0.5, ...)
+    >>> ComplaintSurge().evaluate({"complaints_weighted_14d": 2}).score
+    0.0
+    """
+
+    code = "complaint_surge"
+    name_zh = "投诉激增"
+    name_en = "Complaint surge"
+    rationale = "Refund refusals and closures reported by consumers are the most direct signal."
+    default_threshold = 6.0
+    default_saturation = 3.0  # times the threshold
+    default_weight = 0.5
+
+    def evaluate(self, features: dict[str, float]) -> Reading | None:
+        value = features.get("complaints_weighted_14d", 0.0)
+        threshold = max(self.threshold, 3.0 * features.get("complaints_weighted_baseline_14d", 0.0))
+        return self.reading(
+            value,
+            ramp(value, threshold, threshold * self.saturation),
+            f"近14天加权投诉{value:.0f}件,超过{threshold:.0f}件阈值",
+            f"{value:.0f} weighted complaints in 14 days (threshold {threshold:.0f})",
+            threshold=threshold,
+        )

@@ -1,0 +1,40 @@
+"""``deep_discount_share``: share of recent card sales sold with a deep bonus (>= 30%)."""
+
+from __future__ import annotations
+
+from models.indicators.base import Indicator, Reading, ramp
+
+MIN_SALES = 5000.0  # yuan in 28 days; a handful of cards proves nothing
+
+
+class DeepDiscountShare(Indicator):
+    """Paid amount of cards with stored value >= 1.3x the price, over all card sales (28 days).
+
+    "充1000送500" and "buy one year get one free" are classic last pushes before closure.
+
+    >>> DeepDiscountShare().evaluate({"sales_28d": 40_000, "deep_bonus_paid_28d": 30_000})
+    Reading(code='deep_discount_share', value=0.75, threshold=0.4, score=0.875, ...)
+    >>> DeepDiscountShare().evaluate({"sales_28d": 1_000, "deep_bonus_paid_28d": 1_000}) is None
+    True
+    """
+
+    code = "deep_discount_share"
+    name_zh = "深度折扣售卡占比"
+    name_en = "Deep-discount share of sales"
+    rationale = "Deep bonuses create liabilities above the cash taken; they precede run-aways."
+    default_threshold = 0.4
+    default_saturation = 0.8
+    default_weight = 0.3
+
+    def evaluate(self, features: dict[str, float]) -> Reading | None:
+        sales = features.get("sales_28d", 0.0)
+        if sales < MIN_SALES:
+            return None
+        value = features.get("deep_bonus_paid_28d", 0.0) / sales
+        return self.reading(
+            value,
+            ramp(value, self.threshold, self.saturation),
+            f"近28天{value:.0%}的售卡金额附带30%以上赠送,超过{self.threshold:.0%}阈值",
+            f"{value:.0%} of card sales in 28 days carried a bonus of 30% or more "
+            f"(threshold {self.threshold:.0%})",
+        )

@@ -1,0 +1,38 @@
+"""``redemption_decline``: redemptions of the last 28 days against the merchant's baseline."""
+
+from __future__ import annotations
+
+from models.indicators.base import Indicator, Reading, ramp
+
+MIN_BASELINE = 5000.0  # yuan per 28 days
+
+
+class RedemptionDecline(Indicator):
+    """Redeemed value over the last 28 days divided by the usual 28 days (lower is worse).
+
+    Fewer services delivered means fewer customers or cards no longer honoured.
+
+    >>> RedemptionDecline().evaluate({"redeemed_28d": 6_000, "redeemed_baseline_28d": 30_000})
+    Reading(code='redemption_decline', value=0.2, threshold=0.5, score=0.75, ...)
+    """
+
+    code = "redemption_decline"
+    name_zh = "核销量下滑"
+    name_en = "Redemption decline"
+    rationale = "Slow declines show up as fewer services delivered months before closure."
+    default_threshold = 0.5
+    default_saturation = 0.1
+    default_weight = 0.3
+
+    def evaluate(self, features: dict[str, float]) -> Reading | None:
+        baseline = features.get("redeemed_baseline_28d")
+        if baseline is None or baseline < MIN_BASELINE:
+            return None
+        value = features.get("redeemed_28d", 0.0) / baseline
+        return self.reading(
+            value,
+            ramp(value, self.threshold, self.saturation),
+            f"近28天核销额仅为自身基线的{value:.0%},低于{self.threshold:.0%}阈值",
+            f"redemptions in 28 days are {value:.0%} of the merchant's baseline "
+            f"(threshold {self.threshold:.0%})",
+        )

@@ -1,0 +1,40 @@
+"""``sales_surge``: prepaid card sales of the last 28 days against the merchant's own baseline."""
+
+from __future__ import annotations
+
+from models.indicators.base import Indicator, Reading, ramp
+
+MIN_BASELINE = 3000.0  # yuan per 28 days; below it a ratio says nothing
+
+
+class SalesSurge(Indicator):
+    """Card sales over the last 28 days divided by the merchant's usual 28 days.
+
+    Operators about to run collect as much prepaid money as they can first.
+
+    >>> SalesSurge().evaluate({"sales_28d": 90_000, "sales_baseline_28d": 20_000})
+    Reading(code='sales_surge', value=4.5, threshold=2.5, score=0.8, ...)
+    >>> SalesSurge().evaluate({"sales_28d": 90_000}) is None  # no baseline yet
+    True
+    """
+
+    code = "sales_surge"
+    name_zh = "预付卡销售激增"
+    name_en = "Prepaid sales surge"
+    rationale = "Run-aways are preceded by pushing cards to collect cash before leaving."
+    default_threshold = 2.5
+    default_saturation = 5.0
+    default_weight = 0.4
+
+    def evaluate(self, features: dict[str, float]) -> Reading | None:
+        if "sales_baseline_28d" not in features:
+            return None
+        baseline = max(features["sales_baseline_28d"], MIN_BASELINE)
+        value = features["sales_28d"] / baseline
+        return self.reading(
+            value,
+            ramp(value, self.threshold, self.saturation),
+            f"近28天售卡金额为自身基线的{value:.1f}倍,超过{self.threshold:g}倍阈值",
+            f"card sales in the last 28 days are {value:.1f}x the merchant's baseline "
+            f"(threshold {self.threshold:g}x)",
+        )

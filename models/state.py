@@ -1,0 +1,191 @@
+"""Per-merchant state kept in event time.
+
+Events are added to the bucket of their own day (:class:`DayTotals`). Because bucket updates
+are sums, the order in which events of one day arrive does not matter; a day is folded into the
+merchant's :class:`MerchantState` once the watermark has passed it, which makes live processing
+and replays give the same result.
+
+>>> from datetime import datetime
+>>> day = DayTotals()
+>>> day.add_transaction("card_sale", 1000.0, 1500.0, datetime.fromisoformat("2026-03-01T10:00:00+08:00"))
+>>> day.add_transaction("redemption", 200.0, 200.0, datetime.fromisoformat("2026-03-01T11:00:00+08:00"))
+>>> state = MerchantState("m1", partition=0, first_day=day.day_hint or 0)
+>>> _ = state.fold(739311, day)
+>>> state.prepaid_balance, state.history[-1].deep_bonus_paid, state.last_redemption_day
+(1300.0, 1000.0, 739311)
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple
+
+HISTORY_DAYS = 180
+RECENT_ID_DAYS = 35
+DEEP_BONUS_RATIO = 1.3  # stored value >= 1.3 x paid: "充1000送300" and deeper
+NAMED_CARD_CAP = 5000.0  # MOFCOM 2012: named cards <= 5,000 yuan
+SEVERE_COMPLAINTS = frozenset({"refund_refused", "store_closed", "service_unavailable"})
+
+
+@dataclass
+class DayTotals:
+    """What happened at one merchant on one event-time day (mutable until the day is closed)."""
+
+    sales_paid: float = 0.0
+    sales_face: float = 0.0
+    deep_bonus_paid: float = 0.0
+    card_sales: int = 0
+    over_cap_sales: int = 0
+    redeemed: float = 0.0
+    redemptions: int = 0
+    refunded_paid: float = 0.0
+    refunded_face: float = 0.0
+    refunds: int = 0
+    complaints: dict[str, int] = field(default_factory=dict)
+    complaint_amount: float = 0.0
+    last_event_at: datetime | None = None
+    event_ids: set[str] = field(default_factory=set)
+    day_hint: int | None = None
+
+    def _touch(self, occurred_at: datetime) -> None:
+        if self.last_event_at is None or occurred_at > self.last_event_at:
+            self.last_event_at = occurred_at
+
+    def add_transaction(
+        self, kind: str, amount: float, stored_value: float, occurred_at: datetime
+    ) -> None:
+        if kind == "card_sale":
+            self.sales_paid += amount
+            self.sales_face += stored_value
+            self.card_sales += 1
+            if amount > 0 and stored_value >= DEEP_BONUS_RATIO * amount:
+                self.deep_bonus_paid += amount
+            if stored_value > NAMED_CARD_CAP:
+                self.over_cap_sales += 1
+        elif kind == "redemption":
+            self.redeemed += amount
+            self.redemptions += 1
+        elif kind == "refund":
+            self.refunded_paid += amount
+            self.refunded_face += stored_value
+            self.refunds += 1
+        self._touch(occurred_at)
+
+    def add_complaint(self, category: str, amount: float | None, occurred_at: datetime) -> None:
+        self.complaints[category] = self.complaints.get(category, 0) + 1
+        self.complaint_amount += amount or 0.0
+        self._touch(occurred_at)
+
+
+class DaySummary(NamedTuple):
+    """A closed day, as kept in the merchant's rolling history."""
+
+    day: int
+    sales_paid: float
+    sales_face: float
+    deep_bonus_paid: float
+    card_sales: int
+    over_cap_sales: int
+    redeemed: float
+    redemptions: int
+    refunded_paid: float
+    refunds: int
+    complaints: int
+    severe_complaints: int
+    refund_refused_complaints: int
+
+
+class ProfileVersion(NamedTuple):
+    """One record of the merchant topic, reduced to what scoring needs."""
+
+    updated_at: datetime
+    name: str
+    industry: str
+    district: str
+    chain_id: str | None
+    opened_on: int
+    status: str
+    custody_balance: float | None
+    legal_representative: str | None
+    registered_capital: float | None
+
+
+@dataclass
+class MerchantState:
+    """Everything yujing remembers about one merchant, as of its last closed day."""
+
+    merchant_id: str
+    partition: int
+    first_day: int
+    last_closed_day: int | None = None
+    prepaid_balance: float = 0.0
+    last_redemption_day: int | None = None
+    history: deque[DaySummary] = field(default_factory=lambda: deque(maxlen=HISTORY_DAYS))
+    profiles: list[ProfileVersion] = field(default_factory=list)
+    recent_ids: dict[str, int] = field(default_factory=dict)
+    # Owned by the online detectors and by alerts/; opaque here.
+    detector: object | None = None
+    alert: object | None = None
+
+    def fold(self, day: int, totals: DayTotals | None) -> DaySummary:
+        """Close ``day``: add its totals to the running balance and the rolling history."""
+        t = totals or DayTotals()
+        self.prepaid_balance += t.sales_face - t.redeemed - t.refunded_face
+        if t.redemptions:
+            self.last_redemption_day = day
+        severe = sum(n for c, n in t.complaints.items() if c in SEVERE_COMPLAINTS)
+        summary = DaySummary(
+            day=day,
+            sales_paid=t.sales_paid,
+            sales_face=t.sales_face,
+            deep_bonus_paid=t.deep_bonus_paid,
+            card_sales=t.card_sales,
+            over_cap_sales=t.over_cap_sales,
+            redeemed=t.redeemed,
+            redemptions=t.redemptions,
+            refunded_paid=t.refunded_paid,
+            refunds=t.refunds,
+            complaints=sum(t.complaints.values()),
+            severe_complaints=severe,
+            refund_refused_complaints=t.complaints.get("refund_refused", 0),
+        )
+        self.history.append(summary)
+        self.last_closed_day = day
+        for event_id in t.event_ids:
+            self.recent_ids[event_id] = day
+        if len(self.recent_ids) > 64:
+            horizon = day - RECENT_ID_DAYS
+            self.recent_ids = {k: d for k, d in self.recent_ids.items() if d >= horizon}
+        return summary
+
+    def add_profile(self, version: ProfileVersion) -> None:
+        """Keep profile versions sorted by time; an identical re-delivery is ignored."""
+        if version in self.profiles:
+            return
+        self.profiles.append(version)
+        self.profiles.sort(key=lambda p: p.updated_at)
+
+    def profile_at(self, moment: datetime) -> ProfileVersion | None:
+        """The profile as registered at ``moment`` (point in time), if any was known by then."""
+        current = None
+        for version in self.profiles:
+            if version.updated_at >= moment:
+                break
+            current = version
+        return current
+
+    def prune_profiles(self, moment: datetime, keep_days: int = 400) -> None:
+        """Drop versions superseded long ago; the one in force and recent ones stay."""
+        if len(self.profiles) <= 24:
+            return
+        cutoff = moment.timestamp() - keep_days * 86400
+        in_force = self.profile_at(moment)
+        self.profiles = [
+            p for p in self.profiles if p.updated_at.timestamp() >= cutoff or p is in_force
+        ]
+
+    @property
+    def history_days(self) -> int:
+        return len(self.history)

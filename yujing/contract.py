@@ -1,0 +1,236 @@
+"""The wire contract (``shared/CONTRACT.md``) as pydantic models, and the decoder.
+
+The decoder turns the raw bytes of one Kafka record (or one JSON Lines line) into either a
+validated event or a :class:`DeadLetter` whose ``error`` says, in one line, what was wrong.
+
+>>> decode("transactions", b'{"event_id": "e1", "type": "refund", "merchant_id": "m1",'
+...        b' "store_id": "s1", "card_id": "c1", "consumer_id": "u1", "amount": 10,'
+...        b' "occurred_at": "2026-03-01T10:15:00+08:00"}').merchant_id
+'m1'
+>>> decode("transactions", b'{"event_id": "e1"}').error
+"missing required field 'type'; missing required field 'merchant_id'; ..."
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+import orjson
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    ValidationError,
+    field_serializer,
+)
+
+Level = Literal["blue", "yellow", "orange", "red"]
+Transition = Literal["raised", "escalated", "de-escalated", "cleared"]
+TransactionType = Literal["card_sale", "redemption", "refund"]
+ComplaintCategory = Literal[
+    "refund_refused",
+    "store_closed",
+    "service_unavailable",
+    "false_advertising",
+    "service_quality",
+    "contract_dispute",
+    "other",
+]
+Industry = Literal["beauty", "hairdressing", "fitness", "other"]
+MerchantStatus = Literal["open", "suspended", "closed"]
+EventId = Annotated[str, Field(min_length=1, max_length=64)]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class _Input(BaseModel):
+    # Unknown extra fields are accepted and ignored (contract); inputs never change after decoding.
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=False)
+
+
+class Transaction(_Input):
+    event_id: EventId
+    type: TransactionType
+    merchant_id: NonEmpty
+    store_id: str
+    card_id: str
+    consumer_id: str = Field(repr=False)  # personal data: kept out of reprs, hence out of logs
+    amount: NonNegativeFloat
+    face_value: NonNegativeFloat | None = None
+    occurred_at: AwareDatetime
+
+    @property
+    def stored_value(self) -> float:
+        """Stored value credited (sale) or cancelled (refund); absent means equal to amount."""
+        return self.amount if self.face_value is None else self.face_value
+
+    @property
+    def dedup_id(self) -> str:
+        return self.event_id
+
+
+class Complaint(_Input):
+    complaint_id: EventId
+    merchant_id: NonEmpty
+    store_id: str | None = None
+    category: ComplaintCategory
+    amount_involved: NonNegativeFloat | None = None
+    channel: str
+    occurred_at: AwareDatetime
+
+    @property
+    def dedup_id(self) -> str:
+        return self.complaint_id
+
+
+class MerchantProfile(_Input):
+    merchant_id: NonEmpty
+    name: str
+    industry: Industry
+    district: str
+    chain_id: str | None = None
+    opened_on: date
+    status: MerchantStatus
+    custody_balance: NonNegativeFloat | None = None
+    legal_representative: str | None = None
+    registered_capital: NonNegativeFloat | None = None
+    updated_at: AwareDatetime
+
+    @property
+    def occurred_at(self) -> datetime:
+        return self.updated_at
+
+
+InputEvent = Transaction | Complaint | MerchantProfile
+
+INPUT_MODELS: dict[str, type[BaseModel]] = {
+    "transactions": Transaction,
+    "complaints": Complaint,
+    "merchants": MerchantProfile,
+}
+
+
+class IndicatorReading(BaseModel):
+    """One indicator that drove a warning."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    value: float
+    threshold: float
+    score: float = Field(ge=0, le=1)
+    explanation_zh: str
+    explanation_en: str
+
+
+class Warning(BaseModel):
+    """A record of the disposal queue, ``prepaid.warnings``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    warning_id: str
+    merchant_id: str
+    level: Level
+    previous_level: Level | None
+    transition: Transition
+    score: float = Field(ge=0, le=1)
+    raised_at: AwareDatetime
+    emitted_at: AwareDatetime
+    indicators: list[IndicatorReading]
+    industry: str | None
+    district: str | None
+    thresholds_version: str
+
+    @field_serializer("raised_at", "emitted_at")
+    def _rfc3339(self, value: datetime) -> str:
+        return value.isoformat()
+
+
+class DeadLetter(BaseModel):
+    """An input record that could not be processed, with a readable reason."""
+
+    source_topic: str
+    partition: int | None
+    offset: int | None
+    key: str | None
+    value: str
+    value_encoding: Literal["utf-8", "base64"] = "utf-8"
+    error: str
+    received_at: AwareDatetime
+
+    @field_serializer("received_at")
+    def _rfc3339(self, value: datetime) -> str:
+        return value.isoformat()
+
+
+def _describe(error: ValidationError) -> str:
+    """Flatten pydantic's errors into one line a person can act on."""
+    parts: list[str] = []
+    for item in error.errors(include_url=False):
+        field = ".".join(str(p) for p in item["loc"]) or "record"
+        if item["type"] == "missing":
+            parts.append(f"missing required field '{field}'")
+        elif item["type"] == "literal_error":
+            parts.append(f"field '{field}' has {item['input']!r}: {item['msg'].lower()}")
+        elif item["type"] == "model_type":
+            parts.append("record is not a JSON object")
+        else:
+            parts.append(f"field '{field}' is {item['input']!r}: {item['msg'].lower()}")
+    return "; ".join(parts)
+
+
+def _text(raw: bytes | None) -> tuple[str, Literal["utf-8", "base64"]]:
+    if raw is None:
+        return "", "utf-8"
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode("ascii"), "base64"
+
+
+def decode(
+    kind: str,
+    raw: bytes | None,
+    *,
+    source_topic: str | None = None,
+    key: bytes | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
+    received_at: datetime | None = None,
+) -> InputEvent | DeadLetter:
+    """Validate one raw input record of topic kind ``kind``; never raises on bad input."""
+    model = INPUT_MODELS[kind]
+    error: str
+    try:
+        if raw is None:
+            raise ValueError("record has no value (tombstone or null)")
+        payload = orjson.loads(raw)
+        if not isinstance(payload, dict):
+            raise ValueError(f"record is not a JSON object but {type(payload).__name__}")
+        return model.model_validate(payload)  # type: ignore[return-value]
+    except orjson.JSONDecodeError as exc:
+        error = f"not valid JSON: {exc}"
+    except ValidationError as exc:
+        error = _describe(exc)
+    except ValueError as exc:
+        error = str(exc)
+    value, encoding = _text(raw)
+    key_text = _text(key)[0] if key is not None else None
+    return DeadLetter(
+        source_topic=source_topic or kind,
+        partition=partition,
+        offset=offset,
+        key=key_text,
+        value=value,
+        value_encoding=encoding,
+        error=error,
+        received_at=received_at or datetime.now().astimezone(),
+    )
+
+
+def dumps(record: BaseModel) -> bytes:
+    """Serialize an output record to contract JSON."""
+    return orjson.dumps(record.model_dump(mode="json"))

@@ -1,0 +1,71 @@
+"""Configuration: ``YUJING_*`` environment variables, built once through :func:`get_settings`.
+
+Tests and tools build their own :class:`Settings` instead of using the cached one.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TopicNames(BaseSettings):
+    """Topic names of the wire contract (``../shared/CONTRACT.md``); all configurable."""
+
+    model_config = SettingsConfigDict(env_prefix="YUJING_TOPIC_", frozen=True)
+
+    transactions: str = "prepaid.transactions"
+    complaints: str = "prepaid.complaints"
+    merchants: str = "prepaid.merchants"
+    warnings: str = "prepaid.warnings"
+    deadletter: str = "prepaid.deadletter"
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Every field maps to ``YUJING_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="YUJING_", frozen=True)
+
+    home: Path = Field(
+        default=Path(".yujing"),
+        description="Working directory for the local broker's data, logs and the worker's state.",
+    )
+    cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "yujing",
+        description="Where fetched Kafka jars are cached, shared by every checkout on the machine.",
+    )
+    kafka_version: str = Field(default="4.1.1", description="Apache Kafka broker version (Maven).")
+    broker_host: str = "127.0.0.1"
+    broker_port: int = 9092
+    controller_port: int = 9093
+    bootstrap_servers: str | None = Field(
+        default=None,
+        description="Kafka bootstrap servers; defaults to the local broker's address.",
+    )
+    input_partitions: int = Field(
+        default=6,
+        ge=1,
+        description="Partitions of the three input topics and the warnings topic. They must be "
+        "equal: the worker relies on a merchant's events landing in the same partition number.",
+    )
+    app_id: str = Field(default="yujing-worker", description="Faust app id (consumer group).")
+    allowed_lateness_hours: float = Field(
+        default=6.0,
+        ge=0,
+        description="How far behind the partition's newest transaction time an event may arrive "
+        "and still be counted in its own day; a day is scored once the watermark passes it.",
+    )
+    thresholds_version: str = "builtin-1"
+    topics: TopicNames = Field(default_factory=TopicNames)
+
+    @property
+    def bootstrap(self) -> str:
+        return self.bootstrap_servers or f"{self.broker_host}:{self.broker_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
