@@ -1,0 +1,1 @@
+"""Alert policy: from scores to warning levels and transitions, and the warning records."""

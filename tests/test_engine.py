@@ -1,0 +1,106 @@
+"""The partition engine: dedup, event-time day closing, lateness, order independence."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from tests.factories import START, complaint, profile, redemption, runaway_merchant, sale, steady_merchant, time_ordered
+from yujing.contract import InputEvent, MerchantProfile, Transaction
+from yujing.engine import PartitionEngine
+
+
+def engine() -> PartitionEngine:
+    return PartitionEngine(buckets={}, merchants={}, clocks={}, allowed_lateness=timedelta(hours=6))
+
+
+def run(events: list[InputEvent]) -> tuple[PartitionEngine, list]:
+    e, warnings = engine(), []
+    for event in events:
+        warnings.extend(e.process(event, 0).warnings)
+    return e, warnings
+
+
+def test_a_day_is_scored_only_after_the_watermark_passes_it() -> None:
+    e = engine()
+    e.process(sale("m1", 0, 1000), 0)
+    assert e.process(sale("m1", 1, 1000, hour=5), 0).days_closed == 0  # 05:00 - 6h is still day 0
+    assert e.process(sale("m1", 1, 1000, n=1, hour=7), 0).days_closed == 1
+    assert e.merchants["m1"].last_closed_day is not None
+
+
+def test_duplicates_are_ignored() -> None:
+    e = engine()
+    first = e.process(sale("m1", 0, 1000, 1500), 0)
+    again = e.process(sale("m1", 0, 1000, 1500), 0)
+    assert not first.duplicate and again.duplicate
+    e.process(sale("m1", 2, 10), 0)
+    assert e.merchants["m1"].prepaid_balance == 1500
+    # still recognised once its day has been folded into the merchant's state
+    assert e.process(sale("m1", 0, 1000, 1500), 0).duplicate
+    c = complaint("m1", 2, "other")
+    assert not e.process(c, 0).duplicate and e.process(c, 0).duplicate
+
+
+def test_late_events_count_in_the_first_open_day() -> None:
+    e = engine()
+    e.process(sale("m1", 0, 1000), 0)
+    e.process(sale("m1", 3, 1000), 0)  # closes days 0..2
+    late = e.process(redemption("m1", 1, 200), 0)
+    assert late.late and not late.duplicate
+    e.process(sale("m1", 5, 1000), 0)
+    assert e.merchants["m1"].prepaid_balance == 2000 - 200
+
+
+def test_runaway_reaches_orange_or_red_before_collapse_and_steady_stays_quiet() -> None:
+    _, warnings = run(time_ordered(runaway_merchant("bad", 200, 170), steady_merchant("good", 200)))
+    bad = [w for w in warnings if w.merchant_id == "bad" and w.level in ("orange", "red") and w.transition in ("raised", "escalated")]
+    assert bad, [w.model_dump() for w in warnings]
+    assert bad[0].raised_at < bad[0].raised_at.replace(year=2026, month=1, day=1) + timedelta(days=170)
+    assert bad[0].indicators and bad[0].indicators[0].explanation_zh
+    assert not [w for w in warnings if w.merchant_id == "good"]
+
+
+def test_same_warnings_whatever_the_interleaving_of_topics() -> None:
+    """Live, complaints and profiles may be read ahead of transactions; the result must not change."""
+    events = time_ordered(runaway_merchant("bad", 200, 170), steady_merchant("good", 200))
+    _, expected = run(events)
+    transactions = [e for e in events if isinstance(e, Transaction)]
+    others = [e for e in events if not isinstance(e, Transaction)]
+    rng = random.Random(3)
+    for _ in range(3):
+        # read the sparse topics far ahead, in bursts, as a consumer catching up would
+        mixed: list[InputEvent] = []
+        pending = list(others)
+        for tx in transactions:
+            while pending and rng.random() < 0.05:
+                mixed.extend(pending[:50])
+                pending = pending[50:]
+            mixed.append(tx)
+        mixed.extend(pending)
+        _, got = run(mixed)
+        assert [w.warning_id for w in got] == [w.warning_id for w in expected]
+
+
+def _day(event: InputEvent) -> int:
+    return (event.occurred_at.date() - START).days
+
+
+def test_announced_suspension_is_not_silence_but_an_unannounced_one_is() -> None:
+    def renovation(announce_day: int) -> list[InputEvent]:
+        events: list[InputEvent] = []
+        for e in steady_merchant("reno", 150):
+            if isinstance(e, MerchantProfile) and announce_day <= _day(e) < 120:
+                continue  # no "open" reports while suspended
+            if isinstance(e, Transaction) and e.type == "redemption" and 95 <= _day(e) < 120:
+                continue  # the renovation: no services for 25 days
+            events.append(e)
+        events.append(profile("reno", announce_day, 200_000.0, status="suspended"))
+        events.append(profile("reno", 120, 200_000.0, status="open"))
+        return time_ordered(events)
+
+    def silence_warnings(events: list[InputEvent]) -> list:
+        return [w for w in run(events)[1] if any(i.code == "silence" for i in w.indicators)]
+
+    assert not silence_warnings(renovation(announce_day=60))  # 35 days' notice
+    assert silence_warnings(renovation(announce_day=94))  # "renovation" announced the day before

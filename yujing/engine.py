@@ -1,0 +1,209 @@
+"""One partition's processing, shared by the live worker and ``yujing backtest``.
+
+For each validated event: drop duplicates, add it to its merchant's day bucket, and (for
+transactions, which are dense enough to serve as the partition's clock) advance the
+partition's event-time watermark. Every day the watermark passes is closed for every merchant
+of the partition, in merchant-id order: the day is folded into the merchant's state, scored,
+and the score is turned into level transitions and warnings.
+
+State lives in three mappings supplied by the caller: plain dicts in a backtest, Faust tables
+(changelogged to Kafka) in the worker. Nothing here imports Kafka.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from alerts.levels import AlertState, LevelPolicy
+from alerts.warnings import build_warning
+from models.calendar import day_date, day_end, local_day
+from models.scoring import MerchantScore, RiskScorer
+from models.state import DayTotals, MerchantState, ProfileVersion
+from yujing.contract import Complaint, InputEvent, MerchantProfile, Transaction, Warning
+
+
+@dataclass
+class PartitionClock:
+    """Event-time progress of one input partition."""
+
+    max_event_time: datetime | None = None
+    closed_through: int | None = None  # last day scored (ordinal)
+
+
+@dataclass
+class Outcome:
+    """What processing one event did, for metrics and for emitting warnings."""
+
+    duplicate: bool = False
+    late: bool = False
+    days_closed: int = 0
+    warnings: list[Warning] = field(default_factory=list)
+
+
+@dataclass
+class DayResult:
+    """A scored merchant-day, for replays that want the trajectory (not only transitions)."""
+
+    merchant_id: str
+    day: int
+    score: MerchantScore
+    level: str | None
+
+
+def bucket_key(merchant_id: str, day: int) -> str:
+    return f"{merchant_id}|{day}"
+
+
+def _profile_version(p: MerchantProfile) -> ProfileVersion:
+    return ProfileVersion(
+        updated_at=p.updated_at,
+        name=p.name,
+        industry=p.industry,
+        district=p.district,
+        chain_id=p.chain_id,
+        opened_on=p.opened_on.toordinal(),
+        status=p.status,
+        custody_balance=p.custody_balance,
+        legal_representative=p.legal_representative,
+        registered_capital=p.registered_capital,
+    )
+
+
+class PartitionEngine:
+    """Processes the events of input partitions and returns the warnings they cause."""
+
+    def __init__(
+        self,
+        *,
+        buckets: MutableMapping[str, DayTotals],
+        merchants: MutableMapping[str, MerchantState],
+        clocks: MutableMapping[int, PartitionClock],
+        scorer: RiskScorer | None = None,
+        policy: LevelPolicy | None = None,
+        allowed_lateness: timedelta = timedelta(hours=6),
+        thresholds_version: str = "builtin-1",
+        on_day_scored: object | None = None,
+    ) -> None:
+        self.buckets = buckets
+        self.merchants = merchants
+        self.clocks = clocks
+        self.scorer = scorer or RiskScorer()
+        self.policy = policy or LevelPolicy()
+        self.allowed_lateness = allowed_lateness
+        self.thresholds_version = thresholds_version
+        self.on_day_scored = on_day_scored  # callable(DayResult) for trajectories, or None
+
+    # -- events -------------------------------------------------------------------------
+    def process(self, event: InputEvent, partition: int) -> Outcome:
+        if isinstance(event, MerchantProfile):
+            return self._profile(event, partition)
+        return self._activity(event, partition)
+
+    def _merchant(self, merchant_id: str, partition: int, day: int) -> MerchantState:
+        state = self.merchants.get(merchant_id)
+        if state is None:
+            state = MerchantState(merchant_id, partition=partition, first_day=day)
+        elif day < state.first_day:
+            state.first_day = day
+        return state
+
+    def _open_day(self, partition: int, day: int) -> tuple[int, bool]:
+        """The day an event is counted in: its own, or the first open day if it came late."""
+        clock = self.clocks.get(partition)
+        if clock is not None and clock.closed_through is not None and day <= clock.closed_through:
+            return clock.closed_through + 1, True
+        return day, False
+
+    def _profile(self, profile: MerchantProfile, partition: int) -> Outcome:
+        day, _ = self._open_day(partition, local_day(profile.updated_at))
+        state = self.merchants.get(profile.merchant_id)
+        version = _profile_version(profile)
+        if state is not None and version in state.profiles:
+            return Outcome(duplicate=True)
+        state = self._merchant(profile.merchant_id, partition, day)
+        state.add_profile(version)
+        self.merchants[profile.merchant_id] = state
+        return Outcome()
+
+    def _activity(self, event: Transaction | Complaint, partition: int) -> Outcome:
+        own_day = local_day(event.occurred_at)
+        day, late = self._open_day(partition, own_day)
+        event_id = event.dedup_id
+        state = self.merchants.get(event.merchant_id)
+        if state is not None and event_id in state.recent_ids:
+            return Outcome(duplicate=True)
+        for candidate in {own_day, day}:
+            bucket = self.buckets.get(bucket_key(event.merchant_id, candidate))
+            if bucket is not None and event_id in bucket.event_ids:
+                return Outcome(duplicate=True)
+        key = bucket_key(event.merchant_id, day)
+        bucket = self.buckets.get(key) or DayTotals()
+        if isinstance(event, Transaction):
+            bucket.add_transaction(event.type, event.amount, event.stored_value, event.occurred_at)
+        else:
+            bucket.add_complaint(event.category, event.amount_involved, event.occurred_at)
+        bucket.event_ids.add(event_id)
+        self.buckets[key] = bucket
+        if state is None or day < state.first_day:
+            self.merchants[event.merchant_id] = self._merchant(event.merchant_id, partition, day)
+        outcome = Outcome(late=late)
+        if isinstance(event, Transaction):
+            self._advance(partition, event.occurred_at, outcome)
+        return outcome
+
+    # -- event time -----------------------------------------------------------------------
+    def _advance(self, partition: int, occurred_at: datetime, outcome: Outcome) -> None:
+        clock = self.clocks.get(partition) or PartitionClock()
+        if clock.max_event_time is not None and occurred_at <= clock.max_event_time:
+            return
+        clock.max_event_time = occurred_at
+        if clock.closed_through is None:
+            clock.closed_through = local_day(occurred_at) - 1
+        watermark = occurred_at - self.allowed_lateness
+        closable = local_day(watermark) - 1  # days that ended at or before the watermark
+        while clock.closed_through < closable:
+            clock.closed_through += 1
+            outcome.warnings.extend(self._close_day(partition, clock.closed_through))
+            outcome.days_closed += 1
+        self.clocks[partition] = clock
+
+    def _close_day(self, partition: int, day: int) -> list[Warning]:
+        members = sorted(
+            (s for s in self.merchants.values() if s.partition == partition and s.first_day <= day),
+            key=lambda s: s.merchant_id,
+        )
+        warnings: list[Warning] = []
+        for state in members:
+            warning = self._score_merchant_day(state, day)
+            if warning is not None:
+                warnings.append(warning)
+            self.merchants[state.merchant_id] = state
+        return warnings
+
+    def _score_merchant_day(self, state: MerchantState, day: int) -> Warning | None:
+        totals = self.buckets.pop(bucket_key(state.merchant_id, day), None)
+        state.fold(day, totals)
+        result = self.scorer.score(state, day)
+        if not isinstance(state.alert, AlertState):
+            state.alert = AlertState()
+        transition = self.policy.step(state.alert, result.score)
+        if self.on_day_scored is not None:
+            self.on_day_scored(DayResult(state.merchant_id, day, result, state.alert.level))  # type: ignore[operator]
+        state.prune_profiles(day_end(day))
+        if transition is None:
+            return None
+        profile = state.profile_at(day_end(day))
+        raised_at = totals.last_event_at if totals and totals.last_event_at else day_end(day) - timedelta(seconds=1)
+        return build_warning(
+            merchant_id=state.merchant_id,
+            day=day_date(day).isoformat(),
+            transition=transition,
+            score=result.score,
+            drivers=result.drivers,
+            raised_at=raised_at,
+            industry=profile.industry if profile else None,
+            district=profile.district if profile else None,
+            thresholds_version=self.thresholds_version,
+        )
