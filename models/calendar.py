@@ -14,6 +14,26 @@ from datetime import date, datetime, time, timedelta, timezone
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 
+# Spring Festival (春节) days: salons and gyms commonly close for the holiday week.
+SPRING_FESTIVAL = (
+    date(2024, 2, 10), date(2025, 1, 29), date(2026, 2, 17), date(2027, 2, 6), date(2028, 1, 26),
+    date(2029, 2, 13), date(2030, 2, 3),
+)
+HOLIDAY_BEFORE, HOLIDAY_AFTER = 2, 8  # eve and the days around it, the first week of the year
+
+
+def is_spring_festival_break(day: int) -> bool:
+    """Whether ``day`` falls in the Spring Festival break, when many small shops close.
+
+    >>> is_spring_festival_break(date(2026, 2, 20).toordinal()), is_spring_festival_break(date(2026, 3, 20).toordinal())
+    (True, False)
+    """
+    for festival in SPRING_FESTIVAL:
+        offset = day - festival.toordinal()
+        if -HOLIDAY_BEFORE <= offset <= HOLIDAY_AFTER:
+            return True
+    return False
+
 
 def local_day(moment: datetime) -> int:
     """Ordinal of the Shanghai calendar day that ``moment`` (timezone-aware) falls on."""

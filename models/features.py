@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from models.calendar import day_end
+from models.calendar import day_end, is_spring_festival_break
 from models.state import DaySummary, MerchantState
 
 SURGE_WINDOW = 28
@@ -17,7 +17,6 @@ BASELINE_MIN_DAYS = 56  # a merchant needs two months of its own history to have
 CUSTODY_THRESHOLD_BALANCE = 200_000.0  # Shanghai 实施办法 Art. 10: balances above 200,000 yuan
 CUSTODY_SHARE = 0.40
 NEW_BUSINESS_DAYS = 365
-CUSTODY_REPORT_MAX_AGE_DAYS = 45  # monthly reports, two weeks' grace
 REGISTRY_CHANGE_LOOKBACK_DAYS = 90
 
 
@@ -45,27 +44,33 @@ def custody_required(prepaid_balance: float, business_age_days: int | None) -> f
 def merchant_features(state: MerchantState, day: int) -> dict[str, float]:
     """Features of ``state`` after ``day`` has been folded into it."""
     history = state.history
+    observed = state.observed_days(day)
     f: dict[str, float] = {
         "history_days": float(state.history_days),
+        "observed_days": float(observed),
         "prepaid_balance": max(state.prepaid_balance, 0.0),
     }
     recent = _window(history, day, SURGE_WINDOW)
     f["sales_28d"] = sum(h.sales_paid for h in recent)
     f["sales_face_28d"] = sum(h.sales_face for h in recent)
     f["deep_bonus_paid_28d"] = sum(h.deep_bonus_paid for h in recent)
-    f["over_cap_sales_28d"] = float(sum(h.over_cap_sales for h in recent))
+    f["over_named_cap_sales_28d"] = float(sum(h.over_cap_sales for h in recent))
+    f["over_gym_cap_sales_28d"] = float(sum(h.over_gym_cap_sales for h in recent))
     f["redeemed_28d"] = sum(h.redeemed for h in recent)
     f["refunds_28d"] = float(sum(h.refunds for h in recent))
 
-    # Own baseline: the 90 days before the recent window, scaled to 28 days.
-    if state.history_days >= BASELINE_MIN_DAYS:
-        base = _between(history, day - SURGE_WINDOW - 90 + 1, day - SURGE_WINDOW)
+    # Own baseline: the (observed part of the) 90 days before the recent window, per 28 days.
+    if observed >= BASELINE_MIN_DAYS:
+        start = max(day - SURGE_WINDOW - 90 + 1, day - observed + 1)
+        base = _between(history, start, day - SURGE_WINDOW)
         scale = SURGE_WINDOW / len(base)
         f["sales_baseline_28d"] = sum(h.sales_paid for h in base) * scale
         f["redeemed_baseline_28d"] = sum(h.redeemed for h in base) * scale
+        f["refunds_baseline_28d"] = sum(h.refunds for h in base) * scale
 
-    last90 = _window(history, day, 90)
-    f["monthly_redemptions"] = sum(h.redeemed for h in last90) * 30.0 / max(len(last90), 1)
+    last90 = _window(history, day, min(90, observed)) if observed else []
+    if observed:
+        f["monthly_redemptions"] = sum(h.redeemed for h in last90) * 30.0 / len(last90)
 
     def weighted(items: list[DaySummary]) -> float:
         # Refund refusals, closures and unavailable service weigh three times the others.
@@ -77,12 +82,15 @@ def merchant_features(state: MerchantState, day: int) -> dict[str, float]:
     if before:
         f["complaints_weighted_baseline_14d"] = weighted(before) * 14.0 / len(before)
 
-    # Silence, judged at the end of the day in event time.
-    since = state.last_redemption_day if state.last_redemption_day is not None else state.first_day - 1
-    f["silent_days"] = float(day - since)
-    active = [h for h in last90 if h.redemptions > 0]
-    f["redemption_days_90d"] = float(len(active))
-    f["expected_redemption_gap_days"] = len(last90) / len(active) if active else float(len(last90))
+    # Silence, judged at the end of the day in event time, once trading has been observed.
+    if state.last_redemption_day is not None:
+        # Closing for the Spring Festival break is normal; those days do not count as silence.
+        f["silent_days"] = float(
+            sum(1 for d in range(state.last_redemption_day + 1, day + 1) if not is_spring_festival_break(d))
+        )
+        active = [h for h in last90 if h.redemptions > 0]
+        f["redemption_days_90d"] = float(len(active))
+        f["expected_redemption_gap_days"] = len(last90) / max(len(active), 1)
 
     close = day_end(day)
     profile = state.profile_at(close)
@@ -91,15 +99,20 @@ def merchant_features(state: MerchantState, day: int) -> dict[str, float]:
         f["business_age_days"] = float(age)
         required = custody_required(f["prepaid_balance"], age)
         f["custody_required"] = required
-        custody = profile.custody_balance
-        reports = [p for p in state.profiles if p.updated_at < close and p.custody_balance is not None]
-        report_age = (close - reports[-1].updated_at).days if reports else None
-        if custody is None or report_age is None or report_age > CUSTODY_REPORT_MAX_AGE_DAYS:
-            custody = 0.0  # a missing or stale report counts as no custody
-        f["custody_balance"] = custody
+        if state.custody_report is not None:
+            report_day, custody, balance_then = state.custody_report
+            f["custody_balance"] = custody
+            f["custody_report_age_days"] = float(day - report_day)
+            f["custody_required_at_report"] = custody_required(balance_then, report_day - profile.opened_on)
+        else:
+            f["custody_report_age_days"] = float(day - max(state.first_day, profile.opened_on))
         f["suspended_notice_days"] = _suspension_notice(state, day, close)
         f["days_since_registry_change"] = _days_since_registry_change(state, close)
         f["closed"] = 1.0 if profile.status == "closed" else 0.0
+        # Gyms may sell class packages up to 20,000 yuan; other named cards stop at 5,000.
+        f["over_cap_sales_28d"] = (
+            f["over_gym_cap_sales_28d"] if profile.industry == "fitness" else f["over_named_cap_sales_28d"]
+        )
     return f
 
 

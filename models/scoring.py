@@ -58,12 +58,14 @@ def fuse(contributions: Sequence[Contribution]) -> float:
 
 
 def detector_features(state: MerchantState) -> dict[str, float]:
-    """Weekly figures the adaptive baseline watches: cash taken, net new liability, complaints."""
+    """Weekly figures the adaptive baseline watches: cash taken and net new liability.
+
+    Complaints are left to ``complaint_surge``: counting them twice would let one burst of
+    complaints reach orange on its own."""
     week = list(state.history)[-DETECTOR_WINDOW:]
     return {
         "sales_7d": sum(h.sales_paid for h in week),
         "net_new_liability_7d": sum(h.sales_face - h.redeemed for h in week),
-        "complaints_7d": float(sum(h.complaints for h in week)),
     }
 
 
@@ -97,7 +99,7 @@ class RiskScorer:
             reading = indicator.evaluate(features)
             if reading is not None:
                 contributions.append(Contribution(reading, indicator.weight))
-        detector_reading = self._detect(state)
+        detector_reading = self._detect(state) if features["observed_days"] > 0 else None
         if detector_reading is not None:
             contributions.append(Contribution(detector_reading, self.detector_weight))
         contributions.sort(key=lambda c: (-c.amount, c.reading.code))

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import NamedTuple
+
+from models.calendar import SHANGHAI
 
 HISTORY_DAYS = 180
 RECENT_ID_DAYS = 35
 DEEP_BONUS_RATIO = 1.3  # stored value >= 1.3 x paid: "充1000送300" and deeper
 NAMED_CARD_CAP = 5000.0  # MOFCOM 2012: named cards <= 5,000 yuan
+GYM_PACKAGE_CAP = 20000.0  # Shanghai gyms from 2025-03: class packages <= 20,000 yuan
 SEVERE_COMPLAINTS = frozenset({"refund_refused", "store_closed", "service_unavailable"})
 
 
@@ -38,6 +41,7 @@ class DayTotals:
     deep_bonus_paid: float = 0.0
     card_sales: int = 0
     over_cap_sales: int = 0
+    over_gym_cap_sales: int = 0
     redeemed: float = 0.0
     redemptions: int = 0
     refunded_paid: float = 0.0
@@ -62,8 +66,11 @@ class DayTotals:
             self.card_sales += 1
             if amount > 0 and stored_value >= DEEP_BONUS_RATIO * amount:
                 self.deep_bonus_paid += amount
-            if stored_value > NAMED_CARD_CAP:
+            # Caps apply to the money a consumer puts at risk: the price paid, not the bonus.
+            if amount > NAMED_CARD_CAP:
                 self.over_cap_sales += 1
+            if amount > GYM_PACKAGE_CAP:
+                self.over_gym_cap_sales += 1
         elif kind == "redemption":
             self.redeemed += amount
             self.redemptions += 1
@@ -88,6 +95,7 @@ class DaySummary(NamedTuple):
     deep_bonus_paid: float
     card_sales: int
     over_cap_sales: int
+    over_gym_cap_sales: int
     redeemed: float
     redemptions: int
     refunded_paid: float
@@ -122,9 +130,15 @@ class MerchantState:
     last_closed_day: int | None = None
     prepaid_balance: float = 0.0
     last_redemption_day: int | None = None
+    # Trading is observed from the first redemption on: before it the platform shows only a card
+    # book being built (pre-opening sales, or cards carried over from before yujing's data).
+    first_redemption_day: int | None = None
     history: deque[DaySummary] = field(default_factory=lambda: deque(maxlen=HISTORY_DAYS))
     profiles: list[ProfileVersion] = field(default_factory=list)
     recent_ids: dict[str, int] = field(default_factory=dict)
+    # Last custody report, judged against the balance on the day it was made: (day, custody,
+    # prepaid balance that day).
+    custody_report: tuple[int, float, float] | None = None
     # Owned by the online detectors and by alerts/; opaque here.
     detector: object | None = None
     alert: object | None = None
@@ -135,6 +149,8 @@ class MerchantState:
         self.prepaid_balance += t.sales_face - t.redeemed - t.refunded_face
         if t.redemptions:
             self.last_redemption_day = day
+            if self.first_redemption_day is None:
+                self.first_redemption_day = day
         severe = sum(n for c, n in t.complaints.items() if c in SEVERE_COMPLAINTS)
         summary = DaySummary(
             day=day,
@@ -143,6 +159,7 @@ class MerchantState:
             deep_bonus_paid=t.deep_bonus_paid,
             card_sales=t.card_sales,
             over_cap_sales=t.over_cap_sales,
+            over_gym_cap_sales=t.over_gym_cap_sales,
             redeemed=t.redeemed,
             redemptions=t.redemptions,
             refunded_paid=t.refunded_paid,
@@ -153,12 +170,21 @@ class MerchantState:
         )
         self.history.append(summary)
         self.last_closed_day = day
+        self._note_custody_report(day)
         for event_id in t.event_ids:
             self.recent_ids[event_id] = day
         if len(self.recent_ids) > 64:
             horizon = day - RECENT_ID_DAYS
             self.recent_ids = {k: d for k, d in self.recent_ids.items() if d >= horizon}
         return summary
+
+    def _note_custody_report(self, day: int) -> None:
+        start = datetime.combine(date.fromordinal(day), time(), SHANGHAI)
+        end = start + timedelta(days=1)
+        reports = [p for p in self.profiles if start <= p.updated_at < end]
+        if reports:
+            custody = reports[-1].custody_balance
+            self.custody_report = (day, custody or 0.0, max(self.prepaid_balance, 0.0))
 
     def add_profile(self, version: ProfileVersion) -> None:
         """Keep profile versions sorted by time; an identical re-delivery is ignored."""
@@ -189,3 +215,9 @@ class MerchantState:
     @property
     def history_days(self) -> int:
         return len(self.history)
+
+    def observed_days(self, day: int) -> int:
+        """Days of observed trading up to ``day`` (0 before the first redemption)."""
+        if self.first_redemption_day is None:
+            return 0
+        return day - self.first_redemption_day + 1

@@ -107,6 +107,49 @@ def backtest(
     console.print("  " + ", ".join(f"{k}={v}" for k, v in sorted(by_level.items())))
 
 
+@app.command()
+def publish(
+    events: Path = typer.Option(..., "--events", help="Directory with contract JSONL files."),
+) -> None:
+    """Publish contract JSONL files to the input topics in event-time order (a replay)."""
+    from rich.progress import Progress
+
+    from yujing.backtest import EventFilesError
+    from yujing.kafka_io import KafkaUnavailable, publish_files
+
+    settings = get_settings()
+    try:
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task("publishing", total=None)
+            counts = publish_files(events, settings, on_record=lambda: progress.advance(task))
+    except (EventFilesError, KafkaUnavailable) as exc:
+        fail(str(exc))
+    console.print(", ".join(f"{topic}: {n:,}" for topic, n in counts.items()))
+
+
+@app.command()
+def demo(
+    merchants: int = typer.Option(60, help="Simulated merchants."),
+    days: int = typer.Option(240, help="Simulated days."),
+    seed: int = typer.Option(7, help="Simulation seed."),
+    duration: float = typer.Option(300, help="Stop after this many seconds at most."),
+    keep_running: bool = typer.Option(False, help="Leave the demo broker running afterwards."),
+) -> None:
+    """Fresh broker + worker + simulator, with warnings arriving live in the terminal."""
+    from yujing.broker import BrokerError
+    from yujing.demo import run_demo
+
+    try:
+        state = run_demo(
+            get_settings(), merchants=merchants, days=days, seed=seed, duration=duration,
+            keep_running=keep_running, log=console.print,
+        )
+    except BrokerError as exc:
+        fail(str(exc))
+    urgent = sum(1 for w in state.warnings if w["level"] in ("orange", "red") and w["transition"] != "cleared")
+    console.print(f"demo finished: {len(state.warnings)} warnings, {urgent} of them orange or red.")
+
+
 def main() -> None:
     app()
 

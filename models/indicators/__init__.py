@@ -3,9 +3,12 @@
 from models.indicators.base import Indicator, Reading, ramp
 from models.indicators.complaint_surge import ComplaintSurge
 from models.indicators.custody_coverage import CustodyCoverage
+from models.indicators.custody_report_missing import CustodyReportMissing
 from models.indicators.deep_discount import DeepDiscountShare
 from models.indicators.liability_months import LiabilityMonths
+from models.indicators.over_cap_cards import OverCapCards
 from models.indicators.redemption_decline import RedemptionDecline
+from models.indicators.refund_pressure import RefundPressure
 from models.indicators.registry_change import RegistryChange
 from models.indicators.sales_surge import SalesSurge
 from models.indicators.silence import Silence
@@ -19,6 +22,9 @@ ALL_INDICATORS: tuple[type[Indicator], ...] = (
     Silence,
     RedemptionDecline,
     RegistryChange,
+    OverCapCards,
+    RefundPressure,
+    CustodyReportMissing,
 )
 
 __all__ = ["ALL_INDICATORS", "Indicator", "Reading", "ramp"] + [c.__name__ for c in ALL_INDICATORS]

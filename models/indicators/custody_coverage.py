@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from models.indicators.base import Indicator, Reading, ramp
 
+GROWTH_TOLERANCE = 0.6  # between reports, the balance may grow by 1/0.6 before it counts
+
 
 class CustodyCoverage(Indicator):
-    """Reported custody balance divided by the required custody (40%, or 100% for businesses
-    under one year, of balances above 200,000 yuan). A missing or stale report counts as zero.
+    """Reported custody over the required custody (40% of balances above 200,000 yuan, 100%
+    for businesses under one year), judged on the balance of the day of the report, and on
+    today's balance with room for growth until the next monthly report. The worse one counts.
 
-    >>> CustodyCoverage().evaluate({"custody_required": 200_000, "custody_balance": 50_000})
+    >>> CustodyCoverage().evaluate({"custody_required": 200_000, "custody_balance": 50_000,
+    ...                             "custody_required_at_report": 200_000})
     Reading(code='custody_coverage', value=0.25, threshold=0.9, score=0.8667, ...)
+    >>> CustodyCoverage().evaluate({"custody_required": 500_000, "custody_balance": 250_000,
+    ...                             "custody_required_at_report": 240_000}).score  # grew since
+    0.0
+    >>> CustodyCoverage().evaluate({"custody_required": 300_000}).value  # never reported
+    0.0
     >>> CustodyCoverage().evaluate({"custody_required": 0, "custody_balance": 0}) is None
     True
     """
@@ -24,10 +33,17 @@ class CustodyCoverage(Indicator):
     default_weight = 0.45
 
     def evaluate(self, features: dict[str, float]) -> Reading | None:
-        required = features.get("custody_required", 0.0)
-        if required <= 0:
+        required_now = features.get("custody_required", 0.0)
+        required_then = features.get("custody_required_at_report", 0.0)
+        if required_now <= 0 and required_then <= 0:
             return None
-        value = features.get("custody_balance", 0.0) / required
+        custody = features.get("custody_balance", 0.0)
+        coverages = []
+        if required_then > 0:
+            coverages.append(custody / required_then)
+        if required_now > 0:
+            coverages.append(custody / (required_now * GROWTH_TOLERANCE))
+        value = min(coverages)
         return self.reading(
             value,
             ramp(value, self.threshold, self.saturation),

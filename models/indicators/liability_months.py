@@ -5,6 +5,7 @@ from __future__ import annotations
 from models.indicators.base import Indicator, Reading, ramp
 
 MIN_BALANCE = 50_000.0  # yuan; small balances put little consumer money at stake
+MIN_OBSERVED_DAYS = 30  # a month of redemptions before their rate means anything
 
 
 class LiabilityMonths(Indicator):
@@ -12,9 +13,10 @@ class LiabilityMonths(Indicator):
 
     The more months of service a merchant owes, the more consumers lose if it stops.
 
-    >>> LiabilityMonths().evaluate({"prepaid_balance": 950_000, "monthly_redemptions": 100_000})
+    >>> LiabilityMonths().evaluate({"prepaid_balance": 950_000, "monthly_redemptions": 100_000,
+    ...                             "observed_days": 120})
     Reading(code='liability_months', value=9.5, threshold=8.0, score=0.125, ...)
-    >>> LiabilityMonths().evaluate({"prepaid_balance": 60_000, "monthly_redemptions": 0})
+    >>> LiabilityMonths().evaluate({"prepaid_balance": 60_000, "monthly_redemptions": 0, "observed_days": 90})
     Reading(code='liability_months', value=60.0, threshold=8.0, score=1.0, ...)
     """
 
@@ -24,11 +26,11 @@ class LiabilityMonths(Indicator):
     rationale = "A balance worth many months of services cannot be honoured if revenue stops."
     default_threshold = 8.0
     default_saturation = 20.0
-    default_weight = 0.35
+    default_weight = 0.25
 
     def evaluate(self, features: dict[str, float]) -> Reading | None:
         balance = features.get("prepaid_balance", 0.0)
-        if balance < MIN_BALANCE:
+        if balance < MIN_BALANCE or features.get("observed_days", 0.0) < MIN_OBSERVED_DAYS:
             return None
         monthly = max(features.get("monthly_redemptions", 0.0), 1000.0)
         value = balance / monthly

@@ -13,10 +13,10 @@ class Silence(Indicator):
     a suspension announced at least 30 days before the silence began is honoured.
 
     >>> Silence().evaluate({"silent_days": 9, "expected_redemption_gap_days": 1.0,
-    ...                     "prepaid_balance": 80_000, "history_days": 60})
+    ...                     "prepaid_balance": 80_000, "observed_days": 60})
     Reading(code='silence', value=9.0, threshold=4.0, score=0.625, ...)
     >>> Silence().evaluate({"silent_days": 40, "expected_redemption_gap_days": 1.0,
-    ...    "prepaid_balance": 80_000, "history_days": 60, "suspended_notice_days": 35}) is None
+    ...    "prepaid_balance": 80_000, "observed_days": 60, "suspended_notice_days": 35}) is None
     True
     """
 
@@ -29,7 +29,7 @@ class Silence(Indicator):
     default_weight = 0.75
 
     def evaluate(self, features: dict[str, float]) -> Reading | None:
-        if features.get("prepaid_balance", 0.0) < MIN_BALANCE or features.get("history_days", 0) < 14:
+        if features.get("prepaid_balance", 0.0) < MIN_BALANCE or features.get("observed_days", 0) < 14:
             return None
         if features.get("suspended_notice_days", -1.0) >= NOTICE_DAYS:
             return None

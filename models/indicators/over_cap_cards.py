@@ -1,0 +1,38 @@
+"""``over_cap_cards``: single cards sold above the legal caps in the last 28 days."""
+
+from __future__ import annotations
+
+from models.indicators.base import Indicator, Reading, ramp
+
+
+class OverCapCards(Indicator):
+    """Cards whose stored value exceeds the cap: 5,000 yuan for named cards (MOFCOM 2012),
+    20,000 yuan for gym class packages (Shanghai "三限", 2025). Counted only once the
+    merchant's industry is known from its profile.
+
+    Selling oversized cards is how operators collect cash they do not mean to serve.
+
+    >>> OverCapCards().evaluate({"over_cap_sales_28d": 3})
+    Reading(code='over_cap_cards', value=3.0, threshold=1.0, score=0.5, ...)
+    >>> OverCapCards().evaluate({}) is None
+    True
+    """
+
+    code = "over_cap_cards"
+    name_zh = "超限额售卡"
+    name_en = "Cards above the legal caps"
+    rationale = "Oversized cards break the caps and concentrate consumer money at risk."
+    default_threshold = 1.0
+    default_saturation = 5.0
+    default_weight = 0.35
+
+    def evaluate(self, features: dict[str, float]) -> Reading | None:
+        if "over_cap_sales_28d" not in features:
+            return None
+        value = features["over_cap_sales_28d"]
+        return self.reading(
+            value,
+            ramp(value, self.threshold, self.saturation),
+            f"近28天售出{value:.0f}张超过限额的预付卡(阈值{self.threshold:.0f}张)",
+            f"{value:.0f} cards above the legal cap sold in 28 days (threshold {self.threshold:.0f})",
+        )

@@ -1,0 +1,69 @@
+"""Shared fixtures. Tests marked ``kafka`` talk to a real Apache Kafka broker: the one at
+``YUJING_TEST_BOOTSTRAP`` if set (``.ci/run`` starts one), otherwise a broker this session
+fetches and starts itself on free ports, and stops at the end."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from yujing.broker import LocalBroker, TopicSpec, contract_topics
+from yujing.settings import Settings, TopicNames
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    given = os.environ.get("YUJING_TEST_BOOTSTRAP")
+    if given:
+        yield given
+        return
+    broker = LocalBroker(
+        home=tmp_path_factory.mktemp("broker-home"),
+        cache_dir=Settings().cache_dir,
+        port=_free_port(),
+        controller_port=_free_port(),
+    )
+    broker.start(timeout=90)
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
+    """Settings for an isolated run: its own topics, consumer group and state on the broker."""
+    run = f"t{uuid.uuid4().hex[:8]}"
+    topics = TopicNames(
+        transactions=f"{run}.transactions",
+        complaints=f"{run}.complaints",
+        merchants=f"{run}.merchants",
+        warnings=f"{run}.warnings",
+        deadletter=f"{run}.deadletter",
+    )
+    settings = Settings(
+        bootstrap_servers=kafka_bootstrap,
+        app_id=f"{run}-worker",
+        topics=topics,
+        home=tmp_path / "home",
+        input_partitions=4,
+    )
+    host, port = kafka_bootstrap.rsplit(":", 1)
+    LocalBroker(home=tmp_path / "unused", cache_dir=settings.cache_dir, host=host, port=int(port)).ensure_topics(
+        contract_topics(settings)
+    )
+    return settings
+
+
+__all__ = ["TopicSpec"]
