@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
 from datetime import timedelta
 
 import faust
@@ -23,6 +25,23 @@ class Pipeline:
     engine: PartitionEngine
 
 
+class PickledState:
+    """Value type of the state tables: values are pickled (state holds dataclasses and river
+    objects and never leaves our own changelog topics). Faust takes a table's serializer from
+    its value type's ``_options`` and rebuilds values with ``from_data``; both are kept
+    trivial here so the changelog is written and recovered with the same codec."""
+
+    _options = SimpleNamespace(serializer="pickle")
+
+    @classmethod
+    def from_data(cls, data: Any, preferred_type: Any = None) -> Any:
+        return data
+
+
+def _pickled_table(app: faust.App, name: str, partitions: int) -> faust.Table:
+    return app.Table(name, partitions=partitions, value_type=PickledState)
+
+
 def create_pipeline(settings: Settings) -> Pipeline:
     topics = settings.topics
     app = faust.App(
@@ -41,11 +60,10 @@ def create_pipeline(settings: Settings) -> Pipeline:
     inputs = app.topic(topics.transactions, topics.complaints, topics.merchants, **raw)
     warnings = app.topic(topics.warnings, **raw)
     deadletter = app.topic(topics.deadletter, **raw)
-    tables = {"key_serializer": "json", "value_serializer": "pickle", "partitions": settings.input_partitions}
     engine = PartitionEngine(
-        buckets=app.Table("yujing-day-buckets", **tables),
-        merchants=app.Table("yujing-merchants", **tables),
-        clocks=app.Table("yujing-partition-clocks", **tables),
+        buckets=_pickled_table(app, "yujing-day-buckets", settings.input_partitions),
+        merchants=_pickled_table(app, "yujing-merchants", settings.input_partitions),
+        clocks=_pickled_table(app, "yujing-partition-clocks", settings.input_partitions),
         allowed_lateness=timedelta(hours=settings.allowed_lateness_hours),
         thresholds_version=settings.thresholds_version,
     )

@@ -194,7 +194,9 @@ class PartitionEngine:
         state.prune_profiles(day_end(day))
         if transition is None:
             return None
-        profile = state.profile_at(day_end(day))
+        # A profile topic compacted before it was read may hold only a later version: its
+        # industry and town still describe the merchant.
+        profile = state.profile_at(day_end(day)) or (state.profiles[0] if state.profiles else None)
         raised_at = totals.last_event_at if totals and totals.last_event_at else day_end(day) - timedelta(seconds=1)
         return build_warning(
             merchant_id=state.merchant_id,

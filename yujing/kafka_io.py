@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaError, NoBrokersAvailable
+from kafka.errors import KafkaError
 
 from yujing.backtest import iter_events
 from yujing.contract import DeadLetter
@@ -35,7 +35,7 @@ def producer(settings: Settings) -> KafkaProducer:
             linger_ms=20,
             batch_size=256 * 1024,
         )
-    except NoBrokersAvailable as exc:
+    except KafkaError as exc:  # kafka-python 3 reports an unreachable bootstrap as a timeout
         raise KafkaUnavailable(f"no Kafka broker at {settings.bootstrap} (start one: yujing broker start)") from exc
 
 
@@ -96,7 +96,7 @@ def read_records(
             enable_auto_commit=False,
             consumer_timeout_ms=int(idle_seconds * 1000),
         )
-    except NoBrokersAvailable as exc:
+    except KafkaError as exc:
         raise KafkaUnavailable(f"no Kafka broker at {settings.bootstrap}") from exc
     try:
         for message in consumer:

@@ -1,0 +1,95 @@
+"""``yujing simulate``: write the simulation to JSON Lines files or produce it to Kafka.
+
+The main CLI registers :func:`simulate_command`; errors print one red line and exit with 1.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from datetime import date
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from .config import SCENARIOS, SimulationConfig, scenario_kind
+from .output import BrokerUnreachable, Simulation
+
+_console = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    _console.print(f"[red]{message}[/red]", highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+def _summary(simulation: Simulation, counts: dict[str, int], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("records / scenario")
+    table.add_column("kind")
+    table.add_column("count", justify="right")
+    for name, count in counts.items():
+        table.add_row(name, "", f"{count:,}")
+    mix = collections.Counter(label["scenario"] for label in simulation.labels)
+    for scenario in SCENARIOS:
+        if mix[scenario]:
+            table.add_row(scenario, scenario_kind(scenario), str(mix[scenario]))
+    return table
+
+
+def simulate_command(
+    out: Path | None = typer.Option(  # noqa: B008 - typer's declaration style
+        None, "--out", help="Directory for transactions/complaints/merchants/labels .jsonl files."
+    ),
+    to_kafka: bool = typer.Option(  # noqa: B008
+        False, "--to-kafka", help="Produce to the input topics of the configured broker."
+    ),
+    merchants: int = 500,
+    days: int = 300,
+    start: str = "2025-09-01",
+    seed: int = 7,
+) -> None:
+    """Simulate Fengxian's prepaid-card merchants, with labelled collapses and look-alikes."""
+    if out is None and not to_kafka:
+        raise _fail("nothing to do: give --out DIR and/or --to-kafka")
+    try:
+        first_day = date.fromisoformat(start)
+    except ValueError:
+        raise _fail(f"--start must be a date YYYY-MM-DD, got {start!r}") from None
+    try:
+        config = SimulationConfig(merchants=merchants, days=days, start=first_day, seed=seed)
+    except ValidationError as exc:
+        reasons = "; ".join(f"--{e['loc'][0]}: {e['msg'].lower()}" for e in exc.errors())
+        raise _fail(f"invalid simulation settings: {reasons}") from None
+    simulation = Simulation(config)
+    console = Console()
+    if out is not None:
+        began = time.perf_counter()
+        try:
+            counts = simulation.write(out)
+        except OSError as exc:
+            raise _fail(f"cannot write to {out}: {exc.strerror or exc}") from None
+        elapsed = time.perf_counter() - began
+        console.print(_summary(simulation, counts, f"yujing simulate -> {out} ({elapsed:.1f} s)"))
+    if to_kafka:
+        from kafka.errors import KafkaError
+
+        from yujing.settings import get_settings
+
+        settings = get_settings()
+        topics = {
+            "transactions": settings.topics.transactions,
+            "complaints": settings.topics.complaints,
+            "merchants": settings.topics.merchants,
+        }
+        try:
+            sent = simulation.produce(settings.bootstrap, topics, progress=True)
+        except BrokerUnreachable:
+            raise _fail(f"Kafka is not reachable at {settings.bootstrap}") from None
+        except KafkaError as exc:
+            raise _fail(f"Kafka refused the records: {exc}") from None
+        console.print(_summary(simulation, {topics[k]: v for k, v in sent.items()},
+                               f"yujing simulate -> {settings.bootstrap}"))

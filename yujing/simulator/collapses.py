@@ -1,0 +1,239 @@
+"""Timelines of the four collapse scenarios (kind ``collapse``).
+
+``collapse_day`` is the day consumers lose access (store closed, owner gone): from then on the
+merchant records no sale, redemption or refund, card holders with a balance complain over the
+following weeks, and the registry status may or may not follow (a run-away owner does not file a
+closure). Signal strength, lead time (a few days to about three months), custody behaviour and the
+mix of complaints are drawn per merchant, so no two collapses follow one template.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from .merchants import MerchantPlan
+from .timeline import Stranded, Timeline, TimelineBuilder
+
+
+@dataclass
+class CollapseContext:
+    """Shared by all merchants of one plan: the window and the serial legal representatives."""
+
+    days: int
+    serial_representatives: list[str]
+
+    @property
+    def window(self) -> tuple[int, int]:
+        """Allowed collapse days: ``[start + 120, end - 7]``, squeezed for short windows."""
+        hi = self.days - 7
+        lo = 120 if hi >= 120 else max(self.days // 2, 1)
+        return lo, max(lo, hi)
+
+    def draw_collapse_day(self, rng: random.Random, room_after: int = 0) -> int:
+        lo, hi = self.window
+        return rng.randint(lo, max(lo, hi - room_after))
+
+
+def _lead(rng: random.Random, collapse_day: int, lo: int, hi: int) -> int:
+    """Days from the first signal to the collapse, keeping two weeks of history before it."""
+    return max(3, min(rng.randint(lo, hi), collapse_day - 14))
+
+
+def _closure_record(rng: random.Random, day: int, probability: float) -> list[tuple[int, int, dict]]:
+    """The registry sometimes learns of the closure weeks later; often never within the window."""
+    if rng.random() >= probability:
+        return []
+    return [(day + rng.randint(5, 45), rng.randint(9 * 3600, 17 * 3600), {"status": "closed"})]
+
+
+def runaway_after_surge(plan: MerchantPlan, rng: random.Random, ctx: CollapseContext) -> Timeline:
+    """Aggressive sales with deep bonuses and long cards, then the owner disappears."""
+    collapse = ctx.draw_collapse_day(rng)
+    lead = _lead(rng, collapse, 7, 90)
+    surge = collapse - lead
+    strength = rng.uniform(0.3, 1.0)
+    b = TimelineBuilder(ctx.days)
+    peak = 1.0 + rng.uniform(1.5, 7.0) * strength
+    climb = max(1, int(lead * rng.uniform(0.2, 0.7)))
+    b.ramp("sales_mult", surge, surge + climb, 1.0, peak)
+    b.hold("sales_mult", surge + climb, collapse - 1, peak)
+    b.hold("deal_share", surge, collapse - 1, min(0.95, 0.35 + 0.55 * strength))
+    b.hold("deal_bonus", surge, collapse - 1, rng.choice((0.5, 0.6, 0.8, 1.0)) * (0.6 + 0.4 * strength))
+    b.hold("long_share", surge, collapse - 1, rng.uniform(0.05, 0.3) * strength)
+    if rng.random() < 0.75:
+        b.hold("over_cap_share", surge, collapse - 1, rng.uniform(0.02, 0.15) * strength)
+    tail = min(lead, rng.randint(3, 21))
+    b.ramp("honour", collapse - tail, collapse - 1, 1.0, rng.uniform(0.3, 0.9))
+    b.ramp("refund_mult", collapse - tail, collapse - 1, 1.0, 1.5 + 4.0 * strength)
+    b.ramp("refund_honour", collapse - tail, collapse - 1, 0.93, rng.uniform(0.1, 0.6))
+    b.complaints("service_unavailable", collapse - tail, collapse - 1, 0.0, 0.03 + 0.2 * strength)
+    b.complaints("refund_refused", collapse - tail, collapse - 1, 0.0, 0.02 + 0.1 * strength)
+    b.stop_selling(collapse)
+    b.stop_serving(collapse)
+    custody = rng.choices(("frozen", "missed", "falling", "compliant"), (0.4, 0.3, 0.1, 0.2))[0]
+    return b.build(
+        collapse_day=collapse,
+        signal_start=surge,
+        custody_modes=[(surge, custody)],
+        profile_changes=_closure_record(rng, collapse, 0.45),
+        stranded=Stranded(
+            share=rng.uniform(0.15, 0.45),
+            mean_delay=rng.uniform(3, 12),
+            categories={"store_closed": 0.55, "refund_refused": 0.35, "other": 0.10},
+        ),
+        notes={"strength": strength, "peak_sales": peak, "lead": lead, "custody": custody},
+    )
+
+
+def slow_decline(plan: MerchantPlan, rng: random.Random, ctx: CollapseContext) -> Timeline:
+    """Months of fading business, refunds refused, custody reports lapsing, then closure."""
+    collapse = ctx.draw_collapse_day(rng)
+    lead = _lead(rng, collapse, 45, 150)
+    decline = collapse - lead
+    strength = rng.uniform(0.3, 1.0)
+    b = TimelineBuilder(ctx.days)
+    b.ramp("sales_mult", decline, collapse - 1, 1.0, 1.0 - rng.uniform(0.4, 0.85) * strength)
+    b.ramp("visit_mult", decline, collapse - 1, 1.0, 1.0 - rng.uniform(0.3, 0.65) * strength)
+    last_third = collapse - max(lead // 3, 3)
+    b.ramp("honour", last_third, collapse - 1, 1.0, 1.0 - rng.uniform(0.1, 0.5) * strength)
+    b.ramp("refund_mult", decline, collapse - 1, 1.0, 1.0 + rng.uniform(2.0, 7.0) * strength)
+    b.ramp("refund_honour", decline, collapse - 1, 0.93, rng.uniform(0.1, 0.6))
+    b.complaints("service_unavailable", decline, collapse - 1, 0.0, 0.02 + 0.2 * strength)
+    b.complaints("refund_refused", decline, collapse - 1, 0.0, 0.01 + 0.1 * strength)
+    b.complaints("contract_dispute", decline, collapse - 1, 0.0, 0.02 * strength)
+    clearance = rng.random() < 0.35
+    if clearance:  # a last "clearance" card sale to raise cash while in distress
+        first = collapse - rng.randint(14, 40)
+        b.hold("sales_mult", first, collapse - 1, rng.uniform(1.5, 3.0), multiply=True)
+        b.hold("deal_share", first, collapse - 1, rng.uniform(0.4, 0.7))
+        b.hold("deal_bonus", first, collapse - 1, rng.uniform(0.3, 0.6))
+    b.stop_selling(collapse)
+    b.stop_serving(collapse)
+    custody = rng.choices(("missed", "falling", "compliant"), (0.5, 0.35, 0.15))[0]
+    return b.build(
+        collapse_day=collapse,
+        signal_start=decline,
+        custody_modes=[(decline + lead // 3, custody)],
+        profile_changes=_closure_record(rng, collapse, 0.55),
+        stranded=Stranded(
+            share=rng.uniform(0.1, 0.35),
+            mean_delay=rng.uniform(5, 20),
+            categories={"store_closed": 0.45, "refund_refused": 0.4, "service_unavailable": 0.15},
+        ),
+        notes={"strength": strength, "lead": lead, "clearance": clearance, "custody": custody},
+    )
+
+
+def ownership_transfer(plan: MerchantPlan, rng: random.Random, ctx: CollapseContext) -> Timeline:
+    """Registry change, then promotion, then "renovation"/"water outage", then cards dead."""
+    collapse = ctx.draw_collapse_day(rng)
+    lead = _lead(rng, collapse, 20, 70)
+    transfer = collapse - lead
+    strength = rng.uniform(0.3, 1.0)
+    change: dict[str, object] = {}
+    variant = rng.choices(("representative", "capital", "both"), (0.35, 0.2, 0.45))[0]
+    if plan.registered_capital is None:  # an individual business has no capital to cut
+        variant = "representative"
+    if variant != "capital":
+        serial = rng.random() < 0.5 and ctx.serial_representatives
+        change["legal_representative"] = (
+            rng.choice(ctx.serial_representatives) if serial else f"lr{rng.getrandbits(48):012x}"
+        )
+    if variant != "representative":
+        capital = plan.registered_capital or 100_000.0
+        change["registered_capital"] = float(max(round(capital * rng.uniform(0.05, 0.3), -3), 1000))
+    changes: list[tuple[int, int, dict]] = [(transfer, rng.randint(9 * 3600, 16 * 3600), change)]
+    b = TimelineBuilder(ctx.days)
+    promo_first = transfer + rng.randint(3, max(4, lead // 3))
+    promo_last = collapse - rng.randint(2, 8)
+    peak = 1.0 + rng.uniform(1.0, 4.0) * strength
+    b.ramp("sales_mult", promo_first, promo_last, 1.3, peak)
+    b.hold("deal_share", promo_first, promo_last, rng.uniform(0.5, 0.9))
+    b.hold("deal_bonus", promo_first, promo_last, rng.uniform(0.5, 1.0))
+    b.hold("long_share", promo_first, promo_last, rng.uniform(0.05, 0.3) * strength)
+    b.hold("over_cap_share", promo_first, promo_last, rng.uniform(0.0, 0.12) * strength)
+    outage = rng.randint(0, 5)  # days of "water outage" excuses before the doors stay shut
+    b.ramp("honour", collapse - outage - 3, collapse - 1, 0.9, rng.uniform(0.2, 0.8))
+    b.complaints("service_unavailable", collapse - outage, collapse + 5, 0.1 + 0.3 * strength, 0.05)
+    b.ramp("refund_honour", transfer, collapse - 1, 0.9, rng.uniform(0.1, 0.5))
+    b.stop_selling(collapse)
+    b.stop_serving(collapse)
+    if rng.random() < 0.5:  # "装修"/"停水" posted without 30 days' notice
+        changes.append((collapse - rng.randint(0, 3), rng.randint(8 * 3600, 12 * 3600),
+                        {"status": "suspended"}))
+    changes += _closure_record(rng, collapse + 15, 0.3)
+    custody = rng.choices(("falling", "missed", "frozen", "compliant"), (0.35, 0.3, 0.2, 0.15))[0]
+    return b.build(
+        collapse_day=collapse,
+        signal_start=transfer,
+        custody_modes=[(transfer, custody)],
+        profile_changes=changes,
+        stranded=Stranded(
+            share=rng.uniform(0.2, 0.5),
+            mean_delay=rng.uniform(4, 15),
+            categories={"store_closed": 0.5, "refund_refused": 0.3, "service_unavailable": 0.15,
+                        "false_advertising": 0.05},
+        ),
+        notes={"strength": strength, "lead": lead, "variant": variant, "custody": custody},
+    )
+
+
+@dataclass(frozen=True)
+class ChainCollapse:
+    """When one chain goes down: the first store's collapse and the followers' delays."""
+
+    first_collapse: int
+    signal_start: int
+    delays: tuple[int, ...]
+
+
+def plan_chain_collapse(rng: random.Random, ctx: CollapseContext, members: int) -> ChainCollapse:
+    first = ctx.draw_collapse_day(rng, room_after=10)
+    lead = _lead(rng, first, 20, 90)
+    delays, total = [0], 0
+    for _ in range(members - 1):
+        total += rng.randint(2, 12)
+        delays.append(total)
+    return ChainCollapse(first, first - lead, tuple(delays))
+
+
+def chain_member(
+    plan: MerchantPlan, rng: random.Random, ctx: CollapseContext, chain: ChainCollapse, order: int
+) -> Timeline:
+    """One store of a collapsing chain: unpaid wages, cancelled classes, then a run on the rest."""
+    _, hi = ctx.window
+    first = chain.first_collapse
+    collapse = min(first + chain.delays[order], hi)
+    signal = chain.signal_start + rng.randint(0, 10)
+    signal = min(signal, collapse - 3)
+    strength = rng.uniform(0.4, 1.0)
+    b = TimelineBuilder(ctx.days)
+    b.complaints("service_unavailable", signal, collapse - 1, 0.01, 0.05 + 0.25 * strength)
+    b.ramp("honour", signal, collapse - 1, 1.0, 1.0 - rng.uniform(0.1, 0.4) * strength)
+    b.ramp("refund_honour", signal, collapse - 1, 0.9, rng.uniform(0.1, 0.5))
+    if rng.random() < 0.7:  # selling cards while in distress
+        b.hold("sales_mult", signal, first - 1, 1.0 + rng.uniform(0.2, 1.5) * strength)
+        b.hold("deal_share", signal, first - 1, rng.uniform(0.3, 0.6))
+        b.hold("deal_bonus", signal, first - 1, rng.uniform(0.3, 0.7))
+    if collapse > first:  # the first closure sets off a run on the remaining stores
+        b.hold("sales_mult", first, collapse - 1, rng.uniform(0.1, 0.4))
+        b.hold("visit_mult", first, collapse - 1, rng.uniform(1.4, 2.2))
+        b.hold("refund_mult", first, collapse - 1, rng.uniform(5.0, 12.0))
+        b.hold("refund_honour", first, collapse - 1, rng.uniform(0.05, 0.35))
+        b.complaints("refund_refused", first, collapse - 1, 0.1, 0.3)
+    b.stop_selling(collapse)
+    b.stop_serving(collapse)
+    custody = rng.choices(("missed", "frozen", "compliant"), (0.5, 0.35, 0.15))[0]
+    return b.build(
+        collapse_day=collapse,
+        signal_start=signal,
+        custody_modes=[(signal, custody)],
+        profile_changes=_closure_record(rng, collapse, 0.5),
+        stranded=Stranded(
+            share=rng.uniform(0.2, 0.45),
+            mean_delay=rng.uniform(3, 12),
+            categories={"store_closed": 0.45, "service_unavailable": 0.25, "refund_refused": 0.3},
+        ),
+        notes={"strength": strength, "order": order, "custody": custody},
+    )
