@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from yujing.broker import LocalBroker, TopicSpec, contract_topics
+from yujing.processes import stop_worker
 from yujing.settings import Settings, TopicNames
 
 
@@ -41,8 +43,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         broker.stop()
 
 
-@pytest.fixture
-def kafka_settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
+def isolated_settings(bootstrap: str, home: Path) -> Settings:
     """Settings for an isolated run: its own topics, consumer group and state on the broker."""
     run = f"t{uuid.uuid4().hex[:8]}"
     topics = TopicNames(
@@ -53,17 +54,31 @@ def kafka_settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
         deadletter=f"{run}.deadletter",
     )
     settings = Settings(
-        bootstrap_servers=kafka_bootstrap,
+        bootstrap_servers=bootstrap,
         app_id=f"{run}-worker",
         topics=topics,
-        home=tmp_path / "home",
+        home=home,
         input_partitions=4,
     )
-    host, port = kafka_bootstrap.rsplit(":", 1)
-    LocalBroker(home=tmp_path / "unused", cache_dir=settings.cache_dir, host=host, port=int(port)).ensure_topics(
+    host, port = bootstrap.rsplit(":", 1)
+    LocalBroker(home=home / "unused", cache_dir=settings.cache_dir, host=host, port=int(port)).ensure_topics(
         contract_topics(settings)
     )
     return settings
+
+
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
+    return isolated_settings(kafka_bootstrap, tmp_path / "home")
+
+
+@pytest.fixture
+def worker_processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Worker processes a test starts; any still running at teardown are stopped."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        stop_worker(process, timeout=30)
 
 
 __all__ = ["TopicSpec"]

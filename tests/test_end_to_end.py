@@ -17,6 +17,7 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from tests.conftest import isolated_settings
 from yujing.backtest import BacktestResult, iter_events, run_backtest
 from yujing.kafka_io import publish_files
 from yujing.processes import start_worker, stop_worker
@@ -119,16 +120,22 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     yield events_dir, sim.labels
 
 
-@pytest.fixture
-def live_run(simulated: tuple[Path, list[dict]], kafka_settings: Settings, tmp_path: Path) -> LiveRun:
+@pytest.fixture(scope="module")
+def live_run(
+    simulated: tuple[Path, list[dict]], kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveRun]:
+    """One live run shared by the tests that inspect its output."""
     events_dir, labels = simulated
+    tmp_path = tmp_path_factory.mktemp("live")
+    kafka_settings = isolated_settings(kafka_bootstrap, tmp_path / "home")
     publish_with_redeliveries(events_dir, kafka_settings, every=40)
     worker = start_worker(kafka_settings, tmp_path / "worker.log")
     try:
         wait_until_consumed(kafka_settings)
     finally:
-        assert stop_worker(worker) == 0, (tmp_path / "worker.log").read_text()[-3000:]
-    return LiveRun(
+        code = stop_worker(worker)
+    assert code == 0, (tmp_path / "worker.log").read_text()[-3000:]
+    yield LiveRun(
         events_dir=events_dir,
         labels=labels,
         warnings=read_topic(kafka_settings.topics.warnings, kafka_settings),
@@ -186,13 +193,14 @@ def test_bad_input_is_dead_lettered_and_duplicates_ignored(live_run: LiveRun) ->
 
 
 def test_restart_mid_stream_loses_and_duplicates_nothing(
-    simulated: tuple[Path, list[dict]], kafka_settings: Settings, tmp_path: Path
+    simulated: tuple[Path, list[dict]], kafka_settings: Settings, tmp_path: Path, worker_processes: list
 ) -> None:
     events_dir, _ = simulated
     expected = backtest(events_dir, kafka_settings).warnings
     publish_files(events_dir, kafka_settings)
     log = tmp_path / "worker.log"
     worker = start_worker(kafka_settings, log)
+    worker_processes.append(worker)
     # stop it part-way through the input, the way an operator restarts a worker
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and consumed_fraction(kafka_settings) < 0.4:
@@ -203,10 +211,9 @@ def test_restart_mid_stream_loses_and_duplicates_nothing(
     assert 0 < before_restart < len(expected)
 
     worker = start_worker(kafka_settings, log)
-    try:
-        wait_until_consumed(kafka_settings)
-    finally:
-        assert stop_worker(worker) == 0, log.read_text()[-3000:]
+    worker_processes.append(worker)
+    wait_until_consumed(kafka_settings)
+    assert stop_worker(worker) == 0, log.read_text()[-3000:]
     live_ids = [w["warning_id"] for w in read_topic(kafka_settings.topics.warnings, kafka_settings)]
     assert len(live_ids) == len(set(live_ids)), "a warning was emitted twice across the restart"
     assert sorted(live_ids) == sorted(w.warning_id for w in expected), "a warning was lost across the restart"

@@ -5,7 +5,16 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from tests.factories import START, complaint, profile, redemption, runaway_merchant, sale, steady_merchant, time_ordered
+from tests.factories import (
+    START,
+    complaint,
+    profile,
+    redemption,
+    runaway_merchant,
+    sale,
+    steady_merchant,
+    time_ordered,
+)
 from yujing.contract import InputEvent, MerchantProfile, Transaction
 from yujing.engine import PartitionEngine
 

@@ -150,6 +150,56 @@ def demo(
     console.print(f"demo finished: {len(state.warnings)} warnings, {urgent} of them orange or red.")
 
 
+@app.command()
+def evaluate(
+    events: Path = typer.Option(..., "--events", help="Directory with labels.jsonl (from yujing simulate)."),
+    warnings_file: Path = typer.Option(Path("warnings.jsonl"), "--warnings", help="Warnings to judge."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Recall, lead time and false alarms of warnings against the simulator's labels."""
+    import orjson
+    from rich.table import Table
+
+    from yujing.evaluation import evaluate as judge
+
+    try:
+        labels = [orjson.loads(line) for line in (events / "labels.jsonl").read_bytes().splitlines() if line.strip()]
+        warnings = [orjson.loads(line) for line in warnings_file.read_bytes().splitlines() if line.strip()]
+    except (OSError, orjson.JSONDecodeError) as exc:
+        fail(f"cannot read labels or warnings: {exc}")
+    report = judge(labels, warnings)
+    rows = [*report.scenarios.values(), report.overall]
+    if as_json:
+        payload = {
+            r.scenario: {
+                "kind": r.kind, "merchants": r.merchants, "recall": r.recall, "late": r.late,
+                "median_lead_days": r.median_lead_days, "p25_lead_days": r.p25_lead_days,
+                "false_alarm_rate": r.false_alarm_rate,
+            }
+            for r in rows
+        }
+        payload["false_alarm_rate_healthy"] = report.false_alarm_rate("healthy")  # type: ignore[assignment]
+        payload["false_alarm_rate_lookalike"] = report.false_alarm_rate("lookalike")  # type: ignore[assignment]
+        console.print_json(orjson.dumps(payload).decode())
+        return
+    table = Table(title="orange/red warnings against labels")
+    for column in ("scenario", "kind", "merchants", "recall", "late", "median lead (d)", "p25 lead (d)", "false alarms"):
+        table.add_column(column)
+
+    def pct(value: float | None) -> str:
+        return "" if value is None else f"{value:.1%}"
+
+    def days(value: float | None) -> str:
+        return "" if value is None else f"{value:.0f}"
+
+    for r in rows:
+        table.add_row(r.scenario, r.kind, str(r.merchants), pct(r.recall), str(r.late) if r.kind == "collapse" else "",
+                      days(r.median_lead_days), days(r.p25_lead_days), pct(r.false_alarm_rate))
+    console.print(table)
+    console.print(f"false alarms: healthy {report.false_alarm_rate('healthy'):.1%}, "
+                  f"look-alikes {report.false_alarm_rate('lookalike'):.1%}")
+
+
 def main() -> None:
     app()
 
