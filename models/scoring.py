@@ -43,18 +43,41 @@ class MerchantScore:
         return [c.reading for c in self.contributions if c.amount > 0]
 
 
-def fuse(contributions: Sequence[Contribution]) -> float:
+# Exposure says how much consumer money is being gathered or owed; it is how a run-away
+# starts, but also how a legal promotion or a seasonal peak looks. Alone it stays at watch
+# levels; distress (custody gaps, broken caps, complaints, silence, declines, registry changes)
+# is what takes a merchant to orange and red.
+EXPOSURE = frozenset({"sales_surge", "deep_discount_share", "liability_months", "baseline_anomaly"})
+EXPOSURE_CAP = 0.55
+
+
+def noisy_or(contributions: Sequence[Contribution]) -> float:
     """Weighted noisy-OR of contributions.
 
     >>> from models.indicators import Reading
     >>> r = Reading("x", 1.0, 1.0, 1.0, "", "")
-    >>> fuse([Contribution(r, 0.5)]), round(fuse([Contribution(r, 0.5), Contribution(r, 0.5)]), 2)
+    >>> noisy_or([Contribution(r, 0.5)]), round(noisy_or([Contribution(r, 0.5), Contribution(r, 0.5)]), 2)
     (0.5, 0.75)
     """
     remaining = 1.0
     for c in contributions:
         remaining *= 1.0 - min(1.0, max(0.0, c.amount))
     return 1.0 - remaining
+
+
+def fuse(contributions: Sequence[Contribution]) -> float:
+    """Composite score: exposure (capped) and distress combined by noisy-OR.
+
+    >>> from models.indicators import Reading
+    >>> surge = Contribution(Reading("sales_surge", 4.0, 2.5, 1.0, "", ""), 0.4)
+    >>> deep = Contribution(Reading("deep_discount_share", 0.9, 0.4, 1.0, "", ""), 0.3)
+    >>> gap = Contribution(Reading("custody_coverage", 0.2, 0.9, 1.0, "", ""), 0.45)
+    >>> round(fuse([surge, deep]), 2), round(fuse([surge, deep, gap]), 2)
+    (0.55, 0.75)
+    """
+    exposure = noisy_or([c for c in contributions if c.reading.code in EXPOSURE])
+    distress = noisy_or([c for c in contributions if c.reading.code not in EXPOSURE])
+    return 1.0 - (1.0 - min(exposure, EXPOSURE_CAP)) * (1.0 - distress)
 
 
 def detector_features(state: MerchantState) -> dict[str, float]:

@@ -50,19 +50,11 @@ def demo_settings(settings: Settings) -> Settings:
     )
 
 
-def _render(state: DemoState, labels: dict[str, dict], rows: int = 18) -> Group:
-    counts = Counter(w["level"] for w in state.warnings if w["transition"] in ("raised", "escalated"))
-    elapsed = time.monotonic() - state.started
-    status = "simulating" if state.producing else "simulation published"
-    header = Text.assemble(
-        ("yujing 预警 demo  ", "bold"),
-        f"{elapsed:5.0f} s  {status}: {state.produced:,} records  warnings: ",
-        *[(f"{LEVEL_ZH[lv]}{lv} {counts.get(lv, 0)}  ", LEVEL_STYLE[lv]) for lv in LEVEL_STYLE],
-    )
-    table = Table(expand=True, show_lines=False)
+def _table(title: str, warnings: list[dict], labels: dict[str, dict]) -> Table:
+    table = Table(title=title, title_justify="left", expand=True)
     for column in ("raised_at (event time)", "merchant", "town", "industry", "transition", "level", "score", "why (zh)", "scenario (label)"):
         table.add_column(column, overflow="fold")
-    for w in state.warnings[-rows:]:
+    for w in warnings:
         label = labels.get(w["merchant_id"], {})
         reason = w["indicators"][0]["explanation_zh"] if w["indicators"] else ""
         table.add_row(
@@ -76,7 +68,25 @@ def _render(state: DemoState, labels: dict[str, dict], rows: int = 18) -> Group:
             reason,
             label.get("scenario", ""),
         )
-    return Group(header, table)
+    return table
+
+
+def _render(state: DemoState, labels: dict[str, dict]) -> Group:
+    rising = [w for w in state.warnings if w["transition"] in ("raised", "escalated")]
+    counts = Counter(w["level"] for w in rising)
+    elapsed = time.monotonic() - state.started
+    status = "simulating" if state.producing else "simulation published"
+    header = Text.assemble(
+        ("yujing 预警 demo  ", "bold"),
+        f"{elapsed:5.0f} s  {status}: {state.produced:,} records  warnings raised/escalated: ",
+        *[(f"{LEVEL_ZH[lv]}{lv} {counts.get(lv, 0)}  ", LEVEL_STYLE[lv]) for lv in LEVEL_STYLE],
+    )
+    urgent = [w for w in rising if w["level"] in ("orange", "red")]
+    return Group(
+        header,
+        _table("橙/红 预警 orange and red (latest)", urgent[-10:], labels),
+        _table("全部 all transitions (latest)", state.warnings[-8:], labels),
+    )
 
 
 def run_demo(

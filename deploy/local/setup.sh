@@ -20,5 +20,10 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+# pip's chatter goes to a log; it is shown only when the install fails.
+mkdir -p .yujing
+if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e '.[test]'; } > .yujing/setup.log 2>&1; then
+  tail -n 30 .yujing/setup.log >&2
+  echo "error: installing the Python packages failed (full log: .yujing/setup.log)" >&2
+  exit 1
+fi

@@ -10,6 +10,7 @@ from models.indicators.over_cap_cards import OverCapCards
 from models.indicators.redemption_decline import RedemptionDecline
 from models.indicators.refund_pressure import RefundPressure
 from models.indicators.registry_change import RegistryChange
+from models.indicators.sales_decline import SalesDecline
 from models.indicators.sales_surge import SalesSurge
 from models.indicators.silence import Silence
 
@@ -25,6 +26,7 @@ ALL_INDICATORS: tuple[type[Indicator], ...] = (
     OverCapCards,
     RefundPressure,
     CustodyReportMissing,
+    SalesDecline,
 )
 
 __all__ = ["ALL_INDICATORS", "Indicator", "Reading", "ramp"] + [c.__name__ for c in ALL_INDICATORS]

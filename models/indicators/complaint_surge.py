@@ -8,9 +8,14 @@ from models.indicators.base import Indicator, Reading, ramp
 class ComplaintSurge(Indicator):
     """Complaints in 14 days, refund refusals / closures / unavailable service counted three
     times; the threshold is the larger of a floor and three times the merchant's usual 14 days.
+    The score is scaled by severity (half for a burst of service-quality complaints only), so a
+    viral storm about service is watched while refusals and closures are acted on.
 
-    >>> ComplaintSurge().evaluate({"complaints_weighted_14d": 12, "complaints_weighted_baseline_14d": 1})
+    >>> ComplaintSurge().evaluate({"complaints_weighted_14d": 12, "complaints_weighted_baseline_14d": 1,
+    ...                            "severe_complaints_14d": 4})
     Reading(code='complaint_surge', value=12.0, threshold=6.0, score=0.5, ...)
+    >>> ComplaintSurge().evaluate({"complaints_weighted_14d": 12}).score  # no severe ones
+    0.25
     >>> ComplaintSurge().evaluate({"complaints_weighted_14d": 2}).score
     0.0
     """
@@ -26,9 +31,11 @@ class ComplaintSurge(Indicator):
     def evaluate(self, features: dict[str, float]) -> Reading | None:
         value = features.get("complaints_weighted_14d", 0.0)
         threshold = max(self.threshold, 3.0 * features.get("complaints_weighted_baseline_14d", 0.0))
+        severe_points = 3.0 * features.get("severe_complaints_14d", 0.0)
+        severity = 0.5 + 0.5 * min(1.0, severe_points / value) if value > 0 else 1.0
         return self.reading(
             value,
-            ramp(value, threshold, threshold * self.saturation),
+            ramp(value, threshold, threshold * self.saturation) * severity,
             f"近14天加权投诉{value:.0f}件,超过{threshold:.0f}件阈值",
             f"{value:.0f} weighted complaints in 14 days (threshold {threshold:.0f})",
             threshold=threshold,

@@ -13,15 +13,15 @@ class RedemptionDecline(Indicator):
     Fewer services delivered means fewer customers or cards no longer honoured.
 
     >>> RedemptionDecline().evaluate({"redeemed_28d": 6_000, "redeemed_baseline_28d": 30_000})
-    Reading(code='redemption_decline', value=0.2, threshold=0.5, score=0.75, ...)
+    Reading(code='redemption_decline', value=0.2, threshold=0.75, score=1.0, ...)
     """
 
     code = "redemption_decline"
     name_zh = "核销量下滑"
     name_en = "Redemption decline"
     rationale = "Slow declines show up as fewer services delivered months before closure."
-    default_threshold = 0.5
-    default_saturation = 0.1
+    default_threshold = 0.75
+    default_saturation = 0.25
     default_weight = 0.3
 
     def evaluate(self, features: dict[str, float]) -> Reading | None:

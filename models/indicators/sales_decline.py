@@ -1,0 +1,40 @@
+"""``sales_decline``: new card sales drying up against the merchant's own baseline."""
+
+from __future__ import annotations
+
+from models.indicators.base import Indicator, Reading, ramp
+
+MIN_BASELINE = 5000.0  # yuan per 28 days
+
+
+class SalesDecline(Indicator):
+    """Card sales of the last 28 days divided by the usual 28 days (lower is worse).
+
+    When consumers stop buying, a merchant that lives on prepayments runs out of cash.
+
+    >>> SalesDecline().evaluate({"sales_28d": 6_000, "sales_baseline_28d": 30_000})
+    Reading(code='sales_decline', value=0.2, threshold=0.6, score=1.0, ...)
+    >>> SalesDecline().evaluate({"sales_28d": 6_000}) is None
+    True
+    """
+
+    code = "sales_decline"
+    name_zh = "售卡量下滑"
+    name_en = "Sales decline"
+    rationale = "A merchant living on prepayments is short of cash when new sales dry up."
+    default_threshold = 0.6
+    default_saturation = 0.2
+    default_weight = 0.25
+
+    def evaluate(self, features: dict[str, float]) -> Reading | None:
+        baseline = features.get("sales_baseline_28d")
+        if baseline is None or baseline < MIN_BASELINE:
+            return None
+        value = features.get("sales_28d", 0.0) / baseline
+        return self.reading(
+            value,
+            ramp(value, self.threshold, self.saturation),
+            f"近28天售卡额仅为自身基线的{value:.0%},低于{self.threshold:.0%}阈值",
+            f"card sales in 28 days are {value:.0%} of the merchant's baseline "
+            f"(threshold {self.threshold:.0%})",
+        )
