@@ -217,3 +217,25 @@ def test_restart_mid_stream_loses_and_duplicates_nothing(
     live_ids = [w["warning_id"] for w in read_topic(kafka_settings.topics.warnings, kafka_settings)]
     assert len(live_ids) == len(set(live_ids)), "a warning was emitted twice across the restart"
     assert sorted(live_ids) == sorted(w.warning_id for w in expected), "a warning was lost across the restart"
+
+
+def test_two_workers_share_the_partitions_and_still_match_the_backtest(
+    simulated: tuple[Path, list[dict]], kafka_settings: Settings, tmp_path: Path, worker_processes: list
+) -> None:
+    """Scaling out: a second worker joins mid-stream, the group rebalances, tables move with
+    their partitions, and the warnings are still exactly the backtest's, none twice."""
+    events_dir, _ = simulated
+    expected = sorted(w.warning_id for w in backtest(events_dir, kafka_settings).warnings)
+    publish_files(events_dir, kafka_settings)
+    logs = [tmp_path / "worker-1.log", tmp_path / "worker-2.log"]
+    worker_processes.append(start_worker(kafka_settings, logs[0]))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and consumed_fraction(kafka_settings) < 0.1:
+        time.sleep(0.3)
+    worker_processes.append(start_worker(kafka_settings, logs[1]))
+    wait_until_consumed(kafka_settings)
+    for worker, log in zip(worker_processes, logs, strict=True):
+        assert stop_worker(worker) == 0, log.read_text()[-3000:]
+    assert all("warning(s) emitted" in log.read_text() for log in logs), "one worker got no partition"
+    live = sorted(w["warning_id"] for w in read_topic(kafka_settings.topics.warnings, kafka_settings))
+    assert live == expected
