@@ -78,6 +78,7 @@ def merchant_features(state: MerchantState, day: int) -> dict[str, float]:
 
     f["complaints_weighted_14d"] = weighted(_window(history, day, 14))
     f["severe_complaints_14d"] = float(sum(h.severe_complaints for h in _window(history, day, 14)))
+    f["severe_complaints_28d"] = float(sum(h.severe_complaints for h in recent))
     before = _between(history, day - 14 - 90 + 1, day - 14)
     if before:
         f["complaints_weighted_baseline_14d"] = weighted(before) * 14.0 / len(before)

@@ -12,6 +12,7 @@ from models.indicators.refund_pressure import RefundPressure
 from models.indicators.registry_change import RegistryChange
 from models.indicators.sales_decline import SalesDecline
 from models.indicators.sales_surge import SalesSurge
+from models.indicators.severe_complaints import SevereComplaints
 from models.indicators.silence import Silence
 
 ALL_INDICATORS: tuple[type[Indicator], ...] = (
@@ -27,6 +28,7 @@ ALL_INDICATORS: tuple[type[Indicator], ...] = (
     RefundPressure,
     CustodyReportMissing,
     SalesDecline,
+    SevereComplaints,
 )
 
 __all__ = ["ALL_INDICATORS", "Indicator", "Reading", "ramp"] + [c.__name__ for c in ALL_INDICATORS]
