@@ -114,3 +114,10 @@ def test_dead_letter_does_not_leak_consumer_id_into_error() -> None:
     result = decode("transactions", raw(SALE, amount=-1))
     assert isinstance(result, DeadLetter)
     assert "u-secret" not in result.error
+
+
+def test_a_malformed_consumer_id_is_not_echoed_in_the_reason() -> None:
+    result = decode("transactions", raw(SALE, consumer_id=["u-secret-list"]))
+    assert isinstance(result, DeadLetter)
+    assert "field 'consumer_id' is invalid" in result.error
+    assert "u-secret-list" not in result.error

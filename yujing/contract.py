@@ -166,6 +166,9 @@ class DeadLetter(BaseModel):
         return value.isoformat()
 
 
+PERSONAL_FIELDS = frozenset({"consumer_id"})
+
+
 def _describe(error: ValidationError) -> str:
     """Flatten pydantic's errors into one line a person can act on."""
     parts: list[str] = []
@@ -177,6 +180,8 @@ def _describe(error: ValidationError) -> str:
             parts.append(f"field '{field}' has {item['input']!r}: {item['msg'].lower()}")
         elif item["type"] == "model_type":
             parts.append("record is not a JSON object")
+        elif field in PERSONAL_FIELDS:  # never echo personal data into reasons and logs
+            parts.append(f"field '{field}' is invalid: {item['msg'].lower()}")
         else:
             parts.append(f"field '{field}' is {item['input']!r}: {item['msg'].lower()}")
     return "; ".join(parts)
