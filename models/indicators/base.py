@@ -71,3 +71,35 @@ class Indicator:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(threshold={self.threshold}, saturation={self.saturation}, weight={self.weight})"
+
+
+class BaselineRatio(Indicator):
+    """An indicator whose value is a 28-day figure over the merchant's own baseline for it.
+
+    Subclasses name the two features, the smallest baseline worth comparing with, and the
+    sentence templates (``{value}`` and ``{threshold}`` are filled in). Whether higher or lower
+    is worse follows from threshold and saturation (see :func:`ramp`).
+    """
+
+    numerator: ClassVar[str]
+    baseline: ClassVar[str]
+    min_baseline: ClassVar[float]
+    floor_baseline: ClassVar[bool] = False  # divide by at least min_baseline instead of skipping
+    template_zh: ClassVar[str]
+    template_en: ClassVar[str]
+
+    def evaluate(self, features: dict[str, float]) -> Reading | None:
+        baseline = features.get(self.baseline)
+        if baseline is None:
+            return None
+        if baseline < self.min_baseline:
+            if not self.floor_baseline:
+                return None
+            baseline = self.min_baseline
+        value = features.get(self.numerator, 0.0) / baseline
+        return self.reading(
+            value,
+            ramp(value, self.threshold, self.saturation),
+            self.template_zh.format(value=value, threshold=self.threshold),
+            self.template_en.format(value=value, threshold=self.threshold),
+        )

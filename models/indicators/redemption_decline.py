@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from models.indicators.base import Indicator, Reading, ramp
+from models.indicators.base import BaselineRatio
 
 MIN_BASELINE = 5000.0  # yuan per 28 days
 
 
-class RedemptionDecline(Indicator):
+class RedemptionDecline(BaselineRatio):
     """Redeemed value over the last 28 days divided by the usual 28 days (lower is worse).
 
     Fewer services delivered means fewer customers or cards no longer honoured.
@@ -23,16 +23,8 @@ class RedemptionDecline(Indicator):
     default_threshold = 0.75
     default_saturation = 0.25
     default_weight = 0.3
-
-    def evaluate(self, features: dict[str, float]) -> Reading | None:
-        baseline = features.get("redeemed_baseline_28d")
-        if baseline is None or baseline < MIN_BASELINE:
-            return None
-        value = features.get("redeemed_28d", 0.0) / baseline
-        return self.reading(
-            value,
-            ramp(value, self.threshold, self.saturation),
-            f"近28天核销额仅为自身基线的{value:.0%},低于{self.threshold:.0%}阈值",
-            f"redemptions in 28 days are {value:.0%} of the merchant's baseline "
-            f"(threshold {self.threshold:.0%})",
-        )
+    numerator = "redeemed_28d"
+    baseline = "redeemed_baseline_28d"
+    min_baseline = MIN_BASELINE
+    template_zh = "近28天核销额仅为自身基线的{value:.0%},低于{threshold:.0%}阈值"
+    template_en = "redemptions in 28 days are {value:.0%} of the merchant's baseline (threshold {threshold:.0%})"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from models.indicators.base import Indicator, Reading, ramp
+from models.indicators.base import BaselineRatio
 
 MIN_BASELINE = 2.0  # refunds per 28 days
 
 
-class RefundPressure(Indicator):
+class RefundPressure(BaselineRatio):
     """Refunds in 28 days divided by the usual 28 days (at least 2).
 
     Consumers who sense trouble ask for their money back before the doors close.
@@ -25,15 +25,9 @@ class RefundPressure(Indicator):
     default_threshold = 3.0
     default_saturation = 8.0
     default_weight = 0.3
-
-    def evaluate(self, features: dict[str, float]) -> Reading | None:
-        if "refunds_baseline_28d" not in features:
-            return None
-        value = features.get("refunds_28d", 0.0) / max(features["refunds_baseline_28d"], MIN_BASELINE)
-        return self.reading(
-            value,
-            ramp(value, self.threshold, self.saturation),
-            f"近28天退款笔数为自身基线的{value:.1f}倍,超过{self.threshold:g}倍阈值",
-            f"refunds in 28 days are {value:.1f}x the merchant's usual number "
-            f"(threshold {self.threshold:g}x)",
-        )
+    numerator = "refunds_28d"
+    baseline = "refunds_baseline_28d"
+    min_baseline = MIN_BASELINE
+    floor_baseline = True
+    template_zh = "近28天退款笔数为自身基线的{value:.1f}倍,超过{threshold:g}倍阈值"
+    template_en = "refunds in 28 days are {value:.1f}x the merchant's usual number (threshold {threshold:g}x)"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from models.indicators.base import Indicator, Reading, ramp
+from models.indicators.base import BaselineRatio
 
 MIN_BASELINE = 5000.0  # yuan per 28 days
 
 
-class SalesDecline(Indicator):
+class SalesDecline(BaselineRatio):
     """Card sales of the last 28 days divided by the usual 28 days (lower is worse).
 
     When consumers stop buying, a merchant that lives on prepayments runs out of cash.
@@ -25,16 +25,8 @@ class SalesDecline(Indicator):
     default_threshold = 0.6
     default_saturation = 0.2
     default_weight = 0.25
-
-    def evaluate(self, features: dict[str, float]) -> Reading | None:
-        baseline = features.get("sales_baseline_28d")
-        if baseline is None or baseline < MIN_BASELINE:
-            return None
-        value = features.get("sales_28d", 0.0) / baseline
-        return self.reading(
-            value,
-            ramp(value, self.threshold, self.saturation),
-            f"近28天售卡额仅为自身基线的{value:.0%},低于{self.threshold:.0%}阈值",
-            f"card sales in 28 days are {value:.0%} of the merchant's baseline "
-            f"(threshold {self.threshold:.0%})",
-        )
+    numerator = "sales_28d"
+    baseline = "sales_baseline_28d"
+    min_baseline = MIN_BASELINE
+    template_zh = "近28天售卡额仅为自身基线的{value:.0%},低于{threshold:.0%}阈值"
+    template_en = "card sales in 28 days are {value:.0%} of the merchant's baseline (threshold {threshold:.0%})"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from models.indicators.base import Indicator, Reading, ramp
+from models.indicators.base import BaselineRatio
 
 MIN_BASELINE = 3000.0  # yuan per 28 days; below it a ratio says nothing
 
 
-class SalesSurge(Indicator):
+class SalesSurge(BaselineRatio):
     """Card sales over the last 28 days divided by the merchant's usual 28 days.
 
     Operators about to run collect as much prepaid money as they can first.
@@ -25,16 +25,9 @@ class SalesSurge(Indicator):
     default_threshold = 2.5
     default_saturation = 5.0
     default_weight = 0.4
-
-    def evaluate(self, features: dict[str, float]) -> Reading | None:
-        if "sales_baseline_28d" not in features:
-            return None
-        baseline = max(features["sales_baseline_28d"], MIN_BASELINE)
-        value = features["sales_28d"] / baseline
-        return self.reading(
-            value,
-            ramp(value, self.threshold, self.saturation),
-            f"近28天售卡金额为自身基线的{value:.1f}倍,超过{self.threshold:g}倍阈值",
-            f"card sales in the last 28 days are {value:.1f}x the merchant's baseline "
-            f"(threshold {self.threshold:g}x)",
-        )
+    numerator = "sales_28d"
+    baseline = "sales_baseline_28d"
+    min_baseline = MIN_BASELINE
+    floor_baseline = True
+    template_zh = "近28天售卡金额为自身基线的{value:.1f}倍,超过{threshold:g}倍阈值"
+    template_en = "card sales in the last 28 days are {value:.1f}x the merchant's baseline (threshold {threshold:g}x)"
