@@ -96,3 +96,132 @@ def evaluate(labels: Iterable[dict], warnings: Iterable[dict]) -> Report:
         elif warned is not None:
             row.flagged += 1
     return Report(dict(sorted(scenarios.items())), overall)
+
+
+@dataclass
+class SeedRun:
+    """One evaluated simulation: its report and the score trajectories kept for plots."""
+
+    seed: int
+    report: Report
+    trajectories: dict[str, list[tuple[date, float]]]
+    labels: dict[str, dict]
+
+
+def combine(reports: Iterable[Report]) -> Report:
+    """Pool several reports (e.g. seeds) into one, merchant by merchant."""
+    scenarios: dict[str, ScenarioFigures] = {}
+    overall = ScenarioFigures("all collapses", "collapse")
+    for report in reports:
+        for row in [*report.scenarios.values(), report.overall]:
+            target = overall if row is report.overall else scenarios.setdefault(
+                row.scenario, ScenarioFigures(row.scenario, row.kind)
+            )
+            target.merchants += row.merchants
+            target.caught += row.caught
+            target.late += row.late
+            target.flagged += row.flagged
+            target.lead_days.extend(row.lead_days)
+    return Report(dict(sorted(scenarios.items())), overall)
+
+
+def pick_examples(labels: dict[str, dict], per_scenario: int = 1) -> list[str]:
+    """A few merchants to draw: the first of each non-healthy scenario, and one healthy one."""
+    chosen: list[str] = []
+    seen: dict[str, int] = {}
+    for merchant_id, label in labels.items():
+        count = seen.get(label["scenario"], 0)
+        if count < per_scenario:
+            chosen.append(merchant_id)
+            seen[label["scenario"]] = count + 1
+    return chosen
+
+
+def write_plots(runs: list[SeedRun], out_dir: object) -> list[object]:
+    """Lead-time distribution and score trajectories as PNG files; returns their paths."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    out = Path(str(out_dir))
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+
+    pooled = combine(run.report for run in runs)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    leads = {name: row.lead_days for name, row in pooled.scenarios.items() if row.kind == "collapse"}
+    ax.hist(list(leads.values()), bins=range(0, 181, 7), stacked=True, label=list(leads.keys()))
+    ax.set_xlabel("lead time: days between the first orange/red warning and the collapse")
+    ax.set_ylabel("collapsing merchants")
+    ax.set_title(f"Lead time, {len(runs)} seed(s), recall {pooled.overall.recall or 0:.0%}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(out / "lead_time.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    run = runs[0]
+    examples = pick_examples(run.labels)
+    fig, axes = plt.subplots(len(examples), 1, figsize=(9, 1.6 * len(examples)), sharex=True)
+    for ax, merchant_id in zip(axes, examples, strict=False):
+        points = run.trajectories.get(merchant_id, [])
+        label = run.labels[merchant_id]
+        ax.plot([p[0] for p in points], [p[1] for p in points], lw=1)
+        for cut, colour in ((0.3, "tab:blue"), (0.45, "gold"), (0.6, "darkorange"), (0.8, "red")):
+            ax.axhline(cut, color=colour, lw=0.6, ls="--")
+        if label.get("collapse_date"):
+            ax.axvline(date.fromisoformat(label["collapse_date"]), color="black", lw=1.2)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(label["scenario"], rotation=0, ha="right", fontsize=8)
+    axes[-1].set_xlabel(f"event time (seed {run.seed}); black line: collapse date; dashed: level cut-offs")
+    fig.tight_layout()
+    paths.append(out / "score_trajectories.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+def run_seed(
+    seed: int,
+    *,
+    merchants: int,
+    days: int,
+    work_dir: object,
+    partitions: int,
+    allowed_lateness_hours: float,
+    on_event: object | None = None,
+) -> SeedRun:
+    """Simulate one seed into ``work_dir/seed-N``, replay it with the live scoring core, judge it."""
+    from datetime import timedelta
+    from pathlib import Path
+
+    import orjson
+
+    from models.calendar import day_date
+    from yujing.backtest import run_backtest, write_warnings
+    from yujing.simulator import SimulationConfig, simulate
+
+    events_dir = Path(str(work_dir)) / f"seed-{seed}"
+    simulation = simulate(SimulationConfig(merchants=merchants, days=days, seed=seed))
+    simulation.write(events_dir)
+    labels = {label["merchant_id"]: label for label in simulation.labels}
+    wanted = set(pick_examples(labels))
+    trajectories: dict[str, list[tuple[date, float]]] = {m: [] for m in wanted}
+
+    def keep(result) -> None:  # type: ignore[no-untyped-def]
+        if result.merchant_id in wanted:
+            trajectories[result.merchant_id].append((day_date(result.day), result.score.score))
+
+    result = run_backtest(
+        events_dir,
+        partitions=partitions,
+        allowed_lateness=timedelta(hours=allowed_lateness_hours),
+        on_day_scored=keep,
+        on_event=on_event,  # type: ignore[arg-type]
+    )
+    write_warnings(result.warnings, events_dir / "warnings.jsonl")
+    warnings = [orjson.loads(orjson.dumps(w.model_dump(mode="json"))) for w in result.warnings]
+    return SeedRun(seed, evaluate(labels.values(), warnings), trajectories, labels)
