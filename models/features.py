@@ -109,7 +109,6 @@ def merchant_features(state: MerchantState, day: int) -> dict[str, float]:
             f["custody_report_age_days"] = float(day - max(state.first_day, profile.opened_on))
         f["suspended_notice_days"] = _suspension_notice(state, day, close)
         f["days_since_registry_change"] = _days_since_registry_change(state, close)
-        f["closed"] = 1.0 if profile.status == "closed" else 0.0
         # Gyms may sell class packages up to 20,000 yuan; other named cards stop at 5,000.
         f["over_cap_sales_28d"] = (
             f["over_gym_cap_sales_28d"] if profile.industry == "fitness" else f["over_named_cap_sales_28d"]

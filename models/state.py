@@ -9,7 +9,7 @@ and replays give the same result.
 >>> day = DayTotals()
 >>> day.add_transaction("card_sale", 1000.0, 1500.0, datetime.fromisoformat("2026-03-01T10:00:00+08:00"))
 >>> day.add_transaction("redemption", 200.0, 200.0, datetime.fromisoformat("2026-03-01T11:00:00+08:00"))
->>> state = MerchantState("m1", partition=0, first_day=day.day_hint or 0)
+>>> state = MerchantState("m1", partition=0, first_day=739311)
 >>> _ = state.fold(739311, day)
 >>> state.prepaid_balance, state.history[-1].deep_bonus_paid, state.last_redemption_day
 (1300.0, 1000.0, 739311)
@@ -51,7 +51,6 @@ class DayTotals:
     complaint_amount: float = 0.0
     last_event_at: datetime | None = None
     event_ids: set[str] = field(default_factory=set)
-    day_hint: int | None = None
 
     def _touch(self, occurred_at: datetime) -> None:
         if self.last_event_at is None or occurred_at > self.last_event_at:

@@ -19,7 +19,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.conftest import isolated_settings
 from yujing.backtest import BacktestResult, iter_events, run_backtest
-from yujing.kafka_io import publish_files
+from yujing.kafka_io import input_topics, publish_files, read_records
 from yujing.processes import start_worker, stop_worker
 from yujing.settings import Settings
 from yujing.simulator import SimulationConfig, simulate
@@ -84,22 +84,14 @@ def wait_until_consumed(settings: Settings, timeout: float = 240) -> None:
 
 
 def read_topic(topic: str, settings: Settings) -> list[dict]:
-    consumer = KafkaConsumer(
-        topic, bootstrap_servers=settings.bootstrap, auto_offset_reset="earliest",
-        enable_auto_commit=False, consumer_timeout_ms=4000,
-    )
-    try:
-        return [orjson.loads(m.value) for m in consumer]
-    finally:
-        consumer.close()
+    return list(read_records(topic, settings, idle_seconds=4))
 
 
 def publish_with_redeliveries(events_dir: Path, settings: Settings, every: int) -> None:
     """Publish the files in event-time order, re-sending every ``every``-th transaction right
     after itself (a platform retrying), then a few records that cannot be decoded."""
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=20)
-    topics = {"transactions": settings.topics.transactions, "complaints": settings.topics.complaints,
-              "merchants": settings.topics.merchants}
+    topics = input_topics(settings)
     for n, (kind, record) in enumerate(iter_events(events_dir)):
         value = orjson.dumps(record.model_dump(mode="json"))
         copies = 2 if kind == "transactions" and n % every == 0 else 1

@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from yujing.broker import broker_from_settings, contract_topics
+from yujing.kafka_io import input_topics
 from yujing.processes import start_worker, stop_worker
 from yujing.settings import Settings
 from yujing.simulator import SimulationConfig, simulate
@@ -118,12 +119,7 @@ def run_demo(
 
     def produce() -> None:
         try:
-            counts = simulation.produce(
-                demo.bootstrap,
-                {"transactions": demo.topics.transactions, "complaints": demo.topics.complaints,
-                 "merchants": demo.topics.merchants},
-                progress=False,
-            )
+            counts = simulation.produce(demo.bootstrap, input_topics(demo), progress=False)
             state.produced = sum(counts.values())
         except Exception as exc:  # shown on screen; the demo goes on with what was sent
             state.produce_error = str(exc)

@@ -12,7 +12,7 @@ State lives in three mappings supplied by the caller: plain dicts in a backtest,
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -84,7 +84,7 @@ class PartitionEngine:
         policy: LevelPolicy | None = None,
         allowed_lateness: timedelta = timedelta(hours=6),
         thresholds_version: str = "builtin-1",
-        on_day_scored: object | None = None,
+        on_day_scored: Callable[[DayResult], None] | None = None,
     ) -> None:
         self.buckets = buckets
         self.merchants = merchants
@@ -93,7 +93,7 @@ class PartitionEngine:
         self.policy = policy or LevelPolicy()
         self.allowed_lateness = allowed_lateness
         self.thresholds_version = thresholds_version
-        self.on_day_scored = on_day_scored  # callable(DayResult) for trajectories, or None
+        self.on_day_scored = on_day_scored  # for replays that want score trajectories
 
     # -- events -------------------------------------------------------------------------
     def process(self, event: InputEvent, partition: int) -> Outcome:
@@ -190,7 +190,7 @@ class PartitionEngine:
             state.alert = AlertState()
         transition = self.policy.step(state.alert, result.score)
         if self.on_day_scored is not None:
-            self.on_day_scored(DayResult(state.merchant_id, day, result, state.alert.level))  # type: ignore[operator]
+            self.on_day_scored(DayResult(state.merchant_id, day, result, state.alert.level))
         state.prune_profiles(day_end(day))
         if transition is None:
             return None
