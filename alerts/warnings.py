@@ -6,9 +6,8 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
+from models.scoring import Contribution
 from yujing.contract import IndicatorReading, Warning
-
-MAX_INDICATORS = 6
 
 
 def warning_id(merchant_id: str, day: str, transition: str, previous: str | None, level: str) -> str:
@@ -30,7 +29,7 @@ def build_warning(
     day: str,
     transition: tuple[str, str | None, str],
     score: float,
-    drivers: Sequence[object],
+    drivers: Sequence[Contribution],
     raised_at: datetime,
     industry: str | None,
     district: str | None,
@@ -38,16 +37,19 @@ def build_warning(
     emitted_at: datetime | None = None,
 ) -> Warning:
     kind, previous, level = transition
+    # Every indicator that drove the level, strongest first, with its share of the score.
     readings = [
         IndicatorReading(
-            code=r.code,  # type: ignore[attr-defined]
-            value=r.value,  # type: ignore[attr-defined]
-            threshold=r.threshold,  # type: ignore[attr-defined]
-            score=r.score,  # type: ignore[attr-defined]
-            explanation_zh=r.explanation_zh,  # type: ignore[attr-defined]
-            explanation_en=r.explanation_en,  # type: ignore[attr-defined]
+            code=c.reading.code,
+            value=c.reading.value,
+            threshold=c.reading.threshold,
+            score=c.reading.score,
+            explanation_zh=c.reading.explanation_zh,
+            explanation_en=c.reading.explanation_en,
+            weight=round(c.weight, 4),
+            contribution=round(c.amount, 4),
         )
-        for r in list(drivers)[:MAX_INDICATORS]
+        for c in drivers
     ]
     return Warning(
         warning_id=warning_id(merchant_id, day, kind, previous, level),

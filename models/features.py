@@ -18,6 +18,7 @@ CUSTODY_THRESHOLD_BALANCE = 200_000.0  # Shanghai 实施办法 Art. 10: balances
 CUSTODY_SHARE = 0.40
 NEW_BUSINESS_DAYS = 365
 REGISTRY_CHANGE_LOOKBACK_DAYS = 90
+LEVEL_RANK = {"none": 0, "blue": 1, "yellow": 2, "orange": 3, "red": 4}
 
 
 def _window(history: Iterable[DaySummary], last_day: int, days: int) -> list[DaySummary]:
@@ -41,8 +42,11 @@ def custody_required(prepaid_balance: float, business_age_days: int | None) -> f
     return CUSTODY_SHARE * prepaid_balance
 
 
-def merchant_features(state: MerchantState, day: int) -> dict[str, float]:
-    """Features of ``state`` after ``day`` has been folded into it."""
+def merchant_features(state: MerchantState, day: int, peer_sales_28d: float | None = None) -> dict[str, float]:
+    """Features of ``state`` after ``day`` has been folded into it.
+
+    ``peer_sales_28d`` is the typical 28-day card sales of the merchant's peer group (same
+    industry and town), from :class:`PeerNorms`, when the caller keeps one."""
     history = state.history
     observed = state.observed_days(day)
     f: dict[str, float] = {
@@ -68,6 +72,9 @@ def merchant_features(state: MerchantState, day: int) -> dict[str, float]:
         f["redeemed_baseline_28d"] = sum(h.redeemed for h in base) * scale
         f["refunds_baseline_28d"] = sum(h.refunds for h in base) * scale
 
+    if peer_sales_28d is not None:
+        f["peer_sales_28d"] = peer_sales_28d
+
     last90 = _window(history, day, min(90, observed)) if observed else []
     if observed:
         f["monthly_redemptions"] = sum(h.redeemed for h in last90) * 30.0 / len(last90)
@@ -91,7 +98,21 @@ def merchant_features(state: MerchantState, day: int) -> dict[str, float]:
         )
         active = [h for h in last90 if h.redemptions > 0]
         f["redemption_days_90d"] = float(len(active))
-        f["expected_redemption_gap_days"] = len(last90) / max(len(active), 1)
+        # The usual gap is judged on the 90 days up to the last redemption: counting the silence
+        # itself would let a long silence raise its own threshold and switch the alarm off.
+        before = [h for h in history if state.last_redemption_day - 90 < h.day <= state.last_redemption_day]
+        trading = [h for h in before if state.first_redemption_day is not None and h.day >= state.first_redemption_day]
+        f["expected_redemption_gap_days"] = len(trading) / max(sum(1 for h in trading if h.redemptions > 0), 1)
+
+    if state.chain_levels:
+        # Each sister store's level in force today (signals take effect on their own day).
+        ranks = []
+        for entries in state.chain_levels.values():
+            in_force = [level for effective, level in entries if effective <= day]
+            if in_force:
+                ranks.append(LEVEL_RANK.get(in_force[-1], 0))
+        f["chain_peer_level"] = float(max(ranks, default=0))
+        f["chain_peers_urgent"] = float(sum(1 for r in ranks if r >= LEVEL_RANK["orange"]))
 
     close = day_end(day)
     profile = state.profile_at(close)
@@ -132,21 +153,67 @@ def _suspension_notice(state: MerchantState, day: int, close) -> float:  # type:
 
 def _days_since_registry_change(state: MerchantState, close) -> float:  # type: ignore[no-untyped-def]
     """Days since the legal representative changed or registered capital was cut (-1: none)."""
-    versions = [p for p in state.profiles if p.updated_at < close]
     latest = -1.0
-    for older, newer in zip(versions, versions[1:], strict=False):
+    # Compare each version with the last known value, so a record that leaves the field out
+    # (null) does not hide a change across it.
+    representative: str | None = None
+    capital: float | None = None
+    for version in (p for p in state.profiles if p.updated_at < close):
         rep_changed = (
-            older.legal_representative is not None
-            and newer.legal_representative is not None
-            and older.legal_representative != newer.legal_representative
+            representative is not None
+            and version.legal_representative is not None
+            and version.legal_representative != representative
         )
-        capital_cut = (
-            older.registered_capital is not None
-            and newer.registered_capital is not None
-            and newer.registered_capital < older.registered_capital
-        )
+        capital_cut = capital is not None and version.registered_capital is not None and version.registered_capital < capital
         if rep_changed or capital_cut:
-            latest = (close - newer.updated_at).total_seconds() / 86400
+            latest = (close - version.updated_at).total_seconds() / 86400
+        representative = version.legal_representative or representative
+        capital = version.registered_capital if version.registered_capital is not None else capital
     if latest > REGISTRY_CHANGE_LOOKBACK_DAYS:
         return -1.0
     return float(int(latest)) if latest >= 0 else -1.0
+
+
+MIN_PEERS = 5
+
+
+class PeerNorms:
+    """Typical 28-day card sales of each peer group, from merchants with their own baseline.
+
+    A group is industry and town; with fewer than ``MIN_PEERS`` established members the
+    industry as a whole stands in. Norms are rebuilt at the close of each day from that day's
+    figures and used the next day, so every merchant of a day is compared with the same norms
+    whatever order they are scored in.
+
+    >>> norms = PeerNorms()
+    >>> for i in range(6):
+    ...     norms.add("beauty", "南桥镇", 10_000.0 + 1000 * i)
+    >>> norms.add("fitness", "海湾镇", 30_000.0)
+    >>> table = norms.finish()
+    >>> PeerNorms.lookup(table, "beauty", "南桥镇"), PeerNorms.lookup(table, "beauty", "四团镇")
+    (12500.0, 12500.0)
+    >>> PeerNorms.lookup(table, "fitness", "海湾镇") is None  # one peer is not a group
+    True
+    """
+
+    def __init__(self) -> None:
+        self._groups: dict[str, list[float]] = {}
+
+    def add(self, industry: str, town: str, sales_28d: float) -> None:
+        for key in (f"{industry}|{town}", industry):
+            self._groups.setdefault(key, []).append(sales_28d)
+
+    def finish(self) -> dict[str, float]:
+        norms = {}
+        for key, values in self._groups.items():
+            if len(values) >= MIN_PEERS:
+                ordered = sorted(values)
+                middle = len(ordered) // 2
+                norms[key] = (
+                    ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+                )
+        return norms
+
+    @staticmethod
+    def lookup(norms: dict[str, float], industry: str, town: str) -> float | None:
+        return norms.get(f"{industry}|{town}", norms.get(industry))

@@ -40,14 +40,21 @@ class MerchantScore:
 
     @property
     def drivers(self) -> list[Reading]:
-        return [c.reading for c in self.contributions if c.amount > 0]
+        return [c.reading for c in self.driving]
+
+    @property
+    def driving(self) -> list[Contribution]:
+        """The contributions that raised the score, strongest first."""
+        return [c for c in self.contributions if c.amount > 0]
 
 
 # Exposure says how much consumer money is being gathered or owed; it is how a run-away
 # starts, but also how a legal promotion or a seasonal peak looks. Alone it stays at watch
 # levels; distress (custody gaps, broken caps, complaints, silence, declines, registry changes)
 # is what takes a merchant to orange and red.
-EXPOSURE = frozenset({"sales_surge", "deep_discount_share", "liability_months", "baseline_anomaly"})
+EXPOSURE = frozenset(
+    {"sales_surge", "peer_sales_surge", "deep_discount_share", "liability_months", "baseline_anomaly"}
+)
 EXPOSURE_CAP = 0.55
 
 
@@ -114,9 +121,9 @@ class RiskScorer:
         self.detector_weight = detector_weight
         self.detector_factory = detector_factory
 
-    def score(self, state: MerchantState, day: int) -> MerchantScore:
+    def score(self, state: MerchantState, day: int, peer_sales_28d: float | None = None) -> MerchantScore:
         """Score ``state`` (with ``day`` already folded in) and let its detector learn the day."""
-        features = merchant_features(state, day)
+        features = merchant_features(state, day, peer_sales_28d)
         contributions = []
         for indicator in self.indicators:
             reading = indicator.evaluate(features)

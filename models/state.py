@@ -138,6 +138,9 @@ class MerchantState:
     # Last custody report, judged against the balance on the day it was made: (day, custody,
     # prepaid balance that day).
     custody_report: tuple[int, float, float] | None = None
+    custody_seen_through: datetime | None = None  # newest profile version taken as a report
+    # Levels of sister stores of the same chain: source merchant -> [(effective day, level)].
+    chain_levels: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     # Owned by the online detectors and by alerts/; opaque here.
     detector: object | None = None
     alert: object | None = None
@@ -178,12 +181,20 @@ class MerchantState:
         return summary
 
     def _note_custody_report(self, day: int) -> None:
-        start = datetime.combine(date.fromordinal(day), time(), SHANGHAI)
-        end = start + timedelta(days=1)
-        reports = [p for p in self.profiles if start <= p.updated_at < end]
+        """Take in the profile versions up to the end of ``day`` not yet seen, including a late
+        one for an already closed day: the newest is the report in force."""
+        end = datetime.combine(date.fromordinal(day), time(), SHANGHAI) + timedelta(days=1)
+        seen = self.custody_seen_through
+        # A version without custody_balance (null) reports nothing about custody.
+        reports = [
+            p for p in self.profiles
+            if p.updated_at < end and (seen is None or p.updated_at > seen) and p.custody_balance is not None
+        ]
         if reports:
-            custody = reports[-1].custody_balance
-            self.custody_report = (day, custody or 0.0, max(self.prepaid_balance, 0.0))
+            newest = reports[-1]
+            self.custody_seen_through = newest.updated_at
+            report_day = min(day, newest.updated_at.astimezone(SHANGHAI).date().toordinal())
+            self.custody_report = (report_day, newest.custody_balance, max(self.prepaid_balance, 0.0))
 
     def add_profile(self, version: ProfileVersion) -> None:
         """Keep profile versions sorted by time; an identical re-delivery is ignored."""

@@ -9,6 +9,7 @@ from typing import Any
 
 import faust
 
+from alerts.chains import ChainDirectory
 from yujing.engine import PartitionEngine
 from yujing.settings import Settings
 
@@ -23,6 +24,11 @@ class Pipeline:
     deadletter: faust.TopicT
     kind_by_topic: dict[str, str]
     engine: PartitionEngine
+    # Chain contagion crosses partitions: notices keyed by chain_id, signals keyed by merchant_id
+    # (co-partitioned with the inputs, so a signal reaches the partition that owns the store).
+    chain_notices: faust.TopicT
+    chain_signals: faust.TopicT
+    chains: ChainDirectory
 
 
 class PickledState:
@@ -67,9 +73,13 @@ def create_pipeline(settings: Settings) -> Pipeline:
         allowed_lateness=timedelta(hours=settings.allowed_lateness_hours),
         thresholds_version=settings.thresholds_version,
     )
+    internal = {"internal": True, "partitions": settings.input_partitions, **raw}
+    chain_notices = app.topic(f"{settings.app_id}-chain-notices", **internal)
+    chain_signals = app.topic(f"{settings.app_id}-chain-signals", **internal)
+    chains = ChainDirectory(_pickled_table(app, "yujing-chains", settings.input_partitions))  # type: ignore[arg-type]
     kind_by_topic = {
         topics.transactions: "transactions",
         topics.complaints: "complaints",
         topics.merchants: "merchants",
     }
-    return Pipeline(app, inputs, warnings, deadletter, kind_by_topic, engine)
+    return Pipeline(app, inputs, warnings, deadletter, kind_by_topic, engine, chain_notices, chain_signals, chains)

@@ -31,6 +31,8 @@ def test_lead_times_late_detections_and_false_alarms_are_counted() -> None:
     assert (decline.caught, decline.late, decline.lead_days) == (1, 1, [28.0])
     assert decline.recall == 1 / 3
     assert report.false_alarm_rate("lookalike") == 1.0 and report.false_alarm_rate("healthy") == 0.0
+    # flagged: a (in time), b (late), d (false alarm); e stayed yellow.
+    assert report.precision == 1 / 3
     pooled = combine([report, report])
     assert pooled.overall.merchants == 6 and pooled.overall.caught == 2
 

@@ -32,10 +32,12 @@ def test_scores_stay_within_0_and_1_on_extreme_values(indicator_class: type[Indi
         "custody_balance": 0.0, "custody_report_age_days": 1e4, "complaints_weighted_14d": 1e6,
         "severe_complaints_14d": 1e6, "silent_days": 1e4, "expected_redemption_gap_days": 1.0,
         "redeemed_28d": 0.0, "redeemed_baseline_28d": 1e9, "refunds_28d": 1e6, "refunds_baseline_28d": 0.0,
-        "days_since_registry_change": 1.0,
+        "days_since_registry_change": 1.0, "peer_sales_28d": 1.0, "chain_peer_level": 4.0,
+        "chain_peers_urgent": 9.0,
     }
     collapse = {**extreme, "sales_28d": 0.0, "sales_baseline_28d": 1e9}
-    readings = [r for r in (indicator_class().evaluate(extreme), indicator_class().evaluate(collapse)) if r]
+    newcomer = {k: v for k, v in extreme.items() if k != "sales_baseline_28d"}
+    readings = [r for r in (indicator_class().evaluate(x) for x in (extreme, collapse, newcomer)) if r]
     assert readings, "the indicator applies to at least one of the extremes"
     assert all(0.0 <= r.score <= 1.0 for r in readings)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import orjson
 from kafka.partitioner.default import murmur2
 
+from alerts.chains import ChainDirectory
 from models.scoring import RiskScorer
 from yujing.contract import DeadLetter, InputEvent, Warning, decode
 from yujing.engine import DayResult, PartitionClock, PartitionEngine
@@ -98,6 +99,7 @@ def run_backtest(
         thresholds_version=thresholds_version,
         on_day_scored=on_day_scored,
     )
+    chains = ChainDirectory()
     for _kind, record in iter_events(events_dir):
         result.events += 1
         if on_event is not None:
@@ -109,6 +111,10 @@ def run_backtest(
         result.duplicates += outcome.duplicate
         result.late += outcome.late
         result.warnings.extend(outcome.warnings)
+        # The chain directory runs in-line here; live, it is a second agent between two topics.
+        for notice in outcome.chain_notices:
+            for signal in chains.notice(notice):
+                engine.apply_chain_signal(signal, partition_for(signal.merchant_id, partitions))
     return result
 
 

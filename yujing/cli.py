@@ -217,6 +217,7 @@ def _report_json(report: object) -> dict:
     }
     payload["false_alarm_rate_healthy"] = report.false_alarm_rate("healthy")  # type: ignore[attr-defined]
     payload["false_alarm_rate_lookalike"] = report.false_alarm_rate("lookalike")  # type: ignore[attr-defined]
+    payload["precision"] = report.precision  # type: ignore[attr-defined]
     return payload
 
 
@@ -237,7 +238,8 @@ def _print_report(name: str, report: object) -> None:
                       days(r.median_lead_days), days(r.p25_lead_days), pct(r.false_alarm_rate))
     console.print(table)
     console.print(f"false alarms: healthy {report.false_alarm_rate('healthy'):.1%}, "  # type: ignore[attr-defined]
-                  f"look-alikes {report.false_alarm_rate('lookalike'):.1%}")
+                  f"look-alikes {report.false_alarm_rate('lookalike'):.1%}; precision "
+                  f"{pct(report.precision)} (flagged merchants warned before their collapse)")  # type: ignore[attr-defined]
 
 
 def main() -> None:

@@ -124,6 +124,10 @@ class IndicatorReading(BaseModel):
     score: float = Field(ge=0, le=1)
     explanation_zh: str
     explanation_en: str
+    # Beyond the contract's fields (readers ignore unknown ones): the indicator's weight in the
+    # fusion and its contribution (weight x score) to the composite score.
+    weight: float | None = None
+    contribution: float | None = None
 
 
 class Warning(BaseModel):

@@ -16,9 +16,11 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from alerts.chains import ChainNotice, ChainSignal
 from alerts.levels import AlertState, LevelPolicy
 from alerts.warnings import build_warning
 from models.calendar import day_date, day_end, local_day
+from models.features import PeerNorms
 from models.scoring import MerchantScore, RiskScorer
 from models.state import DayTotals, MerchantState, ProfileVersion
 from yujing.contract import Complaint, InputEvent, MerchantProfile, Transaction, Warning
@@ -30,6 +32,8 @@ class PartitionClock:
 
     max_event_time: datetime | None = None
     closed_through: int | None = None  # last day scored (ordinal)
+    # Peer-group norms of the partition's merchants at the last closed day (see PeerNorms).
+    peer_sales: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -40,6 +44,7 @@ class Outcome:
     late: bool = False
     days_closed: int = 0
     warnings: list[Warning] = field(default_factory=list)
+    chain_notices: list[ChainNotice] = field(default_factory=list)  # for the chain directory
 
 
 @dataclass
@@ -123,9 +128,29 @@ class PartitionEngine:
         if state is not None and version in state.profiles:
             return Outcome(duplicate=True)
         state = self._merchant(profile.merchant_id, partition, day)
+        new_chain = version.chain_id is not None and all(p.chain_id != version.chain_id for p in state.profiles)
         state.add_profile(version)
         self.merchants[profile.merchant_id] = state
-        return Outcome()
+        outcome = Outcome()
+        if new_chain:
+            outcome.chain_notices.append(ChainNotice(version.chain_id, profile.merchant_id, None, day))  # type: ignore[arg-type]
+        return outcome
+
+    def apply_chain_signal(self, signal: ChainSignal, partition: int) -> Outcome:
+        """Record that a sister store of the same chain is at ``signal.level`` from its
+        effective day on. Idempotent; ``late`` when that day was already closed here (possible
+        only when history is replayed faster than partitions keep pace with each other)."""
+        state = self._merchant(signal.merchant_id, partition, signal.effective_day)
+        entry = (signal.effective_day, signal.level)
+        history = state.chain_levels.setdefault(signal.source_merchant_id, [])
+        if entry in history:
+            return Outcome(duplicate=True)
+        history.append(entry)
+        history.sort()
+        self.merchants[signal.merchant_id] = state
+        clock = self.clocks.get(partition)
+        late = clock is not None and clock.closed_through is not None and signal.effective_day <= clock.closed_through
+        return Outcome(late=late)
 
     def _activity(self, event: Transaction | Complaint, partition: int) -> Outcome:
         own_day = local_day(event.occurred_at)
@@ -165,27 +190,40 @@ class PartitionEngine:
         closable = local_day(watermark) - 1  # days that ended at or before the watermark
         while clock.closed_through < closable:
             clock.closed_through += 1
-            outcome.warnings.extend(self._close_day(partition, clock.closed_through))
+            for warning, notice in self._close_day(partition, clock.closed_through, clock):
+                outcome.warnings.append(warning)
+                if notice is not None:
+                    outcome.chain_notices.append(notice)
             outcome.days_closed += 1
         self.clocks[partition] = clock
 
-    def _close_day(self, partition: int, day: int) -> list[Warning]:
+    def _close_day(self, partition: int, day: int, clock: PartitionClock) -> list[tuple[Warning, ChainNotice | None]]:
         members = sorted(
             (s for s in self.merchants.values() if s.partition == partition and s.first_day <= day),
             key=lambda s: s.merchant_id,
         )
-        warnings: list[Warning] = []
+        warnings: list[tuple[Warning, ChainNotice | None]] = []
+        norms = PeerNorms()
         for state in members:
-            warning = self._score_merchant_day(state, day)
-            if warning is not None:
-                warnings.append(warning)
+            emitted = self._score_merchant_day(state, day, clock.peer_sales, norms)
+            if emitted is not None:
+                warnings.append(emitted)
             self.merchants[state.merchant_id] = state
+        clock.peer_sales = norms.finish()
         return warnings
 
-    def _score_merchant_day(self, state: MerchantState, day: int) -> Warning | None:
+    def _score_merchant_day(
+        self, state: MerchantState, day: int, peer_sales: dict[str, float], norms: PeerNorms
+    ) -> tuple[Warning, ChainNotice | None] | None:
         totals = self.buckets.pop(bucket_key(state.merchant_id, day), None)
         state.fold(day, totals)
-        result = self.scorer.score(state, day)
+        # A profile topic compacted before it was read may hold only a later version: its
+        # industry and town still describe the merchant.
+        profile = state.profile_at(day_end(day)) or (state.profiles[0] if state.profiles else None)
+        peer = PeerNorms.lookup(peer_sales, profile.industry, profile.district) if profile else None
+        result = self.scorer.score(state, day, peer)
+        if profile is not None and "sales_baseline_28d" in result.features:
+            norms.add(profile.industry, profile.district, result.features["sales_28d"])
         if not isinstance(state.alert, AlertState):
             state.alert = AlertState()
         transition = self.policy.step(state.alert, result.score)
@@ -194,18 +232,20 @@ class PartitionEngine:
         state.prune_profiles(day_end(day))
         if transition is None:
             return None
-        # A profile topic compacted before it was read may hold only a later version: its
-        # industry and town still describe the merchant.
-        profile = state.profile_at(day_end(day)) or (state.profiles[0] if state.profiles else None)
         raised_at = totals.last_event_at if totals and totals.last_event_at else day_end(day) - timedelta(seconds=1)
-        return build_warning(
+        notice = None
+        if profile is not None and profile.chain_id is not None:
+            kind, _, level = transition
+            notice = ChainNotice(profile.chain_id, state.merchant_id, "none" if kind == "cleared" else level, day)
+        warning = build_warning(
             merchant_id=state.merchant_id,
             day=day_date(day).isoformat(),
             transition=transition,
             score=result.score,
-            drivers=result.drivers,
+            drivers=result.driving,
             raised_at=raised_at,
             industry=profile.industry if profile else None,
             district=profile.district if profile else None,
             thresholds_version=self.thresholds_version,
         )
+        return warning, notice

@@ -12,6 +12,8 @@ collapse. Any orange or red warning on a healthy merchant or a look-alike is a f
 >>> report = evaluate(labels, warnings)
 >>> report.overall.recall, report.overall.median_lead_days, report.false_alarm_rate("healthy")
 (1.0, 28.0, 0.0)
+>>> report.precision
+1.0
 """
 
 from __future__ import annotations
@@ -62,6 +64,17 @@ class Report:
         rows = [s for s in self.scenarios.values() if s.kind == kind]
         merchants = sum(s.merchants for s in rows)
         return sum(s.flagged for s in rows) / merchants if merchants else 0.0
+
+    @property
+    def precision(self) -> float | None:
+        """Of the merchants flagged orange/red, the share that collapsed after the flag.
+
+        Strict: a flag on or after the collapse day counts against precision, as it warns
+        nobody in time."""
+        false = sum(s.flagged for s in self.scenarios.values() if s.kind != "collapse")
+        late = sum(s.late for s in self.scenarios.values() if s.kind == "collapse")
+        flagged = self.overall.caught + late + false
+        return self.overall.caught / flagged if flagged else None
 
 
 def first_urgent(warnings: Iterable[dict]) -> dict[str, date]:

@@ -1,12 +1,14 @@
 """The indicator system (风险预警指标体系): one named, pure unit per indicator."""
 
 from models.indicators.base import Indicator, Reading, ramp
+from models.indicators.chain_contagion import ChainContagion
 from models.indicators.complaint_surge import ComplaintSurge
 from models.indicators.custody_coverage import CustodyCoverage
 from models.indicators.custody_report_missing import CustodyReportMissing
 from models.indicators.deep_discount import DeepDiscountShare
 from models.indicators.liability_months import LiabilityMonths
 from models.indicators.over_cap_cards import OverCapCards
+from models.indicators.peer_sales_surge import PeerSalesSurge
 from models.indicators.redemption_decline import RedemptionDecline
 from models.indicators.refund_pressure import RefundPressure
 from models.indicators.registry_change import RegistryChange
@@ -17,6 +19,7 @@ from models.indicators.silence import Silence
 
 ALL_INDICATORS: tuple[type[Indicator], ...] = (
     SalesSurge,
+    PeerSalesSurge,
     DeepDiscountShare,
     LiabilityMonths,
     CustodyCoverage,
@@ -29,6 +32,7 @@ ALL_INDICATORS: tuple[type[Indicator], ...] = (
     CustodyReportMissing,
     SalesDecline,
     SevereComplaints,
+    ChainContagion,
 )
 
 __all__ = ["ALL_INDICATORS", "Indicator", "Reading", "ramp"] + [c.__name__ for c in ALL_INDICATORS]

@@ -32,10 +32,14 @@ class ComplaintSurge(Indicator):
         value = features.get("complaints_weighted_14d", 0.0)
         threshold = max(self.threshold, 3.0 * features.get("complaints_weighted_baseline_14d", 0.0))
         severe_points = 3.0 * features.get("severe_complaints_14d", 0.0)
-        severity = 0.5 + 0.5 * min(1.0, severe_points / value) if value > 0 else 1.0
+        # Severe complaints count in full, the rest at half: more complaints never lower it.
+        score = max(
+            ramp(severe_points, threshold, threshold * self.saturation),
+            0.5 * ramp(value, threshold, threshold * self.saturation),
+        )
         return self.reading(
             value,
-            ramp(value, threshold, threshold * self.saturation) * severity,
+            score,
             f"近14天加权投诉{value:.0f}件,超过{threshold:.0f}件阈值",
             f"{value:.0f} weighted complaints in 14 days (threshold {threshold:.0f})",
             threshold=threshold,
