@@ -1,7 +1,9 @@
-"""Chain contagion: when one store of a chain reaches a high level, its sister stores hear of it.
+"""Contagion between linked merchants: when one reaches a high level, the others hear of it.
 
-Operators under one controlling party (same ``chain_id``) fall together: the money of every
-store goes to the same owner, and the first closure sets off a run on the others. The stores of
+Two links, each a *group* of merchants: a chain (operators under one controlling party share a
+``chain_id``: the money of every store goes to the same owner, and the first closure sets off a
+run on the others), and a legal representative (group ``rep:<id>``: market regulators find the
+same representative behind several gyms that later closed). The stores of
 one chain hash to different input partitions, so the partition that raises a warning cannot
 update its sisters itself. Instead it reports two kinds of :class:`ChainNotice` (a store belongs
 to a chain; a store's level changed), a :class:`ChainDirectory` keyed by chain turns each level
@@ -9,8 +11,12 @@ change into one :class:`ChainSignal` per sister store, and each sister's own par
 it. The backtest runs the directory in-line; the live worker runs it as a second agent between
 two internal topics (``streams/agents.py``).
 
-A signal takes effect from the day after the warning's day (``effective_day``), in event time,
-so that its arrival in the sister's partition is not a race with that partition's own clock.
+A signal takes effect from the day after the warning's day (``effective_day``), in event time.
+To keep live processing equal to a replay, partitions also report the days they have closed
+(:meth:`ChainDirectory.heartbeat`); once every partition has closed day X and the signals they
+caused are sent, the directory announces the *chain watermark* X, and a partition closes day
+X + 1 only after hearing it (``PartitionEngine(chain_sources=...)``). A day's content then never
+depends on how fast the other partitions were read.
 
 >>> directory = ChainDirectory()
 >>> directory.notice(ChainNotice("c1", "m1", None, 100))   # membership only
@@ -18,9 +24,12 @@ so that its arrival in the sister's partition is not a race with that partition'
 >>> directory.notice(ChainNotice("c1", "m2", None, 100))
 []
 >>> directory.notice(ChainNotice("c1", "m1", "red", 120))
-[ChainSignal(merchant_id='m2', chain_id='c1', source_merchant_id='m1', level='red', effective_day=121)]
+[ChainSignal(merchant_id='m2', group='c1', source_merchant_id='m1', level='red', effective_day=121)]
 >>> directory.notice(ChainNotice("c1", "m3", None, 125))  # a store joining later hears the news
-[ChainSignal(merchant_id='m3', chain_id='c1', source_merchant_id='m1', level='red', effective_day=126)]
+[ChainSignal(merchant_id='m3', group='c1', source_merchant_id='m1', level='red', effective_day=121)]
+>>> directory = ChainDirectory(partitions=2)
+>>> directory.heartbeat(0, partition=0, closed_through=130), directory.heartbeat(0, partition=1, closed_through=128)
+(None, 128)
 """
 
 from __future__ import annotations
@@ -32,20 +41,20 @@ EFFECT_DELAY_DAYS = 1
 
 
 class ChainNotice(NamedTuple):
-    """From a store's partition: it belongs to ``chain_id``; with ``level``, its level changed
+    """From a store's partition: it belongs to ``group``; with ``level``, its level changed
     on event-time ``day`` (ordinal). ``level`` ``"none"`` means cleared."""
 
-    chain_id: str
+    group: str
     merchant_id: str
     level: str | None
     day: int
 
 
 class ChainSignal(NamedTuple):
-    """To a sister store's partition: ``source_merchant_id`` is at ``level`` from ``effective_day``."""
+    """To a linked store's partition: ``source_merchant_id`` is at ``level`` from ``effective_day``."""
 
     merchant_id: str
-    chain_id: str
+    group: str
     source_merchant_id: str
     level: str
     effective_day: int
@@ -56,37 +65,53 @@ class ChainMembers:
     """What the directory knows of one chain: its stores and their current levels."""
 
     members: set[str] = field(default_factory=set)
-    levels: dict[str, tuple[str, int]] = field(default_factory=dict)  # store -> (level, day)
+    levels: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # store -> [(day, level)]
 
 
 class ChainDirectory:
     """Turns chain notices into signals for sister stores.
 
-    State lives in a mapping ``chain_id -> ChainMembers`` supplied by the caller (a plain dict in
+    State lives in a mapping ``group -> ChainMembers`` supplied by the caller (a plain dict in
     a backtest, a changelogged Faust table in the worker); the default is a dict.
     """
 
-    def __init__(self, chains: dict[str, ChainMembers] | None = None) -> None:
+    def __init__(self, chains: dict | None = None, partitions: int = 1) -> None:
         self.chains = chains if chains is not None else {}
+        self.partitions = partitions  # input partitions that send heartbeats
 
     def notice(self, notice: ChainNotice) -> list[ChainSignal]:
-        chain = self.chains.get(notice.chain_id) or ChainMembers()
+        chain = self.chains.get(notice.group) or ChainMembers()
         signals: list[ChainSignal] = []
         if notice.merchant_id not in chain.members:
             chain.members.add(notice.merchant_id)
-            # A store that joins (or is first seen) late hears the sisters' standing levels.
-            for source, (level, _) in sorted(chain.levels.items()):
-                if source != notice.merchant_id and level != "none":
+            # A store first seen late hears the sisters' whole level history, with the original
+            # days, so what it hears does not depend on the order notices arrived in.
+            for source, history in sorted(chain.levels.items()):
+                for day, level in history:
                     signals.append(
-                        ChainSignal(notice.merchant_id, notice.chain_id, source, level,
-                                    notice.day + EFFECT_DELAY_DAYS)
+                        ChainSignal(notice.merchant_id, notice.group, source, level, day + EFFECT_DELAY_DAYS)
                     )
-        if notice.level is not None and chain.levels.get(notice.merchant_id, ("none", 0))[0] != notice.level:
-            chain.levels[notice.merchant_id] = (notice.level, notice.day)
+        history = chain.levels.setdefault(notice.merchant_id, []) if notice.level is not None else []
+        if notice.level is not None and (notice.day, notice.level) not in history:
+            history.append((notice.day, notice.level))
             for sister in sorted(chain.members - {notice.merchant_id}):
                 signals.append(
-                    ChainSignal(sister, notice.chain_id, notice.merchant_id, notice.level,
+                    ChainSignal(sister, notice.group, notice.merchant_id, notice.level,
                                 notice.day + EFFECT_DELAY_DAYS)
                 )
-        self.chains[notice.chain_id] = chain
+        self.chains[notice.group] = chain
         return signals
+
+    def heartbeat(self, source: int, *, partition: int, closed_through: int) -> int | None:
+        """Input ``partition`` has closed every day up to ``closed_through`` (and its notices
+        for them came before this heartbeat). Returns the new chain watermark of ``source`` (the
+        directory's own partition, live) when it advanced: the last day every partition closed."""
+        key = f"__heartbeats__|{source}"
+        beats: dict[int, int] = dict(self.chains.get(key) or {})
+        previous = min(beats.values()) if len(beats) >= self.partitions else None
+        beats[partition] = max(beats.get(partition, closed_through), closed_through)
+        self.chains[key] = beats
+        if len(beats) < self.partitions:
+            return None
+        watermark = min(beats.values())
+        return watermark if previous is None or watermark > previous else None

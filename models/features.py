@@ -42,7 +42,12 @@ def custody_required(prepaid_balance: float, business_age_days: int | None) -> f
     return CUSTODY_SHARE * prepaid_balance
 
 
-def merchant_features(state: MerchantState, day: int, peer_sales_28d: float | None = None) -> dict[str, float]:
+def merchant_features(
+    state: MerchantState,
+    day: int,
+    peer_sales_28d: float | None = None,
+    peer_surge: float | None = None,
+) -> dict[str, float]:
     """Features of ``state`` after ``day`` has been folded into it.
 
     ``peer_sales_28d`` is the typical 28-day card sales of the merchant's peer group (same
@@ -74,6 +79,8 @@ def merchant_features(state: MerchantState, day: int, peer_sales_28d: float | No
 
     if peer_sales_28d is not None:
         f["peer_sales_28d"] = peer_sales_28d
+    if peer_surge is not None:
+        f["peer_surge"] = peer_surge
 
     last90 = _window(history, day, min(90, observed)) if observed else []
     if observed:
@@ -105,14 +112,24 @@ def merchant_features(state: MerchantState, day: int, peer_sales_28d: float | No
         f["expected_redemption_gap_days"] = len(trading) / max(sum(1 for h in trading if h.redemptions > 0), 1)
 
     if state.chain_levels:
-        # Each sister store's level in force today (signals take effect on their own day).
-        ranks = []
-        for entries in state.chain_levels.values():
-            in_force = [level for effective, level in entries if effective <= day]
-            if in_force:
-                ranks.append(LEVEL_RANK.get(in_force[-1], 0))
-        f["chain_peer_level"] = float(max(ranks, default=0))
-        f["chain_peers_urgent"] = float(sum(1 for r in ranks if r >= LEVEL_RANK["orange"]))
+        # Linked merchants' levels, keyed "group|merchant"; signals take effect on their own day.
+        ranks, linked_urgent = [], set()
+        for key, entries in state.chain_levels.items():
+            group, source = key.rsplit("|", 1)
+            seen = [LEVEL_RANK.get(level, 0) for effective, level in entries if effective <= day]
+            if not seen:
+                continue
+            if group.startswith("rep:"):
+                # A representative's record does not heal: any orange/red merchant behind them counts.
+                if max(seen) >= LEVEL_RANK["orange"]:
+                    linked_urgent.add(source)
+            else:
+                ranks.append(seen[-1])  # a sister store: its level in force today
+        if ranks:
+            f["chain_peer_level"] = float(max(ranks))
+            f["chain_peers_urgent"] = float(sum(1 for r in ranks if r >= LEVEL_RANK["orange"]))
+        if linked_urgent:
+            f["representative_linked_urgent"] = float(len(linked_urgent))
 
     close = day_end(day)
     profile = state.profile_at(close)
@@ -199,9 +216,11 @@ class PeerNorms:
     def __init__(self) -> None:
         self._groups: dict[str, list[float]] = {}
 
-    def add(self, industry: str, town: str, sales_28d: float) -> None:
+    def add(self, industry: str, town: str, sales_28d: float, surge: float | None = None) -> None:
         for key in (f"{industry}|{town}", industry):
             self._groups.setdefault(key, []).append(sales_28d)
+        if surge is not None:  # the industry's own surge: calendar promotions lift every peer
+            self._groups.setdefault(f"surge|{industry}", []).append(surge)
 
     def finish(self) -> dict[str, float]:
         norms = {}
@@ -217,3 +236,8 @@ class PeerNorms:
     @staticmethod
     def lookup(norms: dict[str, float], industry: str, town: str) -> float | None:
         return norms.get(f"{industry}|{town}", norms.get(industry))
+
+    @staticmethod
+    def industry_surge(norms: dict[str, float], industry: str) -> float | None:
+        """Median of the industry's sales-to-own-baseline ratios (1.0: an ordinary month)."""
+        return norms.get(f"surge|{industry}")

@@ -11,13 +11,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from models.detectors import AdaptiveBaseline
+from models.detectors import AdaptiveBaseline, ScaledHalfSpaceTrees
 from models.features import merchant_features
 from models.indicators import ALL_INDICATORS, Indicator, Reading
 from models.state import MerchantState
 
 DETECTOR_CODE = "baseline_anomaly"
+JOINT_DETECTOR_CODE = "joint_anomaly"
 DETECTOR_WINDOW = 7
+JOINT_NAMES = {
+    "sales_7d": ("近7天售卡额", "7-day card sales"),
+    "redeemed_7d": ("近7天核销额", "7-day redemptions"),
+    "refunds_7d": ("近7天退款笔数", "7-day refunds"),
+}
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,8 @@ class MerchantScore:
 # levels; distress (custody gaps, broken caps, complaints, silence, declines, registry changes)
 # is what takes a merchant to orange and red.
 EXPOSURE = frozenset(
-    {"sales_surge", "peer_sales_surge", "deep_discount_share", "liability_months", "baseline_anomaly"}
+    {"sales_surge", "peer_sales_surge", "deep_discount_share", "liability_months", "baseline_anomaly",
+     "joint_anomaly"}
 )
 EXPOSURE_CAP = 0.55
 
@@ -99,6 +106,18 @@ def detector_features(state: MerchantState) -> dict[str, float]:
     }
 
 
+def joint_features(state: MerchantState) -> dict[str, float]:
+    """The week as a point for the multivariate detector: money in, service given, money back.
+
+    Few features on purpose: Half-Space Trees lose sensitivity as dimensions grow."""
+    week = list(state.history)[-DETECTOR_WINDOW:]
+    return {
+        "sales_7d": sum(h.sales_paid for h in week),
+        "redeemed_7d": sum(h.redeemed for h in week),
+        "refunds_7d": float(sum(h.refunds for h in week)),
+    }
+
+
 class RiskScorer:
     """Scores one merchant-day: indicators plus the merchant's own adaptive baseline detector.
 
@@ -116,14 +135,22 @@ class RiskScorer:
         indicators: Sequence[Indicator] | None = None,
         detector_weight: float = 0.25,
         detector_factory: type[AdaptiveBaseline] = AdaptiveBaseline,
+        joint_weight: float = 0.2,
     ) -> None:
         self.indicators = list(indicators) if indicators is not None else [c() for c in ALL_INDICATORS]
         self.detector_weight = detector_weight
         self.detector_factory = detector_factory
+        self.joint_weight = joint_weight
 
-    def score(self, state: MerchantState, day: int, peer_sales_28d: float | None = None) -> MerchantScore:
+    def score(
+        self,
+        state: MerchantState,
+        day: int,
+        peer_sales_28d: float | None = None,
+        peer_surge: float | None = None,
+    ) -> MerchantScore:
         """Score ``state`` (with ``day`` already folded in) and let its detector learn the day."""
-        features = merchant_features(state, day, peer_sales_28d)
+        features = merchant_features(state, day, peer_sales_28d, peer_surge)
         contributions = []
         for indicator in self.indicators:
             reading = indicator.evaluate(features)
@@ -132,6 +159,9 @@ class RiskScorer:
         detector_reading = self._detect(state) if features["observed_days"] > 0 else None
         if detector_reading is not None:
             contributions.append(Contribution(detector_reading, self.detector_weight))
+        joint_reading = self._detect_joint(state) if features["observed_days"] > 0 else None
+        if joint_reading is not None:
+            contributions.append(Contribution(joint_reading, self.joint_weight))
         contributions.sort(key=lambda c: (-c.amount, c.reading.code))
         return MerchantScore(round(fuse(contributions), 4), tuple(contributions), features)
 
@@ -153,4 +183,28 @@ class RiskScorer:
             explanation_zh=f"近7天指标{worst}={x[worst]:.0f},显著高于该商户自身的自适应基线",
             explanation_en=f"7-day {worst} = {x[worst]:.0f}, far above the merchant's own "
             f"adaptive baseline (z-threshold {detector.z_threshold:g})",
+        )
+
+    def _detect_joint(self, state: MerchantState) -> Reading | None:
+        if not isinstance(state.joint_detector, ScaledHalfSpaceTrees):
+            # One seed for all merchants: the same history always gives the same score.
+            state.joint_detector = ScaledHalfSpaceTrees(seed=7)
+        detector = state.joint_detector
+        x = joint_features(state)
+        score = detector.score_one(x)
+        explained = detector.explain(x)
+        detector.learn_one(x)
+        if explained is None:
+            return None
+        name, z = explained
+        zh, en = JOINT_NAMES.get(name, (name, name))
+        direction_zh, direction_en = ("偏高", "above") if z > 0 else ("偏低", "below")
+        return Reading(
+            code=JOINT_DETECTOR_CODE,
+            value=round(z, 2),
+            threshold=round(detector.quantile, 2),
+            score=round(score, 4),
+            explanation_zh=f"近7天售卡、核销与退款的组合异常(多变量半空间树),{zh}{direction_zh}其常态{abs(z):.1f}个标准差",
+            explanation_en=f"unusual combination of 7-day sales, redemptions and refunds (half-space trees); "
+            f"{en} {abs(z):.1f} standard deviations {direction_en} its norm",
         )

@@ -143,6 +143,7 @@ class MerchantState:
     chain_levels: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     # Owned by the online detectors and by alerts/; opaque here.
     detector: object | None = None
+    joint_detector: object | None = None
     alert: object | None = None
 
     def fold(self, day: int, totals: DayTotals | None) -> DaySummary:
@@ -185,16 +186,14 @@ class MerchantState:
         one for an already closed day: the newest is the report in force."""
         end = datetime.combine(date.fromordinal(day), time(), SHANGHAI) + timedelta(days=1)
         seen = self.custody_seen_through
-        # A version without custody_balance (null) reports nothing about custody.
-        reports = [
-            p for p in self.profiles
-            if p.updated_at < end and (seen is None or p.updated_at > seen) and p.custody_balance is not None
-        ]
+        # Every version is taken as the merchant's custody standing as registered; null means no
+        # custody account (below the tier, platforms report null), i.e. a report of 0.
+        reports = [p for p in self.profiles if p.updated_at < end and (seen is None or p.updated_at > seen)]
         if reports:
             newest = reports[-1]
             self.custody_seen_through = newest.updated_at
             report_day = min(day, newest.updated_at.astimezone(SHANGHAI).date().toordinal())
-            self.custody_report = (report_day, newest.custody_balance, max(self.prepaid_balance, 0.0))
+            self.custody_report = (report_day, newest.custody_balance or 0.0, max(self.prepaid_balance, 0.0))
 
     def add_profile(self, version: ProfileVersion) -> None:
         """Keep profile versions sorted by time; an identical re-delivery is ignored."""

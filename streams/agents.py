@@ -14,6 +14,7 @@ import orjson
 from alerts.chains import ChainNotice, ChainSignal
 from streams.app import Pipeline, create_pipeline
 from yujing.contract import DeadLetter, decode, dumps
+from yujing.engine import Outcome
 from yujing.settings import Settings
 
 log = logging.getLogger("yujing.worker")
@@ -31,19 +32,31 @@ def build_worker_app(settings: Settings) -> faust.App:
 
     @pipeline.app.agent(pipeline.chain_notices, concurrency=1)
     async def relay_chain_levels(stream: faust.StreamT) -> None:
-        # A store's level changed (or it joined a chain): tell its sister stores.
+        # Chain stage: a store's level changed (or it joined a chain) -> tell its sister stores;
+        # a partition closed days -> once all have, announce the chain watermark to every partition.
         async for event in stream.events():
-            for signal in pipeline.chains.notice(ChainNotice(**orjson.loads(event.message.value))):
+            message = orjson.loads(event.message.value)
+            if "heartbeat" in message:
+                watermark = pipeline.chains.heartbeat(event.message.partition, **message["heartbeat"])
+                if watermark is not None:
+                    mark = orjson.dumps({"watermark": watermark, "source": event.message.partition})
+                    for partition in range(pipeline.partitions):
+                        await pipeline.chain_signals.send(value=mark, partition=partition)
+                continue
+            for signal in pipeline.chains.notice(ChainNotice(**message)):
                 await pipeline.chain_signals.send(key=signal.merchant_id.encode(), value=orjson.dumps(signal._asdict()))
 
     @pipeline.app.agent(pipeline.chain_signals, concurrency=1)
     async def hear_sister_stores(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            signal = ChainSignal(**orjson.loads(event.message.value))
-            outcome = pipeline.engine.apply_chain_signal(signal, event.message.partition)
-            if outcome.late:
-                log.warning("chain signal for %s reached partition %s after its day closed",
-                            signal.merchant_id, event.message.partition)
+            message = orjson.loads(event.message.value)
+            partition = event.message.partition
+            async with pipeline.engine_lock:
+                if "watermark" in message:
+                    outcome = pipeline.engine.apply_chain_watermark(message["source"], message["watermark"], partition)
+                else:
+                    outcome = pipeline.engine.apply_chain_signal(ChainSignal(**message), partition)
+                await emit(pipeline, outcome, partition)
 
     return pipeline.app
 
@@ -62,10 +75,23 @@ async def handle(pipeline: Pipeline, message: faust.types.Message) -> None:
         log.warning("dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset, record.error)
         await pipeline.deadletter.send(value=dumps(record))
         return
-    outcome = pipeline.engine.process(record, message.partition)
+    async with pipeline.engine_lock:
+        outcome = pipeline.engine.process(record, message.partition)
+        await emit(pipeline, outcome, message.partition)
+
+
+async def emit(pipeline: Pipeline, outcome: Outcome, partition: int) -> None:
+    """Warnings to the disposal queue; chain notices, then this partition's heartbeat, to the
+    chain stage (in that order: the heartbeat vouches for the notices before it). Callers hold
+    ``engine_lock`` from the engine call to the last send, so the two agents that drive the
+    engine never interleave their outputs (a heartbeat must not overtake a notice)."""
     for warning in outcome.warnings:
         await pipeline.warnings.send(key=warning.merchant_id.encode(), value=dumps(warning))
     for notice in outcome.chain_notices:
-        await pipeline.chain_notices.send(key=notice.chain_id.encode(), value=orjson.dumps(notice._asdict()))
+        await pipeline.chain_notices.send(key=notice.group.encode(), value=orjson.dumps(notice._asdict()))
+    if outcome.closed_through is not None:
+        beat = orjson.dumps({"heartbeat": {"partition": partition, "closed_through": outcome.closed_through}})
+        for chain_partition in range(pipeline.partitions):
+            await pipeline.chain_notices.send(value=beat, partition=chain_partition)
     if outcome.warnings:
-        log.info("partition %s: %d warning(s) emitted", message.partition, len(outcome.warnings))
+        log.info("partition %s: %d warning(s) emitted", partition, len(outcome.warnings))

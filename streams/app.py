@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -29,6 +30,8 @@ class Pipeline:
     chain_notices: faust.TopicT
     chain_signals: faust.TopicT
     chains: ChainDirectory
+    partitions: int
+    engine_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class PickledState:
@@ -72,14 +75,19 @@ def create_pipeline(settings: Settings) -> Pipeline:
         clocks=_pickled_table(app, "yujing-partition-clocks", settings.input_partitions),
         allowed_lateness=timedelta(hours=settings.allowed_lateness_hours),
         thresholds_version=settings.thresholds_version,
+        chain_sources=settings.input_partitions,  # one chain watermark per chain-stage partition
     )
     internal = {"internal": True, "partitions": settings.input_partitions, **raw}
     chain_notices = app.topic(f"{settings.app_id}-chain-notices", **internal)
     chain_signals = app.topic(f"{settings.app_id}-chain-signals", **internal)
-    chains = ChainDirectory(_pickled_table(app, "yujing-chains", settings.input_partitions))  # type: ignore[arg-type]
+    chains = ChainDirectory(
+        _pickled_table(app, "yujing-chains", settings.input_partitions),  # type: ignore[arg-type]
+        partitions=settings.input_partitions,
+    )
     kind_by_topic = {
         topics.transactions: "transactions",
         topics.complaints: "complaints",
         topics.merchants: "merchants",
     }
-    return Pipeline(app, inputs, warnings, deadletter, kind_by_topic, engine, chain_notices, chain_signals, chains)
+    return Pipeline(app, inputs, warnings, deadletter, kind_by_topic, engine, chain_notices, chain_signals, chains,
+                    settings.input_partitions)

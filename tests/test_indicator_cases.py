@@ -38,6 +38,7 @@ from models.indicators import (
     RedemptionDecline,
     RefundPressure,
     RegistryChange,
+    RepresentativeLink,
     SalesDecline,
     SalesSurge,
     SevereComplaints,
@@ -350,7 +351,8 @@ def test_no_report_and_a_zero_report_both_mean_no_custody_but_age_differently() 
     for features in (never, zero):
         coverage = CustodyCoverage().evaluate(features)
         assert coverage is not None and coverage.value == 0.0 and coverage.score == 1.0
-    assert CustodyReportMissing().evaluate(never).value == days - 1  # since the merchant appeared
+    # The registration record (day -10, custody null) is the last word on custody: no account.
+    assert CustodyReportMissing().evaluate(never).value == days - 1 + 10
     assert CustodyReportMissing().evaluate(zero).value == days - 1 - report_day  # since the report
 
 
@@ -397,11 +399,15 @@ def test_business_under_one_year_needs_full_custody(age_days: int, young: bool) 
         assert reading.score == 0.0
 
 
-def test_profile_update_without_custody_does_not_count_as_a_custody_report() -> None:
+def test_a_version_with_null_custody_reports_no_custody_account() -> None:
+    # Platforms publish null below the tier ("no account"); above it, null is a report of 0.
     balance, days = 2 * CUSTODY_THRESHOLD_BALANCE, 120
     profiles = (version(-10), version(100, custody=None, rep="rep-2"))
     features = features_of(merchant(days, {0: activity(0, sales=((balance, balance),))}, profiles))
-    assert features["custody_report_age_days"] == days - 1
+    assert features["custody_report_age_days"] == days - 1 - 100
+    assert features["custody_balance"] == 0.0
+    coverage = CustodyCoverage().evaluate(features)
+    assert coverage is not None and coverage.score == 1.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -601,6 +607,7 @@ SWEEPS = [
     Sweep(SevereComplaints, lambda v: {"severe_complaints_28d": v}, +1),
     Sweep(PeerSalesSurge, _ratio("sales_28d", "peer_sales_28d", 100_000), +1),
     Sweep(ChainContagion, lambda v: {"chain_peer_level": v, "chain_peers_urgent": 0.0}, +1),
+    Sweep(RepresentativeLink, lambda v: {"representative_linked_urgent": v}, +1),
 ]
 
 

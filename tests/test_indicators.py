@@ -33,7 +33,7 @@ def test_scores_stay_within_0_and_1_on_extreme_values(indicator_class: type[Indi
         "severe_complaints_14d": 1e6, "silent_days": 1e4, "expected_redemption_gap_days": 1.0,
         "redeemed_28d": 0.0, "redeemed_baseline_28d": 1e9, "refunds_28d": 1e6, "refunds_baseline_28d": 0.0,
         "days_since_registry_change": 1.0, "peer_sales_28d": 1.0, "chain_peer_level": 4.0,
-        "chain_peers_urgent": 9.0,
+        "chain_peers_urgent": 9.0, "representative_linked_urgent": 3.0,
     }
     collapse = {**extreme, "sales_28d": 0.0, "sales_baseline_28d": 1e9}
     newcomer = {k: v for k, v in extreme.items() if k != "sales_baseline_28d"}

@@ -98,8 +98,9 @@ def run_backtest(
         allowed_lateness=allowed_lateness,
         thresholds_version=thresholds_version,
         on_day_scored=on_day_scored,
+        chain_sources=1,
     )
-    chains = ChainDirectory()
+    chains = ChainDirectory(partitions=partitions)
     for _kind, record in iter_events(events_dir):
         result.events += 1
         if on_event is not None:
@@ -107,14 +108,22 @@ def run_backtest(
         if isinstance(record, DeadLetter):
             result.deadletters.append(record)
             continue
-        outcome = engine.process(record, partition_for(record.merchant_id, partitions))
+        partition = partition_for(record.merchant_id, partitions)
+        outcome = engine.process(record, partition)
         result.duplicates += outcome.duplicate
         result.late += outcome.late
-        result.warnings.extend(outcome.warnings)
-        # The chain directory runs in-line here; live, it is a second agent between two topics.
-        for notice in outcome.chain_notices:
-            for signal in chains.notice(notice):
-                engine.apply_chain_signal(signal, partition_for(signal.merchant_id, partitions))
+        # The chain stage runs in-line here; live, it is a second agent between two topics.
+        pending = [(partition, outcome)]
+        while pending:
+            source, outcome = pending.pop(0)
+            result.warnings.extend(outcome.warnings)
+            for notice in outcome.chain_notices:
+                for signal in chains.notice(notice):
+                    engine.apply_chain_signal(signal, partition_for(signal.merchant_id, partitions))
+            if outcome.closed_through is not None:
+                watermark = chains.heartbeat(0, partition=source, closed_through=outcome.closed_through)
+                if watermark is not None:
+                    pending.extend((p, engine.apply_chain_watermark(0, watermark, p)) for p in range(partitions))
     return result
 
 

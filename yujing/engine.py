@@ -32,6 +32,12 @@ class PartitionClock:
 
     max_event_time: datetime | None = None
     closed_through: int | None = None  # last day scored (ordinal)
+    # Last day the watermark has passed. Days after closed_through up to here wait for the chain
+    # stage (see chain_sources); events for them already count as late.
+    closable_through: int | None = None
+    # Chain watermark heard from each chain-stage source: every partition has closed this day
+    # and every chain signal it caused has been delivered.
+    chain_marks: dict[int, int] = field(default_factory=dict)
     # Peer-group norms of the partition's merchants at the last closed day (see PeerNorms).
     peer_sales: dict[str, float] = field(default_factory=dict)
 
@@ -45,6 +51,7 @@ class Outcome:
     days_closed: int = 0
     warnings: list[Warning] = field(default_factory=list)
     chain_notices: list[ChainNotice] = field(default_factory=list)  # for the chain directory
+    closed_through: int | None = None  # set when this partition closed days (a heartbeat)
 
 
 @dataclass
@@ -55,6 +62,14 @@ class DayResult:
     day: int
     score: MerchantScore
     level: str | None
+
+
+def link_groups(profile: ProfileVersion) -> list[str]:
+    """The groups whose members hear of each other's levels: the chain and the legal representative."""
+    groups = [profile.chain_id] if profile.chain_id else []
+    if profile.legal_representative:
+        groups.append(f"rep:{profile.legal_representative}")
+    return groups
 
 
 def bucket_key(merchant_id: str, day: int) -> str:
@@ -90,6 +105,7 @@ class PartitionEngine:
         allowed_lateness: timedelta = timedelta(hours=6),
         thresholds_version: str = "builtin-1",
         on_day_scored: Callable[[DayResult], None] | None = None,
+        chain_sources: int | None = None,
     ) -> None:
         self.buckets = buckets
         self.merchants = merchants
@@ -99,6 +115,10 @@ class PartitionEngine:
         self.allowed_lateness = allowed_lateness
         self.thresholds_version = thresholds_version
         self.on_day_scored = on_day_scored  # for replays that want score trajectories
+        # With a chain stage, day X closes only once every one of ``chain_sources`` sources has
+        # reported a chain watermark >= X - 1: by then every signal taking effect on X is here,
+        # so a day's content never depends on how fast other partitions were read.
+        self.chain_sources = chain_sources
 
     # -- events -------------------------------------------------------------------------
     def process(self, event: InputEvent, partition: int) -> Outcome:
@@ -117,8 +137,10 @@ class PartitionEngine:
     def _open_day(self, partition: int, day: int) -> tuple[int, bool]:
         """The day an event is counted in: its own, or the first open day if it came late."""
         clock = self.clocks.get(partition)
-        if clock is not None and clock.closed_through is not None and day <= clock.closed_through:
-            return clock.closed_through + 1, True
+        # Lateness is judged against the watermark (closable_through), not against what the
+        # chain stage has let close yet: that keeps it a function of this partition's own events.
+        if clock is not None and clock.closable_through is not None and day <= clock.closable_through:
+            return clock.closable_through + 1, True
         return day, False
 
     def _profile(self, profile: MerchantProfile, partition: int) -> Outcome:
@@ -128,12 +150,11 @@ class PartitionEngine:
         if state is not None and version in state.profiles:
             return Outcome(duplicate=True)
         state = self._merchant(profile.merchant_id, partition, day)
-        new_chain = version.chain_id is not None and all(p.chain_id != version.chain_id for p in state.profiles)
+        joined = [g for g in link_groups(version) if all(g not in link_groups(p) for p in state.profiles)]
         state.add_profile(version)
         self.merchants[profile.merchant_id] = state
         outcome = Outcome()
-        if new_chain:
-            outcome.chain_notices.append(ChainNotice(version.chain_id, profile.merchant_id, None, day))  # type: ignore[arg-type]
+        outcome.chain_notices.extend(ChainNotice(group, profile.merchant_id, None, day) for group in joined)
         return outcome
 
     def apply_chain_signal(self, signal: ChainSignal, partition: int) -> Outcome:
@@ -142,7 +163,7 @@ class PartitionEngine:
         only when history is replayed faster than partitions keep pace with each other)."""
         state = self._merchant(signal.merchant_id, partition, signal.effective_day)
         entry = (signal.effective_day, signal.level)
-        history = state.chain_levels.setdefault(signal.source_merchant_id, [])
+        history = state.chain_levels.setdefault(f"{signal.group}|{signal.source_merchant_id}", [])
         if entry in history:
             return Outcome(duplicate=True)
         history.append(entry)
@@ -151,6 +172,20 @@ class PartitionEngine:
         clock = self.clocks.get(partition)
         late = clock is not None and clock.closed_through is not None and signal.effective_day <= clock.closed_through
         return Outcome(late=late)
+
+    def apply_chain_watermark(self, source: int, watermark: int, partition: int) -> Outcome:
+        """The chain stage's ``source`` has delivered every signal of days up to ``watermark``:
+        close the days of ``partition`` that were waiting for it."""
+        clock = self.clocks.get(partition) or PartitionClock()
+        outcome = Outcome()
+        if watermark <= clock.chain_marks.get(source, watermark - 1):
+            outcome.duplicate = True
+            return outcome
+        clock.chain_marks[source] = watermark
+        if clock.closed_through is not None:
+            self._close_pending(partition, clock, outcome)
+        self.clocks[partition] = clock
+        return outcome
 
     def _activity(self, event: Transaction | Complaint, partition: int) -> Outcome:
         own_day = local_day(event.occurred_at)
@@ -185,24 +220,36 @@ class PartitionEngine:
             return
         clock.max_event_time = occurred_at
         if clock.closed_through is None:
-            clock.closed_through = local_day(occurred_at) - 1
+            clock.closed_through = clock.closable_through = local_day(occurred_at) - 1
+            outcome.closed_through = clock.closed_through  # first heartbeat
         watermark = occurred_at - self.allowed_lateness
         closable = local_day(watermark) - 1  # days that ended at or before the watermark
-        while clock.closed_through < closable:
-            clock.closed_through += 1
-            for warning, notice in self._close_day(partition, clock.closed_through, clock):
-                outcome.warnings.append(warning)
-                if notice is not None:
-                    outcome.chain_notices.append(notice)
-            outcome.days_closed += 1
+        clock.closable_through = max(clock.closable_through or closable, closable)
+        self._close_pending(partition, clock, outcome)
         self.clocks[partition] = clock
 
-    def _close_day(self, partition: int, day: int, clock: PartitionClock) -> list[tuple[Warning, ChainNotice | None]]:
+    def _chain_allows(self, clock: PartitionClock, day: int) -> bool:
+        if self.chain_sources is None:
+            return True
+        marks = clock.chain_marks
+        return len(marks) >= self.chain_sources and min(marks.values()) >= day - 1
+
+    def _close_pending(self, partition: int, clock: PartitionClock, outcome: Outcome) -> None:
+        assert clock.closed_through is not None and clock.closable_through is not None
+        while clock.closed_through < clock.closable_through and self._chain_allows(clock, clock.closed_through + 1):
+            clock.closed_through += 1
+            for warning, notices in self._close_day(partition, clock.closed_through, clock):
+                outcome.warnings.append(warning)
+                outcome.chain_notices.extend(notices)
+            outcome.days_closed += 1
+            outcome.closed_through = clock.closed_through
+
+    def _close_day(self, partition: int, day: int, clock: PartitionClock) -> list[tuple[Warning, list[ChainNotice]]]:
         members = sorted(
             (s for s in self.merchants.values() if s.partition == partition and s.first_day <= day),
             key=lambda s: s.merchant_id,
         )
-        warnings: list[tuple[Warning, ChainNotice | None]] = []
+        warnings: list[tuple[Warning, list[ChainNotice]]] = []
         norms = PeerNorms()
         for state in members:
             emitted = self._score_merchant_day(state, day, clock.peer_sales, norms)
@@ -214,16 +261,19 @@ class PartitionEngine:
 
     def _score_merchant_day(
         self, state: MerchantState, day: int, peer_sales: dict[str, float], norms: PeerNorms
-    ) -> tuple[Warning, ChainNotice | None] | None:
+    ) -> tuple[Warning, list[ChainNotice]] | None:
         totals = self.buckets.pop(bucket_key(state.merchant_id, day), None)
         state.fold(day, totals)
         # A profile topic compacted before it was read may hold only a later version: its
         # industry and town still describe the merchant.
         profile = state.profile_at(day_end(day)) or (state.profiles[0] if state.profiles else None)
         peer = PeerNorms.lookup(peer_sales, profile.industry, profile.district) if profile else None
-        result = self.scorer.score(state, day, peer)
-        if profile is not None and "sales_baseline_28d" in result.features:
-            norms.add(profile.industry, profile.district, result.features["sales_28d"])
+        peer_surge = PeerNorms.industry_surge(peer_sales, profile.industry) if profile else None
+        result = self.scorer.score(state, day, peer, peer_surge)
+        f = result.features
+        if profile is not None and "sales_baseline_28d" in f:
+            surge = f["sales_28d"] / f["sales_baseline_28d"] if f["sales_baseline_28d"] >= 3000 else None
+            norms.add(profile.industry, profile.district, f["sales_28d"], surge)
         if not isinstance(state.alert, AlertState):
             state.alert = AlertState()
         transition = self.policy.step(state.alert, result.score)
@@ -233,10 +283,9 @@ class PartitionEngine:
         if transition is None:
             return None
         raised_at = totals.last_event_at if totals and totals.last_event_at else day_end(day) - timedelta(seconds=1)
-        notice = None
-        if profile is not None and profile.chain_id is not None:
-            kind, _, level = transition
-            notice = ChainNotice(profile.chain_id, state.merchant_id, "none" if kind == "cleared" else level, day)
+        kind, _, level = transition
+        told = "none" if kind == "cleared" else level
+        notices = [ChainNotice(group, state.merchant_id, told, day) for group in link_groups(profile)] if profile else []
         warning = build_warning(
             merchant_id=state.merchant_id,
             day=day_date(day).isoformat(),
@@ -248,4 +297,4 @@ class PartitionEngine:
             district=profile.district if profile else None,
             thresholds_version=self.thresholds_version,
         )
-        return warning, notice
+        return warning, notices

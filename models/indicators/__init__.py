@@ -12,6 +12,7 @@ from models.indicators.peer_sales_surge import PeerSalesSurge
 from models.indicators.redemption_decline import RedemptionDecline
 from models.indicators.refund_pressure import RefundPressure
 from models.indicators.registry_change import RegistryChange
+from models.indicators.representative_link import RepresentativeLink
 from models.indicators.sales_decline import SalesDecline
 from models.indicators.sales_surge import SalesSurge
 from models.indicators.severe_complaints import SevereComplaints
@@ -33,6 +34,7 @@ ALL_INDICATORS: tuple[type[Indicator], ...] = (
     SalesDecline,
     SevereComplaints,
     ChainContagion,
+    RepresentativeLink,
 )
 
 __all__ = ["ALL_INDICATORS", "Indicator", "Reading", "ramp"] + [c.__name__ for c in ALL_INDICATORS]

@@ -85,6 +85,7 @@ class BaselineRatio(Indicator):
     baseline: ClassVar[str]
     min_baseline: ClassVar[float]
     floor_baseline: ClassVar[bool] = False  # divide by at least min_baseline instead of skipping
+    peer_adjusted: ClassVar[bool] = False  # discount a surge the whole industry shares (peer_surge)
     template_zh: ClassVar[str]
     template_en: ClassVar[str]
 
@@ -97,6 +98,8 @@ class BaselineRatio(Indicator):
                 return None
             baseline = self.min_baseline
         value = features.get(self.numerator, 0.0) / baseline
+        if self.peer_adjusted:
+            value /= max(1.0, features.get("peer_surge", 1.0))
         return self.reading(
             value,
             ramp(value, self.threshold, self.saturation),

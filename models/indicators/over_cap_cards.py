@@ -6,11 +6,13 @@ from models.indicators.base import Indicator, Reading, ramp
 
 
 class OverCapCards(Indicator):
-    """Cards whose stored value exceeds the cap: 5,000 yuan for named cards (MOFCOM 2012),
+    """Cards whose price paid exceeds the cap: 5,000 yuan for named cards (MOFCOM 2012),
     20,000 yuan for gym class packages (Shanghai "三限", 2025). Counted only once the
     merchant's industry is known from its profile.
 
-    Selling oversized cards is how operators collect cash they do not mean to serve.
+    Selling oversized cards is how operators collect cash they do not mean to serve. Unlike a
+    surge or a discount it is a breach of the rules in itself, so it weighs as distress (0.5):
+    with deep discounts on top it reaches orange.
 
     >>> OverCapCards().evaluate({"over_cap_sales_28d": 3})
     Reading(code='over_cap_cards', value=3.0, threshold=1.0, score=0.5, ...)
@@ -24,7 +26,7 @@ class OverCapCards(Indicator):
     rationale = "Oversized cards break the caps and concentrate consumer money at risk."
     default_threshold = 1.0
     default_saturation = 5.0
-    default_weight = 0.35
+    default_weight = 0.5
 
     def evaluate(self, features: dict[str, float]) -> Reading | None:
         if "over_cap_sales_28d" not in features:

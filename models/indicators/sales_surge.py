@@ -8,7 +8,8 @@ MIN_BASELINE = 3000.0  # yuan per 28 days; below it a ratio says nothing
 
 
 class SalesSurge(BaselineRatio):
-    """Card sales over the last 28 days divided by the merchant's usual 28 days.
+    """Card sales over the last 28 days divided by the merchant's usual 28 days, and by the
+    industry's own median ratio when peers are surging too (a calendar promotion, a season).
 
     Operators about to run collect as much prepaid money as they can first.
 
@@ -16,6 +17,8 @@ class SalesSurge(BaselineRatio):
     Reading(code='sales_surge', value=4.5, threshold=2.5, score=0.8, ...)
     >>> SalesSurge().evaluate({"sales_28d": 90_000}) is None  # no baseline yet
     True
+    >>> SalesSurge().evaluate({"sales_28d": 90_000, "sales_baseline_28d": 20_000, "peer_surge": 1.8}).value
+    2.5
     """
 
     code = "sales_surge"
@@ -29,5 +32,9 @@ class SalesSurge(BaselineRatio):
     baseline = "sales_baseline_28d"
     min_baseline = MIN_BASELINE
     floor_baseline = True
-    template_zh = "近28天售卡金额为自身基线的{value:.1f}倍,超过{threshold:g}倍阈值"
-    template_en = "card sales in the last 28 days are {value:.1f}x the merchant's baseline (threshold {threshold:g}x)"
+    peer_adjusted = True
+    template_zh = "近28天售卡金额为自身基线的{value:.1f}倍(已扣除同业整体增幅),超过{threshold:g}倍阈值"
+    template_en = (
+        "card sales in the last 28 days are {value:.1f}x the merchant's baseline, beyond what its industry "
+        "sells (threshold {threshold:g}x)"
+    )

@@ -1,0 +1,40 @@
+"""``representative_link``: the legal representative stands behind merchants already at orange or red."""
+
+from __future__ import annotations
+
+from models.indicators.base import Indicator, Reading, ramp
+
+
+class RepresentativeLink(Indicator):
+    """Other merchants registered under the same legal representative that have reached orange
+    or red, at any time (a representative's record does not heal). Signals come from those
+    merchants' own warnings through the link directory (``alerts.chains``, group ``rep:<id>``).
+
+    Market regulators name a change of legal representative as the usual first move before a
+    run-away, and find the same representative behind several gyms that later closed.
+
+    >>> RepresentativeLink().evaluate({"representative_linked_urgent": 1.0})
+    Reading(code='representative_link', value=1.0, threshold=0.0, score=1.0, ...)
+    >>> RepresentativeLink().evaluate({}) is None
+    True
+    """
+
+    code = "representative_link"
+    name_zh = "法定代表人关联风险"
+    name_en = "Representative linked to failing merchants"
+    rationale = "The same legal representative turns up behind several prepaid businesses that closed."
+    default_threshold = 0.0
+    default_saturation = 1.0
+    default_weight = 0.45
+
+    def evaluate(self, features: dict[str, float]) -> Reading | None:
+        if "representative_linked_urgent" not in features:
+            return None
+        value = features["representative_linked_urgent"]
+        return self.reading(
+            value,
+            ramp(value, self.threshold, self.saturation),
+            f"其法定代表人名下另有{value:.0f}家商户曾达橙色或红色预警(阈值{self.threshold:g}家)",
+            f"its legal representative stands behind {value:.0f} other merchant(s) that reached orange or red "
+            f"(threshold {self.threshold:g})",
+        )
