@@ -7,6 +7,7 @@ from pathlib import Path
 import orjson
 from typer.testing import CliRunner
 
+from models.indicators import ALL_INDICATORS
 from yujing.cli import app
 from yujing.evaluation import ScenarioFigures, combine, evaluate
 
@@ -63,3 +64,12 @@ def test_evaluate_rejects_bad_seeds_in_one_line() -> None:
     assert result.exit_code == 1
     assert "--seeds must be comma-separated integers" in result.output
     assert "Traceback" not in result.output
+
+
+def test_indicator_table_in_docs_is_generated_from_the_code() -> None:
+    from yujing.indicator_docs import markdown
+
+    committed = (Path(__file__).parent.parent / "docs" / "indicators.md").read_text(encoding="utf-8")
+    assert committed == markdown(), "docs/indicators.md is stale: run `yujing indicators --markdown > docs/indicators.md`"
+    for indicator in ALL_INDICATORS:
+        assert f"`{indicator.code}`" in committed and indicator.name_zh in committed and indicator.formula

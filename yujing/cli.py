@@ -205,6 +205,26 @@ def evaluate(
         _print_report(name, report)
 
 
+@app.command()
+def indicators(
+    as_markdown: bool = typer.Option(False, "--markdown", help="The Markdown table of docs/indicators.md."),
+) -> None:
+    """The indicator system: code, zh/en names, formula, threshold, weight, rationale."""
+    from rich.table import Table
+
+    from yujing.indicator_docs import indicator_rows, markdown
+
+    if as_markdown:
+        sys.stdout.write(markdown())
+        return
+    table = Table(title="风险预警指标体系 · indicator system")
+    for column in ("code", "中文", "English", "group", "threshold → saturation", "weight"):
+        table.add_column(column)
+    for r in indicator_rows():
+        table.add_row(r["code"], r["name_zh"], r["name_en"], r["group"], r["range"], r["weight"])
+    console.print(table)
+
+
 def _report_json(report: object) -> dict:
     rows = [*report.scenarios.values(), report.overall]  # type: ignore[attr-defined]
     payload: dict = {

@@ -42,6 +42,9 @@ class Indicator:
     name_zh: ClassVar[str]
     name_en: ClassVar[str]
     rationale: ClassVar[str]
+    rationale_zh: ClassVar[str]
+    formula: ClassVar[str]  # the value, over which event-time window, and its guards
+    range_text: ClassVar[str | None] = None  # how threshold and saturation read, when not plain numbers
     default_threshold: ClassVar[float]
     default_saturation: ClassVar[float]
     default_weight: ClassVar[float]

@@ -24,8 +24,13 @@ class ChainContagion(Indicator):
     name_zh = "连锁关联风险"
     name_en = "Chain contagion"
     rationale = "Stores under one controlling party share its cash; when one fails the others follow."
+    rationale_zh = "同一控制人的门店资金相通,一家出事其余常随之倒下。"
+    formula = (
+        "highest level in force among the other stores of the same chain_id (blue 1 … red 4); two or more at orange/red saturate it"
+    )
     default_threshold = 2.0  # yellow: nothing yet
     default_saturation = 4.0  # red
+    range_text = "yellow (2) → red (4)"
     default_weight = 0.45
 
     def evaluate(self, features: dict[str, float]) -> Reading | None:

@@ -24,8 +24,13 @@ class ComplaintSurge(Indicator):
     name_zh = "投诉激增"
     name_en = "Complaint surge"
     rationale = "Refund refusals and closures reported by consumers are the most direct signal."
+    rationale_zh = "消费者反映的拒绝退款、关店是最直接的信号。"
+    formula = (
+        "complaints of 14 days with refund_refused / store_closed / service_unavailable counted 3×; threshold max(6, 3 × own 14-day baseline); only severe complaints score in full, the rest at half"
+    )
     default_threshold = 6.0
     default_saturation = 3.0  # times the threshold
+    range_text = "max(6, 3× own baseline) → 3× that"
     default_weight = 0.5
 
     def evaluate(self, features: dict[str, float]) -> Reading | None:

@@ -28,6 +28,10 @@ class CustodyCoverage(Indicator):
     name_zh = "资金存管覆盖率"
     name_en = "Custody coverage"
     rationale = "Custody is the money consumers get back; a gap is the loss if the store closes."
+    rationale_zh = "存管资金是消费者可追回的钱,存管缺口即关店时的损失。"
+    formula = (
+        "custody balance ÷ custody required (40% of the balance above 200,000 yuan; 100% under one year old), judged at the report and now; lower is worse"
+    )
     default_threshold = 0.9
     default_saturation = 0.15
     default_weight = 0.45

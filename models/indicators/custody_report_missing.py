@@ -20,6 +20,10 @@ class CustodyReportMissing(Indicator):
     name_zh = "存管报告缺失"
     name_en = "Custody report missing"
     rationale = "Monthly reports that stop arriving hide a custody gap from the regulator."
+    rationale_zh = "停止报送存管情况会向监管隐藏存管缺口。"
+    formula = (
+        "days since the last custody report (profile version), when custody is required"
+    )
     default_threshold = 45.0
     default_saturation = 90.0
     default_weight = 0.25

@@ -22,6 +22,10 @@ class DeepDiscountShare(Indicator):
     name_zh = "深度折扣售卡占比"
     name_en = "Deep-discount share of sales"
     rationale = "Deep bonuses create liabilities above the cash taken; they precede run-aways."
+    rationale_zh = "大额赠送使负债高于实收现金,常见于跑路前。"
+    formula = (
+        "share of 28-day card sales (paid, at least 5,000 yuan) sold with stored value ≥ 1.3 × price"
+    )
     default_threshold = 0.4
     default_saturation = 0.8
     default_weight = 0.3

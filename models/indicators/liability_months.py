@@ -24,6 +24,10 @@ class LiabilityMonths(Indicator):
     name_zh = "预收资金余额月数"
     name_en = "Months of prepaid liability"
     rationale = "A balance worth many months of services cannot be honoured if revenue stops."
+    rationale_zh = "预收余额相当于过多月份的服务量,一旦收入中断无法兑付。"
+    formula = (
+        "prepaid balance (≥ 50,000 yuan) ÷ average monthly redemptions of the last 90 observed days (after 30 observed days)"
+    )
     default_threshold = 8.0
     default_saturation = 20.0
     default_weight = 0.25

@@ -24,6 +24,10 @@ class OverCapCards(Indicator):
     name_zh = "超限额售卡"
     name_en = "Cards above the legal caps"
     rationale = "Oversized cards break the caps and concentrate consumer money at risk."
+    rationale_zh = "超限额售卡本身违规,且集中放大消费者风险。"
+    formula = (
+        "cards sold in 28 days with a price above the cap: 5,000 yuan (named cards), 20,000 yuan for gyms"
+    )
     default_threshold = 1.0
     default_saturation = 5.0
     default_weight = 0.5

@@ -23,6 +23,10 @@ class PeerSalesSurge(Indicator):
     name_zh = "售卡额远超同业同镇"
     name_en = "Sales surge against peers"
     rationale = "A new operator collecting many times what its peers sell has no history to hide behind."
+    rationale_zh = "新开商户无自身历史,若售卡额数倍于同业同镇商户则需关注。"
+    formula = (
+        "until the merchant has its own baseline: card sales of 28 days ÷ median of the peer group (same industry and town, else industry; merchants of the partition with a baseline)"
+    )
     default_threshold = 3.0
     default_saturation = 8.0
     default_weight = 0.3

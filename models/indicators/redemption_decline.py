@@ -20,6 +20,10 @@ class RedemptionDecline(BaselineRatio):
     name_zh = "核销量下滑"
     name_en = "Redemption decline"
     rationale = "Slow declines show up as fewer services delivered months before closure."
+    rationale_zh = "缓慢衰败表现为数月内服务量持续下降。"
+    formula = (
+        "redemptions of 28 days ÷ own baseline (at least 5,000 yuan); lower is worse"
+    )
     default_threshold = 0.75
     default_saturation = 0.25
     default_weight = 0.3

@@ -22,6 +22,10 @@ class RefundPressure(BaselineRatio):
     name_zh = "退款压力"
     name_en = "Refund pressure"
     rationale = "A run of refund requests shows consumers losing confidence in the merchant."
+    rationale_zh = "退款申请集中出现说明消费者信心下降。"
+    formula = (
+        "refunds of 28 days ÷ own baseline (floored at 2 per 28 days)"
+    )
     default_threshold = 3.0
     default_saturation = 8.0
     default_weight = 0.3

@@ -22,8 +22,13 @@ class RegistryChange(Indicator):
     name_zh = "登记事项变更"
     name_en = "Registry change"
     rationale = "Transfers of control and capital cuts come first in documented run-aways."
+    rationale_zh = "控制权转让与减资往往是跑路的第一步。"
+    formula = (
+        "days since a change of legal representative or a cut of registered capital, within 90 days (compared with the last known value)"
+    )
     default_threshold = LOOKBACK_DAYS
     default_saturation = LOOKBACK_DAYS
+    range_text = "a change within 90 days"
     default_weight = 0.3
 
     def evaluate(self, features: dict[str, float]) -> Reading | None:

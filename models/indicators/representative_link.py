@@ -23,8 +23,13 @@ class RepresentativeLink(Indicator):
     name_zh = "法定代表人关联风险"
     name_en = "Representative linked to failing merchants"
     rationale = "The same legal representative turns up behind several prepaid businesses that closed."
+    rationale_zh = "同一法定代表人常出现在多家先后关门的商户背后。"
+    formula = (
+        "other merchants under the same legal representative that have ever reached orange or red"
+    )
     default_threshold = 0.0
     default_saturation = 1.0
+    range_text = "0 → 1 merchant"
     default_weight = 0.45
 
     def evaluate(self, features: dict[str, float]) -> Reading | None:

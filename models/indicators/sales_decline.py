@@ -22,6 +22,10 @@ class SalesDecline(BaselineRatio):
     name_zh = "售卡量下滑"
     name_en = "Sales decline"
     rationale = "A merchant living on prepayments is short of cash when new sales dry up."
+    rationale_zh = "依赖预收款经营的商户新售卡枯竭即现金吃紧。"
+    formula = (
+        "card sales of 28 days ÷ own baseline (at least 5,000 yuan); lower is worse"
+    )
     default_threshold = 0.6
     default_saturation = 0.2
     default_weight = 0.25

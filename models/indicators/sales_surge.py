@@ -25,6 +25,10 @@ class SalesSurge(BaselineRatio):
     name_zh = "预付卡销售激增"
     name_en = "Prepaid sales surge"
     rationale = "Run-aways are preceded by pushing cards to collect cash before leaving."
+    rationale_zh = "跑路前常见突击售卡、快速回笼资金。"
+    formula = (
+        "card sales (paid) of the last 28 days ÷ own baseline (the observed 90 days before, per 28 days, at least 3,000 yuan), ÷ the industry's median ratio when above 1"
+    )
     default_threshold = 2.5
     default_saturation = 5.0
     default_weight = 0.4

@@ -20,6 +20,10 @@ class SevereComplaints(Indicator):
     name_zh = "退款拒绝/关店类投诉"
     name_en = "Refund-refusal and closure complaints"
     rationale = "Refusals, closures and unavailable service are the complaints that precede losses."
+    rationale_zh = "拒退、关店、无法服务类投诉直接指向兑付风险。"
+    formula = (
+        "refund_refused + store_closed + service_unavailable complaints in 28 days"
+    )
     default_threshold = 3.0
     default_saturation = 12.0
     default_weight = 0.4

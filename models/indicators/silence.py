@@ -24,8 +24,13 @@ class Silence(Indicator):
     name_zh = "核销停滞"
     name_en = "Silence with balances outstanding"
     rationale = "A store that goes quiet without notice while holding prepaid money is a run-away."
+    rationale_zh = "未经公告停止服务且仍持有预收资金,是系统要发现的典型跑路。"
+    formula = (
+        "days since the last redemption while ≥ 10,000 yuan is outstanding, in event time; threshold max(4 days, 4 × usual gap before the silence); Spring Festival break and suspensions announced ≥ 30 days ahead excluded"
+    )
     default_threshold = 4.0  # times the usual gap, and at least this many days
     default_saturation = 3.0  # times the threshold
+    range_text = "max(4 d, 4× usual gap) → 3× that"
     default_weight = 0.75
 
     def evaluate(self, features: dict[str, float]) -> Reading | None:
