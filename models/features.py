@@ -47,6 +47,7 @@ def merchant_features(
     day: int,
     peer_sales_28d: float | None = None,
     peer_surge: float | None = None,
+    peer_redemption_ratio: float | None = None,
 ) -> dict[str, float]:
     """Features of ``state`` after ``day`` has been folded into it.
 
@@ -81,6 +82,8 @@ def merchant_features(
         f["peer_sales_28d"] = peer_sales_28d
     if peer_surge is not None:
         f["peer_surge"] = peer_surge
+    if peer_redemption_ratio is not None:
+        f["peer_redemption_ratio"] = peer_redemption_ratio
 
     last90 = _window(history, day, min(90, observed)) if observed else []
     if observed:
@@ -128,6 +131,8 @@ def merchant_features(
         if ranks:
             f["chain_peer_level"] = float(max(ranks))
             f["chain_peers_urgent"] = float(sum(1 for r in ranks if r >= LEVEL_RANK["orange"]))
+        sisters = {key.rsplit("|", 1)[1] for key in state.chain_levels if not key.startswith("rep:")}
+        linked_urgent -= sisters  # a sister under the same representative counts once, as a sister
         if linked_urgent:
             f["representative_linked_urgent"] = float(len(linked_urgent))
 
@@ -216,11 +221,15 @@ class PeerNorms:
     def __init__(self) -> None:
         self._groups: dict[str, list[float]] = {}
 
-    def add(self, industry: str, town: str, sales_28d: float, surge: float | None = None) -> None:
+    def add(
+        self, industry: str, town: str, sales_28d: float, surge: float | None = None, redeemed: float | None = None
+    ) -> None:
         for key in (f"{industry}|{town}", industry):
             self._groups.setdefault(key, []).append(sales_28d)
         if surge is not None:  # the industry's own surge: calendar promotions lift every peer
             self._groups.setdefault(f"surge|{industry}", []).append(surge)
+        if redeemed is not None:  # the industry's redemptions against their baseline
+            self._groups.setdefault(f"redeemed|{industry}", []).append(redeemed)
 
     def finish(self) -> dict[str, float]:
         norms = {}
@@ -241,3 +250,8 @@ class PeerNorms:
     def industry_surge(norms: dict[str, float], industry: str) -> float | None:
         """Median of the industry's sales-to-own-baseline ratios (1.0: an ordinary month)."""
         return norms.get(f"surge|{industry}")
+
+    @staticmethod
+    def industry_redemptions(norms: dict[str, float], industry: str) -> float | None:
+        """Median of the industry's 28-day redemptions over their own baselines."""
+        return norms.get(f"redeemed|{industry}")

@@ -63,6 +63,8 @@ EXPOSURE = frozenset(
      "joint_anomaly"}
 )
 EXPOSURE_CAP = 0.55
+# Indicators fed by other merchants' levels (alerts/chains.py).
+LINK_CODES = frozenset({"chain_contagion", "representative_link"})
 
 
 def noisy_or(contributions: Sequence[Contribution]) -> float:
@@ -148,9 +150,10 @@ class RiskScorer:
         day: int,
         peer_sales_28d: float | None = None,
         peer_surge: float | None = None,
+        peer_redemption_ratio: float | None = None,
     ) -> MerchantScore:
         """Score ``state`` (with ``day`` already folded in) and let its detector learn the day."""
-        features = merchant_features(state, day, peer_sales_28d, peer_surge)
+        features = merchant_features(state, day, peer_sales_28d, peer_surge, peer_redemption_ratio)
         contributions = []
         for indicator in self.indicators:
             reading = indicator.evaluate(features)

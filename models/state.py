@@ -144,6 +144,7 @@ class MerchantState:
     # Owned by the online detectors and by alerts/; opaque here.
     detector: object | None = None
     joint_detector: object | None = None
+    linked_level: str = "none"  # level on own evidence last told to linked merchants
     alert: object | None = None
 
     def fold(self, day: int, totals: DayTotals | None) -> DaySummary:

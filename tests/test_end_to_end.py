@@ -19,7 +19,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.conftest import isolated_settings
 from yujing.backtest import BacktestResult, iter_events, run_backtest
-from yujing.kafka_io import input_topics, publish_files, read_records
+from yujing.kafka_io import group_progress, input_topics, publish_files, read_records
 from yujing.processes import start_worker, stop_worker
 from yujing.settings import Settings
 from yujing.simulator import SimulationConfig, simulate
@@ -54,29 +54,6 @@ def backtest(events_dir: Path, settings: Settings) -> BacktestResult:
         partitions=settings.input_partitions,
         allowed_lateness=timedelta(hours=settings.allowed_lateness_hours),
     )
-
-
-def worker_topics(settings: Settings) -> list[str]:
-    """The topics the worker's group reads: the inputs and the chain stage's internal topics."""
-    return [settings.topics.transactions, settings.topics.complaints, settings.topics.merchants,
-            f"{settings.app_id}-chain-notices", f"{settings.app_id}-chain-signals"]
-
-
-def group_progress(settings: Settings) -> tuple[float, int]:
-    """(share of the records the worker's group has committed, total records) over its topics."""
-    # A consumer of the worker's group that never subscribes only reads the group's commits.
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=settings.app_id, enable_auto_commit=False)
-    try:
-        known = consumer.topics()
-        partitions = [
-            TopicPartition(t, p) for t in worker_topics(settings) if t in known for p in range(settings.input_partitions)
-        ]
-        ends = consumer.end_offsets(partitions)
-        done = sum(min(consumer.committed(tp) or 0, ends[tp]) for tp in partitions)
-        total = sum(ends.values())
-        return done / max(total, 1), total
-    finally:
-        consumer.close()
 
 
 def consumed_fraction(settings: Settings) -> float:

@@ -375,7 +375,9 @@ def test_report_made_below_the_tier_does_not_cover_a_balance_that_crossed_it() -
     profiles = (version(-10), version(10, custody=0.0))
     features = features_of(merchant(30, by_day, profiles))
     assert features["custody_required_at_report"] == 0.0 and features["custody_required"] > 0
-    reading = CustodyCoverage().evaluate(features)
+    assert CustodyCoverage().evaluate(features) is None  # the next monthly report is not due yet
+    overdue = features_of(merchant(50, by_day, profiles))  # report 39 days old: due and missing
+    reading = CustodyCoverage().evaluate(overdue)
     assert reading is not None and reading.score == 1.0
 
 

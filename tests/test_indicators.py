@@ -52,7 +52,7 @@ def test_liability_waits_for_observed_trading() -> None:
 
 
 def test_missing_custody_report_counts_as_no_custody() -> None:
-    reading = CustodyCoverage().evaluate({"custody_required": 100_000})
+    reading = CustodyCoverage().evaluate({"custody_required": 100_000, "custody_report_age_days": 60})
     assert reading is not None and reading.value == 0.0 and reading.score == 1.0
 
 

@@ -48,8 +48,13 @@ def worker(
     from faust.worker import Worker
 
     from streams.agents import build_worker_app
+    from yujing.kafka_io import KafkaUnavailable, ensure_internal_topics
 
     settings = get_settings()
+    try:
+        ensure_internal_topics(settings)
+    except KafkaUnavailable as exc:
+        fail(str(exc))
     faust_app = build_worker_app(settings)
     # Faust's Worker parses no arguments of ours; give it a clean argv.
     sys.argv = [sys.argv[0]]

@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from yujing.broker import broker_from_settings, contract_topics
-from yujing.kafka_io import input_topics
+from yujing.kafka_io import group_progress, input_topics
 from yujing.processes import start_worker, stop_worker
 from yujing.settings import Settings
 from yujing.simulator import SimulationConfig, simulate
@@ -90,6 +90,9 @@ def _render(state: DemoState, labels: dict[str, dict]) -> Group:
     )
 
 
+FEED_RECORDS_PER_SECOND = 1500.0
+
+
 def run_demo(
     settings: Settings,
     *,
@@ -119,7 +122,10 @@ def run_demo(
 
     def produce() -> None:
         try:
-            counts = simulation.produce(demo.bootstrap, input_topics(demo), progress=False)
+            # A steady feed, as platforms send it, rather than a year dumped at once: the worker
+            # keeps up and days close (and warnings appear) as the year unfolds.
+            counts = simulation.produce(demo.bootstrap, input_topics(demo), progress=False,
+                                        records_per_second=FEED_RECORDS_PER_SECOND)
             state.produced = sum(counts.values())
         except Exception as exc:  # shown on screen; the demo goes on with what was sent
             state.produce_error = str(exc)
@@ -134,20 +140,24 @@ def run_demo(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
-    last_warning = time.monotonic()
+    last_check, settled_total = time.monotonic(), -1
     try:
         with Live(_render(state, labels), refresh_per_second=4) as live:
             while time.monotonic() - state.started < duration:
                 batch = consumer.poll(timeout_ms=500)
                 for records in batch.values():
                     state.warnings.extend(orjson.loads(r.value) for r in records)
-                    last_warning = time.monotonic()
                 if worker.poll() is not None:
                     break
                 live.update(_render(state, labels))
-                # done: everything published and the worker has had a quiet half-minute
-                if not state.producing and time.monotonic() - last_warning > 30:
-                    break
+                # done: everything published, and the worker has read all of it (inputs and its
+                # chain stage) twice in a row with nothing new in between
+                if not state.producing and time.monotonic() - last_check > 5:
+                    last_check = time.monotonic()
+                    fraction, total = group_progress(demo)
+                    if fraction >= 1.0 and total == settled_total:
+                        break
+                    settled_total = total if fraction >= 1.0 else -1
     finally:
         consumer.close()
         if worker.poll() is None:

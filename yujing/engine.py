@@ -16,12 +16,12 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from alerts.chains import ChainNotice, ChainSignal
+from alerts.chains import EFFECT_DELAY_DAYS, ChainNotice, ChainSignal
 from alerts.levels import AlertState, LevelPolicy
 from alerts.warnings import build_warning
 from models.calendar import day_date, day_end, local_day
 from models.features import PeerNorms
-from models.scoring import MerchantScore, RiskScorer
+from models.scoring import LINK_CODES, MerchantScore, RiskScorer, fuse
 from models.state import DayTotals, MerchantState, ProfileVersion
 from yujing.contract import Complaint, InputEvent, MerchantProfile, Transaction, Warning
 
@@ -116,7 +116,8 @@ class PartitionEngine:
         self.thresholds_version = thresholds_version
         self.on_day_scored = on_day_scored  # for replays that want score trajectories
         # With a chain stage, day X closes only once every one of ``chain_sources`` sources has
-        # reported a chain watermark >= X - 1: by then every signal taking effect on X is here,
+        # reported a chain watermark >= X - EFFECT_DELAY_DAYS: by then every signal taking effect
+        # on X is here,
         # so a day's content never depends on how fast other partitions were read.
         self.chain_sources = chain_sources
 
@@ -232,24 +233,27 @@ class PartitionEngine:
         if self.chain_sources is None:
             return True
         marks = clock.chain_marks
-        return len(marks) >= self.chain_sources and min(marks.values()) >= day - 1
+        return len(marks) >= self.chain_sources and min(marks.values()) >= day - EFFECT_DELAY_DAYS
 
     def _close_pending(self, partition: int, clock: PartitionClock, outcome: Outcome) -> None:
         assert clock.closed_through is not None and clock.closable_through is not None
         while clock.closed_through < clock.closable_through and self._chain_allows(clock, clock.closed_through + 1):
             clock.closed_through += 1
             for warning, notices in self._close_day(partition, clock.closed_through, clock):
-                outcome.warnings.append(warning)
+                if warning is not None:
+                    outcome.warnings.append(warning)
                 outcome.chain_notices.extend(notices)
             outcome.days_closed += 1
             outcome.closed_through = clock.closed_through
 
-    def _close_day(self, partition: int, day: int, clock: PartitionClock) -> list[tuple[Warning, list[ChainNotice]]]:
+    def _close_day(
+        self, partition: int, day: int, clock: PartitionClock
+    ) -> list[tuple[Warning | None, list[ChainNotice]]]:
         members = sorted(
             (s for s in self.merchants.values() if s.partition == partition and s.first_day <= day),
             key=lambda s: s.merchant_id,
         )
-        warnings: list[tuple[Warning, list[ChainNotice]]] = []
+        warnings: list[tuple[Warning | None, list[ChainNotice]]] = []
         norms = PeerNorms()
         for state in members:
             emitted = self._score_merchant_day(state, day, clock.peer_sales, norms)
@@ -259,9 +263,23 @@ class PartitionEngine:
         clock.peer_sales = norms.finish()
         return warnings
 
+    def _link_notices(
+        self, state: MerchantState, result: MerchantScore, profile: ProfileVersion | None, day: int
+    ) -> list[ChainNotice]:
+        """Tell linked merchants this one's level on its *own* evidence: a level raised only by
+        what linked merchants said must not echo back to them (no feedback loop)."""
+        if profile is None:
+            return []
+        own = fuse([c for c in result.contributions if c.reading.code not in LINK_CODES])
+        level = self.policy.level_for(own) or "none"
+        if level == state.linked_level:
+            return []
+        state.linked_level = level
+        return [ChainNotice(group, state.merchant_id, level, day) for group in link_groups(profile)]
+
     def _score_merchant_day(
         self, state: MerchantState, day: int, peer_sales: dict[str, float], norms: PeerNorms
-    ) -> tuple[Warning, list[ChainNotice]] | None:
+    ) -> tuple[Warning | None, list[ChainNotice]] | None:
         totals = self.buckets.pop(bucket_key(state.merchant_id, day), None)
         state.fold(day, totals)
         # A profile topic compacted before it was read may hold only a later version: its
@@ -269,23 +287,24 @@ class PartitionEngine:
         profile = state.profile_at(day_end(day)) or (state.profiles[0] if state.profiles else None)
         peer = PeerNorms.lookup(peer_sales, profile.industry, profile.district) if profile else None
         peer_surge = PeerNorms.industry_surge(peer_sales, profile.industry) if profile else None
-        result = self.scorer.score(state, day, peer, peer_surge)
+        peer_redeemed = PeerNorms.industry_redemptions(peer_sales, profile.industry) if profile else None
+        result = self.scorer.score(state, day, peer, peer_surge, peer_redeemed)
         f = result.features
         if profile is not None and "sales_baseline_28d" in f:
             surge = f["sales_28d"] / f["sales_baseline_28d"] if f["sales_baseline_28d"] >= 3000 else None
-            norms.add(profile.industry, profile.district, f["sales_28d"], surge)
+            base = f.get("redeemed_baseline_28d", 0.0)
+            redeemed = f["redeemed_28d"] / base if base >= 5000 else None
+            norms.add(profile.industry, profile.district, f["sales_28d"], surge, redeemed)
         if not isinstance(state.alert, AlertState):
             state.alert = AlertState()
         transition = self.policy.step(state.alert, result.score)
         if self.on_day_scored is not None:
             self.on_day_scored(DayResult(state.merchant_id, day, result, state.alert.level))
         state.prune_profiles(day_end(day))
+        notices = self._link_notices(state, result, profile, day)
         if transition is None:
-            return None
+            return (None, notices) if notices else None
         raised_at = totals.last_event_at if totals and totals.last_event_at else day_end(day) - timedelta(seconds=1)
-        kind, _, level = transition
-        told = "none" if kind == "cleared" else level
-        notices = [ChainNotice(group, state.merchant_id, told, day) for group in link_groups(profile)] if profile else []
         warning = build_warning(
             merchant_id=state.merchant_id,
             day=day_date(day).isoformat(),

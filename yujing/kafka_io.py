@@ -39,6 +39,57 @@ def producer(settings: Settings) -> KafkaProducer:
         raise KafkaUnavailable(f"no Kafka broker at {settings.bootstrap} (start one: yujing broker start)") from exc
 
 
+def internal_topics(settings: Settings) -> list[str]:
+    """The worker's own topics between its agents (the chain stage), co-partitioned with the inputs."""
+    return [f"{settings.app_id}-chain-notices", f"{settings.app_id}-chain-signals"]
+
+
+def ensure_internal_topics(settings: Settings, timeout: float = 30) -> None:
+    """Create the worker's internal topics before Faust starts: a topic Faust declares itself
+    can be missing from the metadata its first partition assignment sees, and then stays
+    unassigned (\"Ignoring missing topic\"), which would stall the chain stage."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=int(timeout * 1000))
+    except KafkaError as exc:
+        raise KafkaUnavailable(f"no Kafka broker at {settings.bootstrap} (start one: yujing broker start)") from exc
+    try:
+        missing = [t for t in internal_topics(settings) if t not in set(admin.list_topics())]
+        if missing:
+            try:
+                admin.create_topics(
+                    [NewTopic(t, settings.input_partitions, 1) for t in missing], timeout_ms=int(timeout * 1000)
+                )
+            except TopicAlreadyExistsError:  # another worker of the group created it first
+                pass
+            admin.wait_for_topics(missing, timeout_ms=int(timeout * 1000))
+    except KafkaError as exc:
+        raise KafkaUnavailable(f"could not create the worker's internal topics on {settings.bootstrap}: {exc}") from exc
+    finally:
+        admin.close()
+
+
+def group_progress(settings: Settings) -> tuple[float, int]:
+    """(share of the records the worker group has committed, records in total) over the topics it
+    reads: the inputs and its internal chain-stage topics."""
+    from kafka import TopicPartition
+
+    # A consumer of the worker's group that never subscribes only reads the group's commits.
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=settings.app_id, enable_auto_commit=False)
+    try:
+        known = consumer.topics()
+        names = [*input_topics(settings).values(), *internal_topics(settings)]
+        partitions = [TopicPartition(t, p) for t in names if t in known for p in range(settings.input_partitions)]
+        ends = consumer.end_offsets(partitions)
+        done = sum(min(consumer.committed(tp) or 0, ends[tp]) for tp in partitions)
+        total = sum(ends.values())
+        return done / max(total, 1), total
+    finally:
+        consumer.close()
+
+
 def input_topics(settings: Settings) -> dict[str, str]:
     t = settings.topics
     return {"transactions": t.transactions, "complaints": t.complaints, "merchants": t.merchants}

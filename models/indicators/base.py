@@ -88,7 +88,7 @@ class BaselineRatio(Indicator):
     baseline: ClassVar[str]
     min_baseline: ClassVar[float]
     floor_baseline: ClassVar[bool] = False  # divide by at least min_baseline instead of skipping
-    peer_adjusted: ClassVar[bool] = False  # discount a surge the whole industry shares (peer_surge)
+    peer_feature: ClassVar[str | None] = None  # the industry's median of the same ratio
     template_zh: ClassVar[str]
     template_en: ClassVar[str]
 
@@ -101,8 +101,12 @@ class BaselineRatio(Indicator):
                 return None
             baseline = self.min_baseline
         value = features.get(self.numerator, 0.0) / baseline
-        if self.peer_adjusted:
-            value /= max(1.0, features.get("peer_surge", 1.0))
+        peer = features.get(self.peer_feature) if self.peer_feature else None
+        if peer is not None:
+            # What the whole industry does (a festival, the Spring Festival lull) is not the
+            # merchant's own signal: a surge is discounted by the industry's surge, a decline by
+            # the industry's decline.
+            value = value / max(1.0, peer) if self.saturation > self.threshold else value / min(1.0, max(peer, 0.1))
         return self.reading(
             value,
             ramp(value, self.threshold, self.saturation),

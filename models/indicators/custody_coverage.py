@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from models.indicators.base import Indicator, Reading, ramp
 
+REPORT_DUE_DAYS = 35
 GROWTH_TOLERANCE = 0.6  # between reports, the balance may grow by 1/0.6 before it counts
 
 
@@ -11,6 +12,8 @@ class CustodyCoverage(Indicator):
     """Reported custody over the required custody (40% of balances above 200,000 yuan, 100%
     for businesses under one year), judged on the balance of the day of the report, and on
     today's balance with room for growth until the next monthly report. The worse one counts.
+    A balance that crossed the tier after a report made below it waits for the next report (due
+    within 35 days); one never reported counts as no custody.
 
     >>> CustodyCoverage().evaluate({"custody_required": 200_000, "custody_balance": 50_000,
     ...                             "custody_required_at_report": 200_000})
@@ -18,8 +21,10 @@ class CustodyCoverage(Indicator):
     >>> CustodyCoverage().evaluate({"custody_required": 500_000, "custody_balance": 250_000,
     ...                             "custody_required_at_report": 240_000}).score  # grew since
     0.0
-    >>> CustodyCoverage().evaluate({"custody_required": 300_000}).value  # never reported
+    >>> CustodyCoverage().evaluate({"custody_required": 300_000, "custody_report_age_days": 60}).value
     0.0
+    >>> CustodyCoverage().evaluate({"custody_required": 300_000, "custody_report_age_days": 10}) is None
+    True
     >>> CustodyCoverage().evaluate({"custody_required": 0, "custody_balance": 0}) is None
     True
     """
@@ -42,6 +47,10 @@ class CustodyCoverage(Indicator):
         if required_now <= 0 and required_then <= 0:
             return None
         custody = features.get("custody_balance", 0.0)
+        if required_then <= 0 and features.get("custody_report_age_days", 0.0) <= REPORT_DUE_DAYS:
+            # The balance crossed the tier since the last report: the next monthly report is
+            # not due yet (an overdue one is custody_report_missing's business).
+            return None
         coverages = []
         if required_then > 0:
             coverages.append(custody / required_then)

@@ -30,5 +30,6 @@ class RedemptionDecline(BaselineRatio):
     numerator = "redeemed_28d"
     baseline = "redeemed_baseline_28d"
     min_baseline = MIN_BASELINE
+    peer_feature = "peer_redemption_ratio"
     template_zh = "近28天核销额仅为自身基线的{value:.0%},低于{threshold:.0%}阈值"
     template_en = "redemptions in 28 days are {value:.0%} of the merchant's baseline (threshold {threshold:.0%})"

@@ -32,5 +32,6 @@ class SalesDecline(BaselineRatio):
     numerator = "sales_28d"
     baseline = "sales_baseline_28d"
     min_baseline = MIN_BASELINE
+    peer_feature = "peer_surge"
     template_zh = "近28天售卡额仅为自身基线的{value:.0%},低于{threshold:.0%}阈值"
     template_en = "card sales in 28 days are {value:.0%} of the merchant's baseline (threshold {threshold:.0%})"

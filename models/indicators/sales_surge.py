@@ -36,7 +36,7 @@ class SalesSurge(BaselineRatio):
     baseline = "sales_baseline_28d"
     min_baseline = MIN_BASELINE
     floor_baseline = True
-    peer_adjusted = True
+    peer_feature = "peer_surge"
     template_zh = "近28天售卡金额为自身基线的{value:.1f}倍(已扣除同业整体增幅),超过{threshold:g}倍阈值"
     template_en = (
         "card sales in the last 28 days are {value:.1f}x the merchant's baseline, beyond what its industry "

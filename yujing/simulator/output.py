@@ -6,6 +6,7 @@ window; iterating twice replays the same plan and gives identical records.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from operator import itemgetter
 from pathlib import Path
@@ -77,8 +78,15 @@ class Simulation:
         counts[LABELS_FILE] = len(self.labels)
         return counts
 
-    def produce(self, bootstrap: str, topics: dict[str, str], progress: bool = True) -> dict[str, int]:
-        """Send every record to Kafka in event-time order (key = merchant_id, event-time stamps).
+    def produce(
+        self,
+        bootstrap: str,
+        topics: dict[str, str],
+        progress: bool = True,
+        records_per_second: float | None = None,
+    ) -> dict[str, int]:
+        """Send every record to Kafka in event-time order (key = merchant_id, event-time stamps),
+        at most ``records_per_second`` when given (a feed arriving at a steady pace).
 
         Raises :class:`BrokerUnreachable` when no broker answers (kafka-python 2.x raises
         ``NoBrokersAvailable``, 3.x a bootstrap ``KafkaTimeoutError``) and
@@ -108,6 +116,7 @@ class Simulation:
         counts = dict.fromkeys(TOPIC_KINDS, 0)
         failures: list[BaseException] = []
         partition_of = _KeyPartitions(producer)
+        sent, began = 0, time.monotonic()
         try:
             with _DayProgress(self.config.days, enabled=progress) as bar:
                 cal = self.plan.calendar
@@ -124,6 +133,11 @@ class Simulation:
                         future.add_errback(failures.append)
                     counts[kind] += 1
                     bar.update(day, counts)
+                    sent += 1
+                    if records_per_second and sent % 200 == 0:
+                        ahead = sent / records_per_second - (time.monotonic() - began)
+                        if ahead > 0:
+                            time.sleep(ahead)
                 producer.flush()
         finally:
             producer.close()
