@@ -27,7 +27,7 @@ depends on how fast the other partitions were read.
 >>> directory.notice(ChainNotice("c1", "m1", "red", 120))
 [ChainSignal(merchant_id='m2', group='c1', source_merchant_id='m1', level='red', effective_day=127)]
 >>> directory.notice(ChainNotice("c1", "m3", None, 125))  # a store joining later hears the news
-[ChainSignal(merchant_id='m3', group='c1', source_merchant_id='m1', level='red', effective_day=127)]
+[ChainSignal(merchant_id='m3', group='c1', source_merchant_id='m1', level='red', effective_day=132)]
 >>> directory = ChainDirectory(partitions=2)
 >>> directory.heartbeat(0, partition=0, closed_through=130), directory.heartbeat(0, partition=1, closed_through=128)
 (None, 128)
@@ -68,7 +68,7 @@ class ChainSignal(NamedTuple):
 class ChainMembers:
     """What the directory knows of one chain: its stores and their current levels."""
 
-    members: set[str] = field(default_factory=set)
+    members: dict[str, int] = field(default_factory=dict)  # store -> day it joined the group
     levels: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # store -> [(day, level)]
 
 
@@ -87,24 +87,26 @@ class ChainDirectory:
         chain = self.chains.get(notice.group) or ChainMembers()
         signals: list[ChainSignal] = []
         if notice.merchant_id not in chain.members:
-            chain.members.add(notice.merchant_id)
-            # A store first seen late hears the sisters' whole level history, with the original
-            # days, so what it hears does not depend on the order notices arrived in.
+            chain.members[notice.merchant_id] = notice.day
+            # A store first seen late hears the sisters' whole level history.
             for source, history in sorted(chain.levels.items()):
                 for day, level in history:
-                    signals.append(
-                        ChainSignal(notice.merchant_id, notice.group, source, level, day + EFFECT_DELAY_DAYS)
-                    )
+                    signals.append(self._signal(chain, notice.merchant_id, notice.group, source, level, day))
         history = chain.levels.setdefault(notice.merchant_id, []) if notice.level is not None else []
         if notice.level is not None and (notice.day, notice.level) not in history:
             history.append((notice.day, notice.level))
-            for sister in sorted(chain.members - {notice.merchant_id}):
-                signals.append(
-                    ChainSignal(sister, notice.group, notice.merchant_id, notice.level,
-                                notice.day + EFFECT_DELAY_DAYS)
-                )
+            for sister in sorted(set(chain.members) - {notice.merchant_id}):
+                signals.append(self._signal(chain, sister, notice.group, notice.merchant_id, notice.level, notice.day))
         self.chains[notice.group] = chain
         return signals
+
+    @staticmethod
+    def _signal(chain: ChainMembers, recipient: str, group: str, source: str, level: str, day: int) -> ChainSignal:
+        # Effective a week after the later of the level change and the recipient's joining: the
+        # same day whichever of the two notices reached the directory first, and never a day the
+        # recipient's partition may already have closed.
+        effective = max(day, chain.members[recipient]) + EFFECT_DELAY_DAYS
+        return ChainSignal(recipient, group, source, level, effective)
 
     def heartbeat(self, source: int, *, partition: int, closed_through: int) -> int | None:
         """Input ``partition`` has closed every day up to ``closed_through`` (and its notices

@@ -145,6 +145,7 @@ class MerchantState:
     detector: object | None = None
     joint_detector: object | None = None
     linked_level: str = "none"  # level on own evidence last told to linked merchants
+    late_profiles: set[float] = field(default_factory=set)  # original times of late versions
     alert: object | None = None
 
     def fold(self, day: int, totals: DayTotals | None) -> DaySummary:

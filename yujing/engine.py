@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from alerts.chains import EFFECT_DELAY_DAYS, ChainNotice, ChainSignal
 from alerts.levels import AlertState, LevelPolicy
 from alerts.warnings import build_warning
-from models.calendar import day_date, day_end, local_day
+from models.calendar import day_date, day_end, day_start, local_day
 from models.features import PeerNorms
 from models.scoring import LINK_CODES, MerchantScore, RiskScorer, fuse
 from models.state import DayTotals, MerchantState, ProfileVersion
@@ -145,14 +145,20 @@ class PartitionEngine:
         return day, False
 
     def _profile(self, profile: MerchantProfile, partition: int) -> Outcome:
-        day, _ = self._open_day(partition, local_day(profile.updated_at))
+        day, late = self._open_day(partition, local_day(profile.updated_at))
         state = self.merchants.get(profile.merchant_id)
         version = _profile_version(profile)
-        if state is not None and version in state.profiles:
+        if state is not None and (version in state.profiles or profile.updated_at.timestamp() in state.late_profiles):
             return Outcome(duplicate=True)
+        if late:
+            # Like a late event, a late profile version counts from the first open day: days the
+            # watermark has passed must read the same profiles however long they wait to close.
+            version = version._replace(updated_at=day_start(day))
         state = self._merchant(profile.merchant_id, partition, day)
         joined = [g for g in link_groups(version) if all(g not in link_groups(p) for p in state.profiles)]
         state.add_profile(version)
+        if late:
+            state.late_profiles.add(profile.updated_at.timestamp())  # to recognise a re-delivery
         self.merchants[profile.merchant_id] = state
         outcome = Outcome()
         outcome.chain_notices.extend(ChainNotice(group, profile.merchant_id, None, day) for group in joined)
