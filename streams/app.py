@@ -64,10 +64,6 @@ def create_pipeline(settings: Settings) -> Pipeline:
         web_enabled=False,
         broker_commit_every=500,
         stream_wait_empty=True,
-        # Small fetch batches and agent buffers: the chain stage's heartbeats and watermarks share
-        # the consumer with the input backlog, and a replay advances one day per round trip.
-        stream_buffer_maxsize=256,
-        broker_max_poll_records=256,
     )
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     inputs = app.topic(topics.transactions, topics.complaints, topics.merchants, **raw)

@@ -19,7 +19,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.conftest import isolated_settings
 from yujing.backtest import BacktestResult, iter_events, run_backtest
-from yujing.kafka_io import group_progress, input_topics, publish_files, read_records
+from yujing.kafka_io import group_progress, input_topics, read_records
 from yujing.processes import start_worker, stop_worker
 from yujing.settings import Settings
 from yujing.simulator import SimulationConfig, simulate
@@ -91,19 +91,30 @@ def read_topic(topic: str, settings: Settings) -> list[dict]:
     return list(read_records(topic, settings, idle_seconds=4))
 
 
-def publish_with_redeliveries(events_dir: Path, settings: Settings, every: int) -> None:
-    """Publish the files in event-time order, re-sending every ``every``-th transaction right
-    after itself (a platform retrying), then a few records that cannot be decoded."""
+def publish_with_redeliveries(events_dir: Path, settings: Settings, every: int = 0) -> None:
+    """Publish the files, re-sending every ``every``-th transaction right after itself (a
+    platform retrying), then a few records that cannot be decoded.
+
+    Profiles and complaints go out before the transactions. The watermark is driven by
+    transactions, and in a replay of a year in seconds the worker's consumer may read one topic
+    days of event time ahead of another; a profile or complaint read after the transactions of
+    the following day would count as late, live but not in the backtest, which merges the files
+    by time. Read early, they wait for their day (profiles are point-in-time versions, complaints
+    sit in their day's bucket), exactly as in the backtest. In real time the skew is milliseconds.
+    """
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=20)
     topics = input_topics(settings)
-    for n, (kind, record) in enumerate(iter_events(events_dir)):
+    records = list(iter_events(events_dir))
+    ordered = [r for r in records if r[0] != "transactions"] + [r for r in records if r[0] == "transactions"]
+    for n, (kind, record) in enumerate(ordered):
         value = orjson.dumps(record.model_dump(mode="json"))
-        copies = 2 if kind == "transactions" and n % every == 0 else 1
+        copies = 2 if every and kind == "transactions" and n % every == 0 else 1
         for _ in range(copies):
             producer.send(topics[kind], key=record.merchant_id.encode(), value=value,
                           timestamp_ms=int(record.occurred_at.timestamp() * 1000))
-    for raw in BAD_RECORDS:
-        producer.send(settings.topics.transactions, key=b"m", value=raw)
+    if every:
+        for raw in BAD_RECORDS:
+            producer.send(settings.topics.transactions, key=b"m", value=raw)
     producer.flush()
     producer.close()
 
@@ -218,7 +229,7 @@ def test_restart_mid_stream_loses_and_duplicates_nothing(
 ) -> None:
     events_dir, _ = simulated
     expected = backtest(events_dir, kafka_settings).warnings
-    publish_files(events_dir, kafka_settings)
+    publish_with_redeliveries(events_dir, kafka_settings)
     log = tmp_path / "worker.log"
     worker = start_worker(kafka_settings, log)
     worker_processes.append(worker)
@@ -247,7 +258,7 @@ def test_two_workers_share_the_partitions_and_still_match_the_backtest(
     their partitions, and the warnings are still exactly the backtest's, none twice."""
     events_dir, _ = simulated
     expected = sorted(w.warning_id for w in backtest(events_dir, kafka_settings).warnings)
-    publish_files(events_dir, kafka_settings)
+    publish_with_redeliveries(events_dir, kafka_settings)
     logs = [tmp_path / "worker-1.log", tmp_path / "worker-2.log"]
     worker_processes.append(start_worker(kafka_settings, logs[0]))
     deadline = time.monotonic() + 120

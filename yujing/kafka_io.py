@@ -39,15 +39,24 @@ def producer(settings: Settings) -> KafkaProducer:
         raise KafkaUnavailable(f"no Kafka broker at {settings.bootstrap} (start one: yujing broker start)") from exc
 
 
+STATE_TABLES = ("yujing-day-buckets", "yujing-merchants", "yujing-partition-clocks", "yujing-chains")
+
+
 def internal_topics(settings: Settings) -> list[str]:
     """The worker's own topics between its agents (the chain stage), co-partitioned with the inputs."""
     return [f"{settings.app_id}-chain-notices", f"{settings.app_id}-chain-signals"]
 
 
+def changelog_topics(settings: Settings) -> list[str]:
+    """The changelog topics of the worker's state tables (named as Faust names them)."""
+    return [f"{settings.app_id}-{table}-changelog" for table in STATE_TABLES]
+
+
 def ensure_internal_topics(settings: Settings, timeout: float = 30) -> None:
-    """Create the worker's internal topics before Faust starts: a topic Faust declares itself
-    can be missing from the metadata its first partition assignment sees, and then stays
-    unassigned (\"Ignoring missing topic\"), which would stall the chain stage."""
+    """Create the worker's internal and changelog topics before Faust starts: a topic Faust
+    declares itself can be missing from the metadata its first partition assignment sees, and
+    then stays unassigned (\"Ignoring missing topic\": the chain stage stalls) or fails the
+    table's partition check (``PartitionsMismatch``)."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
@@ -56,12 +65,16 @@ def ensure_internal_topics(settings: Settings, timeout: float = 30) -> None:
     except KafkaError as exc:
         raise KafkaUnavailable(f"no Kafka broker at {settings.bootstrap} (start one: yujing broker start)") from exc
     try:
-        missing = [t for t in internal_topics(settings) if t not in set(admin.list_topics())]
+        compacted = {"cleanup.policy": "compact"}
+        wanted = {t: NewTopic(t, settings.input_partitions, 1) for t in internal_topics(settings)}
+        wanted.update({t: NewTopic(t, settings.input_partitions, 1, topic_configs=compacted)
+                       for t in changelog_topics(settings)})
+        leader = f"{settings.app_id}-__assignor-__leader"
+        wanted[leader] = NewTopic(leader, 1, 1)
+        missing = [t for t in wanted if t not in set(admin.list_topics())]
         if missing:
             try:
-                admin.create_topics(
-                    [NewTopic(t, settings.input_partitions, 1) for t in missing], timeout_ms=int(timeout * 1000)
-                )
+                admin.create_topics([wanted[t] for t in missing], timeout_ms=int(timeout * 1000))
             except TopicAlreadyExistsError:  # another worker of the group created it first
                 pass
             admin.wait_for_topics(missing, timeout_ms=int(timeout * 1000))
