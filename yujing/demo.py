@@ -91,6 +91,7 @@ def _render(state: DemoState, labels: dict[str, dict]) -> Group:
 
 
 FEED_RECORDS_PER_SECOND = 1500.0
+SETTLED_SECONDS = 30.0
 
 
 def run_demo(
@@ -140,7 +141,7 @@ def run_demo(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
-    last_check, settled_total = time.monotonic(), -1
+    last_check, settled_total, settled_since = time.monotonic(), -1, time.monotonic()
     try:
         with Live(_render(state, labels), refresh_per_second=4) as live:
             while time.monotonic() - state.started < duration:
@@ -151,13 +152,15 @@ def run_demo(
                     break
                 live.update(_render(state, labels))
                 # done: everything published, and the worker has read all of it (inputs and its
-                # chain stage) twice in a row with nothing new in between
+                # chain stage) with nothing new for half a minute (its producer may hold outputs
+                # for a few seconds on a busy machine)
                 if not state.producing and time.monotonic() - last_check > 5:
                     last_check = time.monotonic()
                     fraction, total = group_progress(demo)
-                    if fraction >= 1.0 and total == settled_total:
+                    if fraction < 1.0 or total != settled_total:
+                        settled_total, settled_since = (total if fraction >= 1.0 else -1), last_check
+                    elif last_check - settled_since >= SETTLED_SECONDS:
                         break
-                    settled_total = total if fraction >= 1.0 else -1
     finally:
         consumer.close()
         if worker.poll() is None:
