@@ -466,39 +466,8 @@ class LocalBroker:
         An existing topic with another partition count is an error rather than
         silently accepted: co-partitioned topics must have equal counts.
         """
-        from kafka.errors import KafkaError
-
-        wanted = {t.name: t for t in topics}
         with self._admin() as admin:
-            try:
-                existing = set(admin.list_topics())
-                self._check_partitions(admin, [t for t in topics if t.name in existing])
-                missing = [t for t in topics if t.name not in existing]
-                if not missing:
-                    return []
-                result = admin.create_topics(
-                    {t.name: _topic_request(t) for t in missing},
-                    timeout_ms=int(timeout * 1000),
-                    raise_errors=False,
-                )
-                created = _created_topics(result, wanted)
-                admin.wait_for_topics(created, timeout_ms=int(timeout * 1000))
-            except KafkaError as exc:
-                raise BrokerError(f"could not create topics on {self.bootstrap}: {exc}") from exc
-        return created
-
-    @staticmethod
-    def _check_partitions(admin: KafkaAdminClient, present: Sequence[TopicSpec]) -> None:
-        if not present:
-            return
-        described = admin.describe_topics([spec.name for spec in present])
-        counts = {t["name"]: len(t["partitions"]) for t in described}
-        for spec in present:
-            if counts.get(spec.name, spec.partitions) != spec.partitions:
-                raise BrokerError(
-                    f"topic {spec.name} has {counts[spec.name]} partitions, expected "
-                    f"{spec.partitions}: delete it or reset the broker's data"
-                )
+            return create_missing_topics(admin, topics, self.bootstrap, timeout)
 
     @contextlib.contextmanager
     def _admin(self) -> Iterator[KafkaAdminClient]:
@@ -524,6 +493,23 @@ class LocalBroker:
 
 
 # -- building from settings -------------------------------------------------------
+
+
+def worker_topics(settings: Settings) -> list[TopicSpec]:
+    """The worker's own topics: the chain stage's two internal topics and the state tables'
+    compacted changelogs (co-partitioned with the inputs), and Faust's assignor topic. Created
+    before Faust starts: a topic Faust declares itself can be missing from the metadata its
+    first assignment sees, and then stays unassigned ("Ignoring missing topic": the chain stage
+    stalls) or fails the table's partition check (``PartitionsMismatch``)."""
+    from yujing.kafka_io import changelog_topics, internal_topics
+
+    partitions = settings.input_partitions
+    compacted = {"cleanup.policy": "compact"}
+    return [
+        *(TopicSpec(t, partitions) for t in internal_topics(settings)),
+        *(TopicSpec(t, partitions, compacted) for t in changelog_topics(settings)),
+        TopicSpec(f"{settings.app_id}-__assignor-__leader", 1),
+    ]
 
 
 def contract_topics(settings: Settings) -> list[TopicSpec]:
@@ -681,6 +667,48 @@ def tail_lines(path: Path, count: int) -> list[str]:
             end = start
     lines = data.decode("utf-8", errors="replace").splitlines()
     return lines[-count:] if count > 0 else []
+
+
+def create_missing_topics(
+    admin: KafkaAdminClient, topics: Sequence[TopicSpec], bootstrap: str, timeout: float = 30
+) -> list[str]:
+    """Create the topics that do not exist yet; return the names created.
+
+    An existing topic with another partition count is an error rather than
+    silently accepted: co-partitioned topics must have equal counts.
+    """
+    from kafka.errors import KafkaError
+
+    wanted = {t.name: t for t in topics}
+    try:
+        existing = set(admin.list_topics())
+        _check_partitions(admin, [t for t in topics if t.name in existing])
+        missing = [t for t in topics if t.name not in existing]
+        if not missing:
+            return []
+        result = admin.create_topics(
+            {t.name: _topic_request(t) for t in missing},
+            timeout_ms=int(timeout * 1000),
+            raise_errors=False,
+        )
+        created = _created_topics(result, wanted)
+        admin.wait_for_topics(created, timeout_ms=int(timeout * 1000))
+    except KafkaError as exc:
+        raise BrokerError(f"could not create topics on {bootstrap}: {exc}") from exc
+    return created
+
+
+def _check_partitions(admin: KafkaAdminClient, present: Sequence[TopicSpec]) -> None:
+    if not present:
+        return
+    described = admin.describe_topics([spec.name for spec in present])
+    counts = {t["name"]: len(t["partitions"]) for t in described}
+    for spec in present:
+        if counts.get(spec.name, spec.partitions) != spec.partitions:
+            raise BrokerError(
+                f"topic {spec.name} has {counts[spec.name]} partitions, expected "
+                f"{spec.partitions}: delete it or reset the broker's data"
+            )
 
 
 def _topic_request(spec: TopicSpec) -> dict[str, Any]:

@@ -53,33 +53,19 @@ def changelog_topics(settings: Settings) -> list[str]:
 
 
 def ensure_internal_topics(settings: Settings, timeout: float = 30) -> None:
-    """Create the worker's internal and changelog topics before Faust starts: a topic Faust
-    declares itself can be missing from the metadata its first partition assignment sees, and
-    then stays unassigned (\"Ignoring missing topic\": the chain stage stalls) or fails the
-    table's partition check (``PartitionsMismatch``)."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+    """Create the worker's topics (``yujing.broker.worker_topics``) before Faust starts."""
+    from kafka.admin import KafkaAdminClient
+
+    from yujing.broker import BrokerError, create_missing_topics, worker_topics
 
     try:
         admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=int(timeout * 1000))
     except KafkaError as exc:
         raise KafkaUnavailable(f"no Kafka broker at {settings.bootstrap} (start one: yujing broker start)") from exc
     try:
-        compacted = {"cleanup.policy": "compact"}
-        wanted = {t: NewTopic(t, settings.input_partitions, 1) for t in internal_topics(settings)}
-        wanted.update({t: NewTopic(t, settings.input_partitions, 1, topic_configs=compacted)
-                       for t in changelog_topics(settings)})
-        leader = f"{settings.app_id}-__assignor-__leader"
-        wanted[leader] = NewTopic(leader, 1, 1)
-        missing = [t for t in wanted if t not in set(admin.list_topics())]
-        if missing:
-            try:
-                admin.create_topics([wanted[t] for t in missing], timeout_ms=int(timeout * 1000))
-            except TopicAlreadyExistsError:  # another worker of the group created it first
-                pass
-            admin.wait_for_topics(missing, timeout_ms=int(timeout * 1000))
-    except KafkaError as exc:
-        raise KafkaUnavailable(f"could not create the worker's internal topics on {settings.bootstrap}: {exc}") from exc
+        create_missing_topics(admin, worker_topics(settings), settings.bootstrap, timeout)
+    except BrokerError as exc:
+        raise KafkaUnavailable(str(exc)) from exc
     finally:
         admin.close()
 
