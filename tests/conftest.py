@@ -52,6 +52,7 @@ def isolated_settings(bootstrap: str, home: Path) -> Settings:
         merchants=f"{run}.merchants",
         warnings=f"{run}.warnings",
         deadletter=f"{run}.deadletter",
+        feedback=f"{run}.feedback",
     )
     settings = Settings(
         bootstrap_servers=bootstrap,

@@ -127,7 +127,7 @@ def test_contract_topics_are_copartitioned() -> None:
     topics = {t.name: t for t in contract_topics(settings)}
     names = settings.topics
 
-    keyed = [names.transactions, names.complaints, names.merchants, names.warnings]
+    keyed = [names.transactions, names.complaints, names.merchants, names.warnings, names.feedback]
     assert {topics[name].partitions for name in keyed} == {4}
     assert topics[names.deadletter].partitions == 1
     assert topics[names.merchants].config["cleanup.policy"] == "compact"
@@ -136,9 +136,9 @@ def test_contract_topics_are_copartitioned() -> None:
 
 
 def test_contract_topics_follow_configured_names() -> None:
-    settings = Settings(topics=TopicNames(transactions="t.tx", deadletter="t.dlq"))
+    settings = Settings(topics=TopicNames(transactions="t.tx", deadletter="t.dlq", feedback="t.fb"))
     names = [t.name for t in contract_topics(settings)]
-    assert names[0] == "t.tx" and names[-1] == "t.dlq"
+    assert names[0] == "t.tx" and "t.dlq" in names and names[-1] == "t.fb"
 
 
 def test_broker_from_settings(tmp_path: Path) -> None:

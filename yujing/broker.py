@@ -539,6 +539,8 @@ def contract_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(names.merchants, partitions, profiles),
         TopicSpec(names.warnings, partitions, {"segment.ms": keep_forever["segment.ms"]}),
         TopicSpec(names.deadletter, 1, {}),
+        # Co-partitioned with the inputs: a merchant's feedback reaches the partition scoring it.
+        TopicSpec(names.feedback, partitions, dict(keep_forever)),
     ]
 
 

@@ -153,6 +153,37 @@ class Warning(BaseModel):
         return value.isoformat()
 
 
+Disposition = Literal["confirmed_risk", "false_alarm", "rectified", "referred_to_enforcement"]
+
+
+class Feedback(BaseModel):
+    """A case disposition, published to ``prepaid.feedback`` (key ``merchant_id``) when staff resolve
+    a case; the scoring side reads it back. One record per merchant of the resolved case.
+
+    Not part of the wire contract (the topic is yujing's own); same conventions: JSON, RFC 3339.
+    ``effective_from`` is the *event time* of the newest warning the staff saw for this merchant,
+    so the feedback sits in the data's own timeline (a replay applies it at the same point).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    feedback_id: str  # deterministic: case, merchant and resolution number
+    merchant_id: NonEmpty
+    case_id: str
+    disposition: Disposition
+    level: Level | None  # the merchant's level when the case was resolved
+    score: float | None = Field(default=None, ge=0, le=1)  # its newest warning's score
+    indicator_codes: list[str] = []  # indicators that drove its newest warning
+    warning_ids: list[str] = []
+    effective_from: AwareDatetime
+    decided_at: AwareDatetime  # wall clock of the decision
+    decided_by_role: str | None = None  # role only; staff names stay in the case service
+
+    @field_serializer("effective_from", "decided_at")
+    def _rfc3339(self, value: datetime) -> str:
+        return value.isoformat()
+
+
 class DeadLetter(BaseModel):
     """An input record that could not be processed, with a readable reason."""
 

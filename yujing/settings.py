@@ -22,6 +22,8 @@ class TopicNames(BaseSettings):
     merchants: str = "prepaid.merchants"
     warnings: str = "prepaid.warnings"
     deadletter: str = "prepaid.deadletter"
+    # Beyond the contract: case dispositions flowing back to the scoring side (keyed by merchant).
+    feedback: str = "prepaid.feedback"
 
 
 class Settings(BaseSettings):
