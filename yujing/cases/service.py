@@ -1,0 +1,265 @@
+"""``yujing cases serve``: the disposal queue in, cases in PostgreSQL, pushes and feedback out.
+
+Four loops share one process with the HTTP API (``yujing/cases/api.py``):
+
+* **warnings**: read ``prepaid.warnings`` (kafka-python, consumer group ``yujing-cases``), apply
+  each warning in one database transaction (:func:`yujing.cases.store.ingest_warning`,
+  idempotent on ``warning_id``), *then* commit the Kafka offset. A crash between the two re-reads
+  warnings that are already stored and changes nothing; if PostgreSQL is down the loop waits and
+  retries the same records, so nothing is lost.
+* **webhooks**: deliver pending pushes from the outbox, HMAC-signed, with exponential backoff.
+* **feedback**: publish case dispositions to ``prepaid.feedback`` for the scoring side.
+* **maintenance**: open the cases of merchants whose silence ended while they were still at risk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+import orjson
+from pydantic import ValidationError
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+from yujing.cases import store
+from yujing.cases.config import CaseSettings
+from yujing.contract import Warning
+from yujing.settings import Settings
+
+log = logging.getLogger("yujing.cases")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The signature a receiver checks: HMAC-SHA256 over ``<timestamp>.<body>``, hex.
+
+    >>> sign("s3cret", "1767225600", b'{"case_id":"YJ-1"}')
+    'sha256=...'
+    """
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
+    """What a receiving system does (documented in the README; used by the tests' receiver)."""
+    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+class CaseService:
+    """The background loops; :meth:`start` runs them in threads, :meth:`stop` ends them."""
+
+    def __init__(self, settings: Settings, cases: CaseSettings, engine: Engine) -> None:
+        self.settings = settings
+        self.cases = cases
+        self.engine = engine
+        self.policy = cases.alert_policy()
+        self.response = cases.response_policy()
+        self.targets = [(w.name, list(w.levels)) for w in cases.webhooks]
+        self.secrets = {w.name: w.secret.get_secret_value() for w in cases.webhooks}
+        self.urls = {w.name: str(w.url) for w in cases.webhooks}
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.ingested = 0
+
+    # -- lifecycle --
+
+    def start(self) -> None:
+        for name, loop in (
+            ("warnings", self.consume_warnings),
+            ("webhooks", self.deliver_webhooks),
+            ("feedback", self.publish_feedback),
+            ("maintenance", self.maintain),
+        ):
+            thread = threading.Thread(target=self._guarded(name, loop), name=f"cases-{name}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(timeout)
+
+    def _guarded(self, name: str, loop: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            while not self.stopping.is_set():
+                try:
+                    loop()
+                    return
+                except Exception as exc:  # noqa: BLE001 - a loop must outlive any one failure
+                    log.error("%s loop failed (%s: %s); restarting it in 5 s", name, type(exc).__name__,
+                              str(exc).splitlines()[0] if str(exc) else "")
+                    self.stopping.wait(5)
+
+        return run
+
+    # -- warnings in --
+
+    def consume_warnings(self) -> None:
+        from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+
+        consumer = KafkaConsumer(
+            self.settings.topics.warnings,
+            bootstrap_servers=self.settings.bootstrap,
+            group_id=self.cases.consumer_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            # While PostgreSQL is down the loop holds its records; do not get kicked out meanwhile.
+            max_poll_interval_ms=3_600_000,
+            client_id="yujing-cases",
+        )
+        try:
+            while not self.stopping.is_set():
+                batch = consumer.poll(timeout_ms=500, max_records=200)
+                for tp, records in batch.items():
+                    for record in records:
+                        self._ingest_until_stored(record)
+                        if self.stopping.is_set():
+                            break
+                    last = records[-1].offset if records else None
+                    if last is not None:
+                        consumer.commit({TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(last + 1, "", -1)})
+        finally:
+            consumer.close(autocommit=False)
+
+    def _ingest_until_stored(self, record: object) -> None:
+        """Store one record; wait out a PostgreSQL outage rather than skip it."""
+        delay = 0.5
+        while True:
+            try:
+                self.ingest_record(record)
+                return
+            except DBAPIError as exc:
+                if self.stopping.is_set():
+                    raise
+                log.warning("PostgreSQL unavailable (%s); retrying warning in %.0f s",
+                            str(exc.orig or exc).splitlines()[0], delay)
+                self.stopping.wait(delay)
+                delay = min(30.0, delay * 2)
+
+    def ingest_record(self, record: object) -> store.Ingested | None:
+        value: bytes = record.value  # type: ignore[attr-defined]
+        try:
+            warning = Warning.model_validate_json(value)
+        except ValidationError as exc:
+            # Our own topic; a bad record there is a bug upstream: say so and move on.
+            log.error("skipping invalid warning at %s[%s]@%s: %s", record.topic, record.partition,  # type: ignore[attr-defined]
+                      record.offset, str(exc).splitlines()[0])  # type: ignore[attr-defined]
+            return None
+        # Keep every field as received (extra ones included) for the case page.
+        payload = orjson.loads(value)
+        with self.engine.begin() as conn:
+            result = store.ingest_warning(
+                conn, payload | {"raised_at": warning.raised_at, "emitted_at": warning.emitted_at},
+                policy=self.policy, response=self.response, webhook_targets=self.targets,
+                public_url=self.cases.public_url, now=utcnow(),
+                source=(record.partition, record.offset),  # type: ignore[attr-defined]
+            )
+        if result.action != "replay":
+            self.ingested += 1
+            log.info("warning %s (%s %s) -> %s%s", result.warning_id, warning.transition, warning.level,
+                     result.action, f" {result.case_id}" if result.case_id else "")
+        return result
+
+    # -- pushes out --
+
+    def deliver_webhooks(self) -> None:
+        with httpx.Client(timeout=self.cases.webhook_timeout_seconds) as client:
+            while not self.stopping.is_set():
+                if not self._deliver_one(client):
+                    self.stopping.wait(self.cases.poll_seconds)
+
+    def _deliver_one(self, client: httpx.Client) -> bool:
+        with self.engine.begin() as conn:
+            message = store.claim_due(conn, "webhook", now=utcnow())
+            if message is None:
+                return False
+            error = self._post(client, message)
+            if error is None:
+                store.mark_delivered(conn, message.message_id, now=utcnow())
+                log.info("webhook %s delivered to %s (case %s)", message.message_id, message.target, message.case_id)
+            else:
+                status = store.mark_attempt_failed(
+                    conn, message.message_id, error, now=utcnow(),
+                    max_attempts=self.cases.webhook_max_attempts,
+                    backoff_seconds=self.cases.webhook_backoff_seconds,
+                    backoff_max_seconds=self.cases.webhook_backoff_max_seconds,
+                )
+                log.warning("webhook %s to %s failed (%s): %s", message.message_id, message.target,
+                            "gave up, kept as failed" if status == "failed" else "will retry", error)
+        return True
+
+    def _post(self, client: httpx.Client, message: object) -> str | None:
+        target: str = message.target  # type: ignore[attr-defined]
+        if target not in self.urls:
+            return f"no webhook named {target!r} is configured"
+        body = orjson.dumps(message.payload)  # type: ignore[attr-defined]
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "X-Yujing-Timestamp": timestamp,
+            "X-Yujing-Signature": sign(self.secrets[target], timestamp, body),
+            # The same push retried carries the same id: receivers deduplicate on it.
+            "X-Yujing-Delivery": message.dedup_key,  # type: ignore[attr-defined]
+        }
+        try:
+            response = client.post(self.urls[target], content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        if 200 <= response.status_code < 300:
+            return None
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+
+    # -- feedback out --
+
+    def publish_feedback(self) -> None:
+        from kafka import KafkaProducer
+
+        producer = KafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all", client_id="yujing-cases")
+        try:
+            while not self.stopping.is_set():
+                if not self._publish_one(producer):
+                    self.stopping.wait(self.cases.poll_seconds)
+        finally:
+            producer.close(timeout=5)
+
+    def _publish_one(self, producer: object) -> bool:
+        with self.engine.begin() as conn:
+            message = store.claim_due(conn, "feedback", now=utcnow())
+            if message is None:
+                return False
+            payload = message.payload
+            try:
+                producer.send(  # type: ignore[attr-defined]
+                    self.settings.topics.feedback, key=payload["merchant_id"].encode(),
+                    value=orjson.dumps(payload),
+                ).get(timeout=30)
+            except Exception as exc:  # noqa: BLE001 - any send failure is retried later
+                store.mark_attempt_failed(conn, message.message_id, f"{type(exc).__name__}: {exc}",
+                                          now=utcnow(), max_attempts=10**6, backoff_seconds=1,
+                                          backoff_max_seconds=60)
+                return True
+            store.mark_delivered(conn, message.message_id, now=utcnow())
+        return True
+
+    # -- maintenance --
+
+    def maintain(self) -> None:
+        while not self.stopping.is_set():
+            with self.engine.begin() as conn:
+                opened = store.open_cases_after_silences(
+                    conn, policy=self.policy, response=self.response, webhook_targets=self.targets,
+                    public_url=self.cases.public_url, now=utcnow(),
+                )
+            for case_id in opened:
+                log.info("silence ended: opened case %s", case_id)
+            self.stopping.wait(self.cases.maintenance_seconds)
