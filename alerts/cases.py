@@ -45,7 +45,7 @@ ACTIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "assign": (frozenset({"new", "assigned", "in_progress"}), "assigned"),
     "start": (frozenset({"assigned"}), "in_progress"),
     "note": (frozenset(STATUSES) - {"closed"}, None),
-    "resolve": (frozenset({"assigned", "in_progress"}), "resolved"),
+    "resolve": (frozenset({"new", "assigned", "in_progress"}), "resolved"),
     "close": (frozenset({"resolved"}), "closed"),
     "reopen": (frozenset({"resolved", "closed"}), "in_progress"),
 }

@@ -112,12 +112,16 @@ class AlertPolicy:
         *,
         held_level: str | None,
         case_level: str | None,
+        case_open: bool | None = None,
         silences: Iterable[Silence] = (),
         now: datetime | None = None,
     ) -> Decision:
         """What ``warning`` does, given the level the merchant holds so far (``held_level``),
-        the level of the open case of its group (``case_level``, None when there is none) and the
-        silences in force at ``now``."""
+        the level of the open case of its group (``case_level``; None when there is no open case,
+        or, with ``case_open=True``, when all its merchants have cleared) and the silences in
+        force at ``now``."""
+        if case_open is None:
+            case_open = case_level is not None
         rising = warning.transition in ("raised", "escalated")
         if rising and held_level == warning.level:
             return Decision("duplicate", f"merchant already holds an open {warning.level} warning", False)
@@ -134,19 +138,19 @@ class AlertPolicy:
                 False,
             )
         if not rising:
-            if case_level is None:
+            if not case_open:
                 return Decision("record", f"{warning.transition}: no open case to update", False)
             return Decision("append", f"{warning.transition} to {warning.level}", False)
-        if case_level is None:
+        if not case_open:
             if RANK[warning.level] < RANK[self.case_level]:
                 return Decision(
                     "record", f"{warning.level} is a watch level: no case below {self.case_level}", False
                 )
             return Decision("open", f"new {warning.level} warning", warning.level in self.push_levels)
-        if RANK[warning.level] > RANK[case_level]:
+        if case_level is None or RANK[warning.level] > RANK[case_level]:
             return Decision(
                 "escalate",
-                f"case rises from {case_level} to {warning.level}",
+                f"case rises from {case_level or 'cleared'} to {warning.level}",
                 warning.level in self.push_levels,
             )
         return Decision("append", f"{warning.level} joins the open {case_level} case", False)

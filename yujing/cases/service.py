@@ -159,7 +159,7 @@ class CaseService:
         payload = orjson.loads(value)
         with self.engine.begin() as conn:
             result = store.ingest_warning(
-                conn, payload | {"raised_at": warning.raised_at, "emitted_at": warning.emitted_at},
+                conn, payload,
                 policy=self.policy, response=self.response, webhook_targets=self.targets,
                 public_url=self.cases.public_url, now=utcnow(),
                 source=(record.partition, record.offset),  # type: ignore[attr-defined]

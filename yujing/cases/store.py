@@ -32,6 +32,7 @@ from alerts.cases import (
 )
 from alerts.levels import RANK
 from alerts.policy import AlertPolicy, Decision, Incoming, Silence, case_group
+from models.calendar import SHANGHAI
 from yujing.cases.schema import (
     case_events,
     case_merchants,
@@ -228,7 +229,8 @@ def ingest_warning(
     decision = policy.decide(
         incoming,
         held_level=held,
-        case_level=(open_case.level or "blue") if open_case else None,
+        case_level=open_case.level if open_case else None,
+        case_open=open_case is not None,
         silences=_active_silences(conn, merchant_id, chain_id, now),
         now=now,
     )
@@ -464,7 +466,7 @@ def _queue_feedback(
             score=newest.score,
             indicator_codes=[i["code"] for i in newest.payload.get("indicators", [])],
             warning_ids=[w.warning_id for w in seen],
-            effective_from=max(w.raised_at for w in seen),
+            effective_from=max(w.raised_at for w in seen).astimezone(SHANGHAI),
             decided_at=now,
             decided_by_role=actor.role,
         )
