@@ -55,6 +55,20 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
+def backlog(settings: Settings, group: str) -> int:
+    """Warnings on the disposal queue that the case service's group has not committed yet."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        parts = consumer.partitions_for_topic(settings.topics.warnings) or set()
+        partitions = [TopicPartition(settings.topics.warnings, p) for p in parts]
+        ends = consumer.end_offsets(partitions)
+        return sum(max(0, ends[tp] - (consumer.committed(tp) or 0)) for tp in partitions)
+    finally:
+        consumer.close()
+
+
 class CaseService:
     """The background loops; :meth:`start` runs them in threads, :meth:`stop` ends them."""
 
@@ -69,7 +83,8 @@ class CaseService:
         self.urls = {w.name: str(w.url) for w in cases.webhooks}
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
-        self.ingested = 0
+        self.ingested = 0  # warnings that changed something
+        self.records_read = 0  # every record read, replays included
 
     # -- lifecycle --
 
@@ -137,6 +152,7 @@ class CaseService:
         while True:
             try:
                 self.ingest_record(record)
+                self.records_read += 1
                 return
             except DBAPIError as exc:
                 if self.stopping.is_set():
