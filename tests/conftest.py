@@ -1,12 +1,19 @@
 """Shared fixtures. Tests marked ``kafka`` talk to a real Apache Kafka broker: the one at
 ``YUJING_TEST_BOOTSTRAP`` if set (``.ci/run`` starts one), otherwise a broker this session
-fetches and starts itself on free ports, and stops at the end."""
+fetches and starts itself on free ports, and stops at the end.
+
+Tests marked ``postgres`` talk to a real PostgreSQL server the same way: the one at
+``YUJING_TEST_DATABASE_URL`` if set (``deploy/local/test.sh`` starts one), otherwise a cluster
+this session creates in a temporary directory on a free port and stops at the end. Each test
+asking for ``database_url`` gets a fresh, empty database of its own, dropped afterwards."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from yujing.broker import LocalBroker, TopicSpec, contract_topics
+from yujing.database import LocalPostgres, scratch_database
 from yujing.processes import stop_worker
 from yujing.settings import Settings, TopicNames
 
@@ -41,6 +49,40 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield broker.bootstrap
     finally:
         broker.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use a PostgreSQL fixture are marked ``postgres`` without saying so, so
+    ``-m "not postgres"`` leaves out every test that needs the server."""
+    for item in items:
+        if {"postgres_url", "database_url"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """SQLAlchemy URL of a PostgreSQL database whose role may create databases."""
+    given = os.environ.get("YUJING_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    # Not under pytest's tmp_path: its base directory is private (0700), and under root the
+    # server runs as the postgres user, which must be able to reach its data directory.
+    home = Path(tempfile.mkdtemp(prefix="yujing-test-postgres-"))
+    server = LocalPostgres(home=home, port=_free_port())
+    try:
+        server.start(timeout=90)
+        yield server.url
+    finally:
+        server.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def database_url(postgres_url: str) -> Iterator[str]:
+    """SQLAlchemy URL of a new, empty database for this test alone, dropped afterwards."""
+    with scratch_database(postgres_url, prefix="test") as url:
+        yield url
 
 
 def isolated_settings(bootstrap: str, home: Path) -> Settings:

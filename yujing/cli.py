@@ -29,9 +29,13 @@ def fail(message: str) -> None:
 
 def _register_parts() -> None:
     from yujing.broker import broker_app
+    from yujing.cases.cli import cases_app
+    from yujing.database import db_app
     from yujing.simulator.cli import simulate_command
 
     app.add_typer(broker_app, name="broker", help="Fetch, start, stop and inspect the local Kafka broker.")
+    app.add_typer(db_app, name="db", help="Start, stop and inspect the local PostgreSQL (case service).")
+    app.add_typer(cases_app, name="cases", help="The case desk: cases from warnings, API, web inbox, webhooks.")
     app.command("simulate", help="Simulate merchants, consumers and complaints (files or Kafka).")(
         simulate_command
     )

@@ -33,7 +33,8 @@ class Settings(BaseSettings):
 
     home: Path = Field(
         default=Path(".yujing"),
-        description="Working directory for the local broker's data, logs and the worker's state.",
+        description="Working directory for the local broker's and PostgreSQL's data and logs, "
+        "and the worker's state.",
     )
     cache_dir: Path = Field(
         default=Path.home() / ".cache" / "yujing",
@@ -46,6 +47,16 @@ class Settings(BaseSettings):
     bootstrap_servers: str | None = Field(
         default=None,
         description="Kafka bootstrap servers; defaults to the local broker's address.",
+    )
+    postgres_port: int = Field(
+        default=5532,
+        description="Port of the local PostgreSQL cluster (`yujing db start`) on 127.0.0.1; "
+        "5532, not 5432, so it never collides with the machine's own PostgreSQL.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the case service's database; defaults to the local "
+        "cluster's (postgresql+psycopg://yujing@127.0.0.1:<postgres_port>/yujing).",
     )
     input_partitions: int = Field(
         default=6,
@@ -66,6 +77,13 @@ class Settings(BaseSettings):
     @property
     def bootstrap(self) -> str:
         return self.bootstrap_servers or f"{self.broker_host}:{self.broker_port}"
+
+    @property
+    def database(self) -> str:
+        return (
+            self.database_url
+            or f"postgresql+psycopg://yujing@127.0.0.1:{self.postgres_port}/yujing"
+        )
 
 
 @lru_cache(maxsize=1)
