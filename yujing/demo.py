@@ -1,16 +1,22 @@
-"""``yujing demo``: a fresh local broker, a worker and the simulator, with warnings shown live.
+"""``yujing demo``: a fresh local broker, a worker, the case desk and the simulator, with
+warnings and cases shown live.
 
-The demo runs on its own broker (own ports and data under ``<home>/demo``), wiped at the
-start, so it can be run again and again and never touches a broker you use otherwise.
+The demo runs on its own broker and PostgreSQL (own ports and data under ``<home>/demo``), wiped
+at the start, so it can be run again and again and never touches a broker or database you use
+otherwise. The case service pushes new orange/red cases to a stand-in for the 12345 hotline's
+work-order system, a small signed-webhook receiver inside the demo.
 """
 
 from __future__ import annotations
 
+import json
+import secrets
 import shutil
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import orjson
@@ -21,8 +27,10 @@ from rich.table import Table
 from rich.text import Text
 
 from yujing.broker import broker_from_settings, contract_topics
+from yujing.cases.service import backlog
+from yujing.database import postgres_from_settings
 from yujing.kafka_io import group_progress, input_topics
-from yujing.processes import start_worker, stop_worker
+from yujing.processes import start_case_service, start_worker, stop_worker
 from yujing.settings import Settings
 from yujing.simulator import SimulationConfig, simulate
 
@@ -37,6 +45,44 @@ class DemoState:
     producing: bool = True
     produce_error: str | None = None
     started: float = field(default_factory=time.monotonic)
+    cases: Counter = field(default_factory=Counter)  # open cases by level
+    hotline_orders: list[dict] = field(default_factory=list)  # pushes received, signature checked
+
+
+DEMO_STAFF = (  # username, role, display name; every password is "demo"
+    ("chen", "supervisor", "陈主任"),
+    ("wang", "handler", "王芳"),
+    ("li", "handler", "李强"),
+    ("zhao", "viewer", "赵监管"),
+)
+DEMO_PASSWORD = "demo"
+
+
+class HotlineReceiver:
+    """A stand-in for the 12345 hotline's work-order system: accepts signed case pushes."""
+
+    def __init__(self, secret: str, orders: list[dict]) -> None:
+        from yujing.cases.service import verify
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                ok = verify(secret, self.headers.get("X-Yujing-Timestamp", ""), body,
+                            self.headers.get("X-Yujing-Signature", ""))
+                if ok:
+                    orders.append(json.loads(body))
+                self.send_response(200 if ok else 401)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/work-orders"
+        threading.Thread(target=self.server.serve_forever, name="hotline", daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
 
 
 def demo_settings(settings: Settings) -> Settings:
@@ -46,9 +92,49 @@ def demo_settings(settings: Settings) -> Settings:
             "broker_port": settings.broker_port + 100,
             "controller_port": settings.controller_port + 100,
             "bootstrap_servers": None,
+            "postgres_port": settings.postgres_port + 100,
+            "database_url": None,
             "app_id": "yujing-demo",
         }
     )
+
+
+CASE_PORT = 8570
+
+
+def prepare_case_desk(demo: Settings, towns: list[str]) -> None:
+    """A fresh case database with the demo staff; new cases routed to the two handlers by town."""
+    from yujing.cases import db, store
+    from yujing.cases.service import utcnow
+
+    db.migrate(demo.database)
+    engine = db.make_engine(demo.database)
+    try:
+        with engine.begin() as conn:
+            for username, role, name in DEMO_STAFF:
+                store.add_user(conn, username, role, display_name=name, password=DEMO_PASSWORD)
+            chen = store.get_user(conn, "chen")
+            assert chen is not None
+            for i, town in enumerate(sorted(towns)):
+                store.add_routing_rule(conn, chen, ("wang", "li")[i % 2], district=town, industry=None, now=utcnow())
+    finally:
+        engine.dispose()
+
+
+def open_cases(demo: Settings) -> Counter:
+    from sqlalchemy import func, select
+
+    from yujing.cases import db
+    from yujing.cases.schema import cases
+
+    engine = db.make_engine(demo.database)
+    try:
+        with engine.begin() as conn:
+            rows = conn.execute(select(cases.c.level, func.count()).where(
+                cases.c.status.in_(("new", "assigned", "in_progress"))).group_by(cases.c.level))
+            return Counter({level or "cleared": n for level, n in rows})
+    finally:
+        engine.dispose()
 
 
 def _table(title: str, warnings: list[dict], labels: dict[str, dict]) -> Table:
@@ -83,8 +169,16 @@ def _render(state: DemoState, labels: dict[str, dict]) -> Group:
         *[(f"{LEVEL_ZH[lv]}{lv} {counts.get(lv, 0)}  ", LEVEL_STYLE[lv]) for lv in LEVEL_STYLE],
     )
     urgent = [w for w in rising if w["level"] in ("orange", "red")]
+    desk = Text.assemble(
+        ("案件 case desk  ", "bold"),
+        f"open cases {sum(state.cases.values())}: ",
+        *[(f"{LEVEL_ZH[lv]} {state.cases.get(lv, 0)}  ", LEVEL_STYLE[lv]) for lv in reversed(LEVEL_STYLE)],
+        f"· pushed to the 12345 work-order system: {len(state.hotline_orders)}  ",
+        (f"· inbox http://127.0.0.1:{CASE_PORT}/inbox (wang / {DEMO_PASSWORD})", "dim"),
+    )
     return Group(
         header,
+        desk,
         _table("橙/红 预警 orange and red (latest)", urgent[-10:], labels),
         _table("全部 all transitions (latest)", state.warnings[-8:], labels),
     )
@@ -121,6 +215,24 @@ def run_demo(
     labels = {label["merchant_id"]: label for label in simulation.labels}
     state = DemoState()
 
+    database = postgres_from_settings(demo)
+    database.stop()
+    shutil.rmtree(database.pg_dir, ignore_errors=True)  # every demo starts with no cases
+    log(f"starting a fresh PostgreSQL on {database.address} and the case desk on port {CASE_PORT} ...")  # type: ignore[operator]
+    database.start(timeout=120)
+    prepare_case_desk(demo, sorted({label.get("district") or "" for label in simulation.labels} - {""}))
+    secret = secrets.token_urlsafe(16)
+    hotline = HotlineReceiver(secret, state.hotline_orders)
+    case_log = Path(demo.home) / "cases.log"
+    case_log.unlink(missing_ok=True)
+    case_service = start_case_service(demo, case_log, {
+        "YUJING_CASES_PORT": str(CASE_PORT),
+        "YUJING_CASES_PUBLIC_URL": f"http://127.0.0.1:{CASE_PORT}",
+        "YUJING_CASES_CONSUMER_GROUP": "yujing-demo-cases",
+        "YUJING_CASES_SESSION_SECRET": secrets.token_urlsafe(32),
+        "YUJING_CASES_WEBHOOKS": json.dumps([{"name": "hotline-12345", "url": hotline.url, "secret": secret}]),
+    })
+
     def produce() -> None:
         try:
             # A steady feed, as platforms send it, rather than a year dumped at once: the worker
@@ -142,6 +254,7 @@ def run_demo(
         enable_auto_commit=False,
     )
     last_check, settled_total, settled_since = time.monotonic(), -1, time.monotonic()
+    last_cases = 0.0
     try:
         with Live(_render(state, labels), refresh_per_second=4) as live:
             while time.monotonic() - state.started < duration:
@@ -150,6 +263,12 @@ def run_demo(
                     state.warnings.extend(orjson.loads(r.value) for r in records)
                 if worker.poll() is not None:
                     break
+                if time.monotonic() - last_cases > 2:
+                    last_cases = time.monotonic()
+                    try:
+                        state.cases = open_cases(demo)
+                    except Exception:  # noqa: BLE001 - the screen goes on; the summary says more
+                        pass
                 live.update(_render(state, labels))
                 # done: everything published, and the worker has read all of it (inputs and its
                 # chain stage) with nothing new for half a minute (its producer may hold outputs
@@ -157,18 +276,39 @@ def run_demo(
                 if not state.producing and time.monotonic() - last_check > 5:
                     last_check = time.monotonic()
                     fraction, total = group_progress(demo)
+                    if backlog(demo, "yujing-demo-cases") > 0:
+                        fraction = 0.0  # the case desk is still reading warnings
                     if fraction < 1.0 or total != settled_total:
                         settled_total, settled_since = (total if fraction >= 1.0 else -1), last_check
                     elif last_check - settled_since >= SETTLED_SECONDS:
                         break
+        state.cases = open_cases(demo)
     finally:
         consumer.close()
         if worker.poll() is None:
             stop_worker(worker)
-        if not keep_running:
-            broker.stop()
-    if state.produce_error:
-        log(f"the simulator stopped early: {state.produce_error}")  # type: ignore[operator]
-    if worker.returncode not in (0, None):
-        log(f"the worker exited with code {worker.returncode}; see {worker_log}")  # type: ignore[operator]
+    staff = ", ".join(f"{u} ({role})" for u, role, _ in DEMO_STAFF)
+    try:
+        if state.produce_error:
+            log(f"the simulator stopped early: {state.produce_error}")  # type: ignore[operator]
+        if worker.returncode not in (0, None):
+            log(f"the worker exited with code {worker.returncode}; see {worker_log}")  # type: ignore[operator]
+        if case_service.poll() is not None:
+            log(f"the case service exited with code {case_service.returncode}; see {case_log}")  # type: ignore[operator]
+        elif keep_running:
+            log(f"the case desk stays up: http://127.0.0.1:{CASE_PORT}/inbox — log in as {staff}; "  # type: ignore[operator]
+                f"password {DEMO_PASSWORD!r}; API docs at /docs. Ctrl-C stops it, the database and the broker.")
+            try:
+                while case_service.poll() is None:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+        else:
+            log(f"to browse the cases afterwards, run the demo with --keep-running "  # type: ignore[operator]
+                f"(inbox on port {CASE_PORT}; staff: {staff}; password {DEMO_PASSWORD!r})")
+    finally:
+        stop_worker(case_service)
+        hotline.close()
+        database.stop()
+        broker.stop()
     return state

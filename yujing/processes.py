@@ -39,6 +39,22 @@ def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def start_case_service(
+    settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Run ``yujing cases serve`` in its own process group (``YUJING_CASES_*`` in ``extra_env``)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("ab")
+    env = {**os.environ, **settings_env(settings), "YUJING_DATABASE_URL": settings.database, **(extra_env or {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", "yujing.cli", "cases", "serve"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 def stop_worker(process: subprocess.Popen[bytes], timeout: float = 60) -> int:
     """Stop a worker the way an operator would (SIGTERM: commit, flush, leave the group)."""
     if process.poll() is None:
