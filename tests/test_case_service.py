@@ -293,3 +293,32 @@ def test_postgres_restart_loses_nothing(kafka_settings: Settings) -> None:
     finally:
         server.stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_kafka_restart_loses_nothing(database_url: str, tmp_path: Path) -> None:
+    """The broker goes away and comes back (same data): the service reconnects and reads on."""
+    from yujing.broker import LocalBroker, contract_topics
+
+    broker = LocalBroker(home=tmp_path / "broker", cache_dir=Settings().cache_dir, port=_free_port(),
+                         controller_port=_free_port())
+    broker.start(timeout=120)
+    try:
+        settings = Settings(bootstrap_servers=broker.bootstrap, input_partitions=2)
+        broker.ensure_topics(contract_topics(settings))
+        db.migrate(database_url)
+        engine = db.make_engine(database_url)
+        service = CaseService(settings, case_settings(), engine)
+        service.start()
+        try:
+            publish(settings, [warning_record("a1", "2026-03-01", "raised", None, "orange")])
+            wait_for(lambda: count(engine, warnings) == 1, timeout=90, what="first warning")
+            broker.stop()
+            time.sleep(3)  # the service meets the outage
+            broker.start(timeout=120)
+            publish(settings, [warning_record(f"b{i}", "2026-03-02", "raised", None, "red") for i in range(5)])
+            wait_for(lambda: count(engine, warnings) == 6, timeout=120, what="warnings after the broker restart")
+        finally:
+            service.stop()
+            engine.dispose()
+    finally:
+        broker.stop()
