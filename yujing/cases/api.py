@@ -10,13 +10,12 @@ allow the action.
 
 
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import Connection, Engine, text
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -51,8 +50,8 @@ class SilenceIn(BaseModel):
     target_kind: Literal["merchant", "chain"]
     target_id: str = Field(min_length=1)
     reason: str = Field(min_length=1, max_length=1000)
-    ends_at: datetime = Field(description="Required: every silence expires (at most 90 days).")
-    starts_at: datetime | None = None
+    ends_at: AwareDatetime = Field(description="Required, with a UTC offset: every silence expires (at most 90 days).")
+    starts_at: AwareDatetime | None = None
 
 
 class RoutingRuleIn(BaseModel):
@@ -71,7 +70,8 @@ def create_app(settings: Settings, cases: CaseSettings, engine: Engine, *, with_
     app.state.cases = cases
     app.state.engine = engine
     app.add_middleware(SessionMiddleware, secret_key=cases.cookie_secret(), session_cookie="yujing_session",
-                       same_site="strict", https_only=False, max_age=12 * 3600)
+                       # lax: a link from a pushed work order still arrives logged in; forms carry CSRF tokens
+                       same_site="lax", https_only=cases.secure_cookies, max_age=12 * 3600)
 
     @app.exception_handler(store.NotFound)
     async def _not_found(_: Request, exc: store.NotFound) -> JSONResponse:

@@ -52,6 +52,7 @@ class CaseSettings(BaseSettings):
         description="Signs the web inbox's login cookies. Unset: a random one per start "
         "(logins then end at a restart); set it in production.",
     )
+    secure_cookies: bool = Field(default=False, description="Send login cookies over HTTPS only.")
     case_level: str = Field(default="yellow", description="Lowest level that opens a case.")
     push_levels: list[str] = Field(default_factory=lambda: ["orange", "red"])
     response_hours: dict[str, float] = Field(

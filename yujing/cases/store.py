@@ -109,8 +109,10 @@ def user_by_password(conn: Connection, username: str, password: str) -> User | N
 
 
 def get_user(conn: Connection, username: str) -> User | None:
+    """An active user (a deactivated one is None: no session login, not assignable)."""
     row = conn.execute(
-        select(users.c.username, users.c.display_name, users.c.role).where(users.c.username == username)
+        select(users.c.username, users.c.display_name, users.c.role)
+        .where(users.c.username == username, users.c.active)
     ).first()
     return User(*row) if row else None
 
@@ -397,8 +399,9 @@ def act(
     status = check_action(actor.role, action, assignee=row.assignee, actor=actor.username, status=row.status)
     changes: dict[str, Any] = {"status": status, "updated_at": now}
     detail: dict[str, Any] = {}
-    if action in ("take", "start", "note", "resolve") and actor.username == (row.assignee or actor.username):
-        changes["due_at"] = None  # the assignee has responded
+    # The response clock stops at the assignee's first response (taking a case makes one the assignee).
+    if action in ("take", "resolve") or (action in ("start", "note") and actor.username == row.assignee):
+        changes["due_at"] = None
     if action == "take":
         changes["assignee"] = actor.username
     elif action == "assign":
@@ -409,6 +412,8 @@ def act(
             raise CaseActionInvalid(f"{assignee!r} is not a handler or supervisor")
         changes["assignee"] = assignee
         detail["assignee"] = assignee
+        if assignee == row.assignee:
+            changes["status"] = status = row.status  # re-assigning to the same person changes nothing
     elif action == "note":
         if not note or not note.strip():
             raise CaseActionInvalid("a note needs text")
