@@ -177,6 +177,8 @@ def test_resolving_queues_one_feedback_per_merchant(engine: Engine, staff: dict[
         warning_record("s2", "2026-03-02", "raised", None, "yellow", chain_id="c1", score=0.5),
         warning_record("s1", "2026-03-04", "escalated", "orange", "red", chain_id="c1", score=0.85),
     )[0]
+    # The desk has seen event time up to 6 March (another merchant) when staff decide.
+    ingest(engine, warning_record("other", "2026-03-06", "raised", None, "blue"))
     with engine.begin() as conn:
         store.act(conn, first.case_id, staff["wang"], "take", now=NOW)  # type: ignore[arg-type]
         store.act(conn, first.case_id, staff["wang"], "resolve", disposition="false_alarm", note="renovation", now=NOW)  # type: ignore[arg-type]
@@ -185,7 +187,9 @@ def test_resolving_queues_one_feedback_per_merchant(engine: Engine, staff: dict[
     s1 = feedback["s1"]
     assert (s1["disposition"], s1["level"], s1["score"]) == ("false_alarm", "red", 0.85)
     assert s1["indicator_codes"] == ["silence", "custody_coverage"]
-    assert s1["effective_from"] == "2026-03-04T23:59:59+08:00"
+    assert s1["effective_from"] == "2026-03-06T23:59:59+08:00"
+    assert s1["warning_ids"] == [w["warning_id"] for w in (warning_record("s1", "2026-03-01", "raised", None, "orange"),
+                                                           warning_record("s1", "2026-03-04", "escalated", "orange", "red"))]
     assert s1["decided_by_role"] == "handler" and "wang" not in str(s1)
 
 

@@ -450,6 +450,10 @@ def _queue_feedback(
     merchants = conn.execute(
         select(case_merchants.c.merchant_id).where(case_merchants.c.case_id == row.case_id)
     ).scalars().all()
+    # The decision's place in event time: the newest event time the desk has seen on the disposal
+    # queue (in real time, about today). The scoring side applies the feedback from the day after,
+    # so a replay of the same feedback changes the same days.
+    desk_clock = conn.execute(select(func.max(warnings.c.raised_at))).scalar_one()
     for merchant_id in merchants:
         seen = conn.execute(
             select(warnings.c.warning_id, warnings.c.level, warnings.c.transition, warnings.c.score,
@@ -471,7 +475,7 @@ def _queue_feedback(
             score=newest.score,
             indicator_codes=[i["code"] for i in newest.payload.get("indicators", [])],
             warning_ids=[w.warning_id for w in seen],
-            effective_from=max(w.raised_at for w in seen).astimezone(SHANGHAI),
+            effective_from=max([desk_clock, *(w.raised_at for w in seen)]).astimezone(SHANGHAI),
             decided_at=now,
             decided_by_role=actor.role,
         )
