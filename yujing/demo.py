@@ -173,6 +173,7 @@ def _render(state: DemoState, labels: dict[str, dict]) -> Group:
         ("案件 case desk  ", "bold"),
         f"open cases {sum(state.cases.values())}: ",
         *[(f"{LEVEL_ZH[lv]} {state.cases.get(lv, 0)}  ", LEVEL_STYLE[lv]) for lv in reversed(LEVEL_STYLE)],
+        f"已解除 cleared {state.cases.get('cleared', 0)}  ",
         f"· pushed to the 12345 work-order system: {len(state.hotline_orders)}  ",
         (f"· inbox http://127.0.0.1:{CASE_PORT}/inbox (wang / {DEMO_PASSWORD})", "dim"),
     )
