@@ -35,7 +35,13 @@ def build_warning(
     district: str | None,
     thresholds_version: str,
     emitted_at: datetime | None = None,
+    merchant_name: str | None = None,
+    chain_id: str | None = None,
+    figures: dict[str, float | None] | None = None,
 ) -> Warning:
+    """The disposal-queue record of one transition. ``merchant_name``, ``chain_id`` (from the
+    profile in force on the warning's day) and ``figures`` (``models.features.case_figures``)
+    are extra fields for the case desk; the contract lets readers ignore them."""
     kind, previous, level = transition
     # Every indicator that drove the level, strongest first, with its share of the score.
     readings = [
@@ -64,4 +70,7 @@ def build_warning(
         industry=industry,
         district=district,
         thresholds_version=thresholds_version,
+        merchant_name=merchant_name,
+        chain_id=chain_id,
+        figures=dict(figures) if figures is not None else None,
     )

@@ -159,6 +159,47 @@ def merchant_features(
     return f
 
 
+CASE_FIGURES = (
+    "prepaid_balance", "sales_28d", "redeemed_28d", "refunds_28d", "complaints_28d", "custody_balance",
+    "custody_required",
+)
+
+
+def case_figures(state: MerchantState, day: int, features: dict[str, float]) -> dict[str, float | None]:
+    """The merchant's recent figures at the close of ``day``, for the case desk (in a warning).
+
+    ``features`` are :func:`merchant_features` of the same state and day. Money in yuan, rounded
+    to fen: outstanding stored value, 28-day card sales (paid), redemptions and refunds (money
+    returned), the complaints of those 28 days, the last custody report (a report of null, "no
+    custody account", reads as 0 as in ``custody_coverage``) and what the custody tier requires
+    of today's balance. ``None``: not known yet (no custody report, no profile).
+
+    >>> from models.state import DayTotals
+    >>> from datetime import datetime
+    >>> state = MerchantState("m1", partition=0, first_day=739311)
+    >>> day = DayTotals()
+    >>> at = datetime.fromisoformat("2026-03-01T10:00:00+08:00")
+    >>> day.add_transaction("card_sale", 1000.0, 1500.0, at)
+    >>> day.add_transaction("refund", 100.004, 150.0, at)
+    >>> day.add_complaint("refund_refused", None, at)
+    >>> _ = state.fold(739311, day)
+    >>> case_figures(state, 739311, merchant_features(state, 739311))
+    {'prepaid_balance': 1350.0, 'sales_28d': 1000.0, 'redeemed_28d': 0.0, 'refunds_28d': 100.0,
+     'complaints_28d': 1.0, 'custody_balance': None, 'custody_required': None}
+    """
+    recent = _window(state.history, day, SURGE_WINDOW)
+    figures: dict[str, float | None] = {
+        "prepaid_balance": features.get("prepaid_balance"),
+        "sales_28d": features.get("sales_28d"),
+        "redeemed_28d": features.get("redeemed_28d"),
+        "refunds_28d": sum(h.refunded_paid for h in recent),
+        "complaints_28d": float(sum(h.complaints for h in recent)),
+        "custody_balance": features.get("custody_balance"),
+        "custody_required": features.get("custody_required"),
+    }
+    return {name: None if value is None else round(value, 2) for name, value in figures.items()}
+
+
 def _suspension_notice(state: MerchantState, day: int, close) -> float:  # type: ignore[no-untyped-def]
     """Days between announcing the current suspension and the start of the silence (-1: none)."""
     versions = [p for p in state.profiles if p.updated_at < close]

@@ -151,31 +151,47 @@ class RiskScorer:
         peer_sales_28d: float | None = None,
         peer_surge: float | None = None,
         peer_redemption_ratio: float | None = None,
+        *,
+        learn: bool = True,
     ) -> MerchantScore:
-        """Score ``state`` (with ``day`` already folded in) and let its detector learn the day."""
+        """Score ``state`` (with ``day`` already folded in) and let its detectors learn the day.
+
+        ``learn=False`` for a known anomaly (a risk confirmed by staff): its detectors still score
+        the day but do not take it in as normal (river's ``protect_anomaly_detector`` idea).
+
+        >>> from datetime import datetime
+        >>> from models.state import DayTotals, MerchantState
+        >>> state, totals = MerchantState("m1", partition=0, first_day=1), DayTotals()
+        >>> totals.add_transaction("redemption", 100.0, 100.0, datetime(2026, 3, 1, 15))
+        >>> _ = state.fold(1, totals)
+        >>> _ = RiskScorer().score(state, 1, learn=False)
+        >>> state.detector._seen, state.joint_detector._seen  # scored, nothing learned
+        (0, 0)
+        """
         features = merchant_features(state, day, peer_sales_28d, peer_surge, peer_redemption_ratio)
         contributions = []
         for indicator in self.indicators:
             reading = indicator.evaluate(features)
             if reading is not None:
                 contributions.append(Contribution(reading, indicator.weight))
-        detector_reading = self._detect(state) if features["observed_days"] > 0 else None
+        detector_reading = self._detect(state, learn) if features["observed_days"] > 0 else None
         if detector_reading is not None:
             contributions.append(Contribution(detector_reading, self.detector_weight))
-        joint_reading = self._detect_joint(state) if features["observed_days"] > 0 else None
+        joint_reading = self._detect_joint(state, learn) if features["observed_days"] > 0 else None
         if joint_reading is not None:
             contributions.append(Contribution(joint_reading, self.joint_weight))
         contributions.sort(key=lambda c: (-c.amount, c.reading.code))
         return MerchantScore(round(fuse(contributions), 4), tuple(contributions), features)
 
-    def _detect(self, state: MerchantState) -> Reading | None:
+    def _detect(self, state: MerchantState, learn: bool = True) -> Reading | None:
         if not isinstance(state.detector, AdaptiveBaseline):
             state.detector = self.detector_factory()
         detector = state.detector
         x = detector_features(state)
         score = detector.score_one(x)
         worst = detector.worst_feature(x)
-        detector.learn_one(x)
+        if learn:
+            detector.learn_one(x)
         if worst is None:
             return None
         return Reading(
@@ -188,7 +204,7 @@ class RiskScorer:
             f"adaptive baseline (z-threshold {detector.z_threshold:g})",
         )
 
-    def _detect_joint(self, state: MerchantState) -> Reading | None:
+    def _detect_joint(self, state: MerchantState, learn: bool = True) -> Reading | None:
         if not isinstance(state.joint_detector, ScaledHalfSpaceTrees):
             # One seed for all merchants: the same history always gives the same score.
             state.joint_detector = ScaledHalfSpaceTrees(seed=7)
@@ -196,7 +212,8 @@ class RiskScorer:
         x = joint_features(state)
         score = detector.score_one(x)
         explained = detector.explain(x)
-        detector.learn_one(x)
+        if learn:
+            detector.learn_one(x)
         if explained is None:
             return None
         name, z = explained

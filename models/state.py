@@ -147,6 +147,9 @@ class MerchantState:
     linked_level: str = "none"  # level on own evidence last told to linked merchants
     late_profiles: set[float] = field(default_factory=set)  # original times of late versions
     alert: object | None = None
+    # Case dispositions by staff (alerts/feedback.py MerchantFeedback); opaque here. A plain
+    # default: states pickled before this field existed read it as None.
+    feedback: object | None = None
 
     def fold(self, day: int, totals: DayTotals | None) -> DaySummary:
         """Close ``day``: add its totals to the running balance and the rolling history."""

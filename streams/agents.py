@@ -2,6 +2,9 @@
 
 decode -> validate (bad input to the dead-letter topic) -> update state (duplicates ignored)
 -> score the days the watermark closed -> emit warnings to the disposal queue.
+
+The same agent reads the case service's feedback topic (co-partitioned with the inputs): a
+disposition is decoded and dead-lettered like an input and taken into the merchant's state.
 """
 
 from __future__ import annotations

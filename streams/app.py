@@ -57,6 +57,7 @@ def create_pipeline(settings: Settings) -> Pipeline:
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
         store="memory://",  # tables are rebuilt from their changelog topics on start
+        datadir=str(settings.home / "worker-data" / settings.app_id),  # not the working directory
         processing_guarantee="at_least_once",  # outputs are idempotent (deterministic ids)
         topic_partitions=settings.input_partitions,
         topic_replication_factor=1,
@@ -66,7 +67,9 @@ def create_pipeline(settings: Settings) -> Pipeline:
         stream_wait_empty=True,
     )
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
-    inputs = app.topic(topics.transactions, topics.complaints, topics.merchants, **raw)
+    # One subscription for the three inputs and the case feedback: all co-partitioned by
+    # merchant_id, so partition N of each is assigned together, with the tables' partition N.
+    inputs = app.topic(topics.transactions, topics.complaints, topics.merchants, topics.feedback, **raw)
     warnings = app.topic(topics.warnings, **raw)
     deadletter = app.topic(topics.deadletter, **raw)
     engine = PartitionEngine(
@@ -88,6 +91,7 @@ def create_pipeline(settings: Settings) -> Pipeline:
         topics.transactions: "transactions",
         topics.complaints: "complaints",
         topics.merchants: "merchants",
+        topics.feedback: "feedback",
     }
     return Pipeline(app, inputs, warnings, deadletter, kind_by_topic, engine, chain_notices, chain_signals, chains,
                     settings.input_partitions)

@@ -7,8 +7,9 @@ with the labels and with ``yujing backtest`` on the same files.
 
 from __future__ import annotations
 
+import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +19,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.conftest import isolated_settings
-from yujing.backtest import BacktestResult, iter_events, run_backtest
+from yujing.backtest import FEEDBACK_FILE, BacktestResult, iter_events, run_backtest, write_records
+from yujing.contract import Feedback, Warning
 from yujing.kafka_io import group_progress, input_topics, read_records
 from yujing.processes import start_worker, stop_worker
 from yujing.settings import Settings
@@ -271,3 +273,70 @@ def test_two_workers_share_the_partitions_and_still_match_the_backtest(
     assert all("warning(s) emitted" in log.read_text() for log in logs), "one worker got no partition"
     live = sorted(w["warning_id"] for w in read_topic(kafka_settings.topics.warnings, kafka_settings))
     assert live == expected
+
+
+def staff_desk(labels: list[dict]) -> Callable[[Warning], list[Feedback]]:
+    """Case staff answering every raise and escalation three days later: a collapsing merchant's
+    orange or red is a confirmed risk, anything else a false alarm."""
+    collapsing = {label["merchant_id"] for label in labels if label["kind"] == "collapse"}
+
+    def answer(warning: Warning) -> list[Feedback]:
+        if warning.transition not in ("raised", "escalated"):
+            return []
+        urgent = warning.level in ("orange", "red")
+        disposition = "confirmed_risk" if urgent and warning.merchant_id in collapsing else "false_alarm"
+        decided = warning.raised_at + timedelta(days=3)
+        return [Feedback(
+            feedback_id=f"fb-{warning.warning_id}", merchant_id=warning.merchant_id, case_id=f"case-{warning.warning_id}",
+            disposition=disposition, level=warning.level, score=warning.score,  # type: ignore[arg-type]
+            indicator_codes=[i.code for i in warning.indicators], warning_ids=[warning.warning_id],
+            effective_from=decided, decided_at=decided, decided_by_role="consumer_protection",
+        )]
+
+    return answer
+
+
+def comparable(warning: dict) -> bytes:
+    return orjson.dumps({k: v for k, v in warning.items() if k != "emitted_at"}, option=orjson.OPT_SORT_KEYS)
+
+
+def test_feedback_on_the_feedback_topic_changes_live_warnings_as_in_the_backtest(
+    simulated: tuple[Path, list[dict]], kafka_settings: Settings, tmp_path: Path, worker_processes: list
+) -> None:
+    """The case service's dispositions, published to the feedback topic, change the live worker's
+    later warnings exactly as ``feedback.jsonl`` changes the backtest's; bad feedback is
+    dead-lettered with its reason."""
+    source, labels = simulated
+    plain = backtest(source, kafka_settings).warnings
+    answered = run_backtest(source, partitions=kafka_settings.input_partitions,
+                            allowed_lateness=timedelta(hours=kafka_settings.allowed_lateness_hours),
+                            staff=staff_desk(labels))
+    assert {f.disposition for f in answered.feedback} == {"false_alarm", "confirmed_risk"}
+    events_dir = tmp_path / "events"
+    shutil.copytree(source, events_dir)
+    write_records(reversed(answered.feedback), events_dir / FEEDBACK_FILE)  # in order of decision
+    expected = backtest(events_dir, kafka_settings).warnings
+    assert [w.warning_id for w in expected] == [w.warning_id for w in answered.warnings]
+    assert {w.warning_id for w in expected} != {w.warning_id for w in plain}, "the feedback changed nothing"
+
+    publish_with_redeliveries(events_dir, kafka_settings)  # feedback goes out with the profiles, ahead
+    producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap)
+    producer.send(kafka_settings.topics.feedback, key=b"m-unknown",
+                  value=orjson.dumps({"feedback_id": "bad", "merchant_id": "m-unknown", "disposition": "shrug"}))
+    producer.flush()
+    producer.close()
+    log = tmp_path / "worker.log"
+    worker = start_worker(kafka_settings, log)
+    worker_processes.append(worker)
+    wait_until_consumed(kafka_settings)
+    assert stop_worker(worker) == 0, log.read_text()[-3000:]
+
+    live = {w["warning_id"]: comparable(w) for w in read_topic(kafka_settings.topics.warnings, kafka_settings)}
+    replay = {w.warning_id: comparable(w.model_dump(mode="json")) for w in expected}
+    assert sorted(live) == sorted(replay), "live and backtest (same feedback) raised different warnings"
+    differing = [k for k in sorted(live) if live[k] != replay[k]]
+    assert not differing, f"{len(differing)} warning(s) differ, e.g. live {live[differing[0]]!r} vs {replay[differing[0]]!r}"
+    deadletters = read_topic(kafka_settings.topics.deadletter, kafka_settings)
+    assert [d["source_topic"] for d in deadletters] == [kafka_settings.topics.feedback]
+    assert "field 'disposition' has 'shrug'" in deadletters[0]["error"]
+    assert "missing required field 'case_id'" in deadletters[0]["error"]

@@ -73,3 +73,21 @@ def test_indicator_table_in_docs_is_generated_from_the_code() -> None:
     assert committed == markdown(), "docs/indicators.md is stale: run `yujing indicators --markdown > docs/indicators.md`"
     for indicator in ALL_INDICATORS:
         assert f"`{indicator.code}`" in committed and indicator.name_zh in committed and indicator.formula
+
+
+def test_evaluate_with_simulated_staff_leaves_collapses_alone(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["evaluate", "--seeds", "3", "--merchants", "12", "--days", "150", "--simulate-staff",
+         "--work-dir", str(tmp_path / "work"), "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    staff = orjson.loads(result.stdout[result.stdout.index("{"):])["seed 3"]["simulated_staff"]
+    assert staff["collapses_unchanged"] and staff["recall_before"] == staff["recall_after"]
+    for kind in ("healthy", "lookalike"):
+        # the first alarm comes before any feedback: a merchant flagged stays flagged
+        assert staff[f"false_alarm_rate_{kind}_after"] == staff[f"false_alarm_rate_{kind}_before"]
+        assert staff[f"urgent_alarms_{kind}_after"] <= staff[f"urgent_alarms_{kind}_before"]
+    staff_dir = tmp_path / "work" / "seed-3" / "staff"
+    assert (staff_dir / "warnings.jsonl").exists() and (staff_dir / "transactions.jsonl").is_symlink()
+    assert (staff_dir / "feedback.jsonl").read_bytes().count(b"\n") == staff["feedback"]

@@ -500,12 +500,18 @@ def worker_topics(settings: Settings) -> list[TopicSpec]:
     compacted changelogs (co-partitioned with the inputs), and Faust's assignor topic. Created
     before Faust starts: a topic Faust declares itself can be missing from the metadata its
     first assignment sees, and then stays unassigned ("Ignoring missing topic": the chain stage
-    stalls) or fails the table's partition check (``PartitionsMismatch``)."""
+    stalls) or fails the table's partition check (``PartitionsMismatch``).
+
+    The case feedback topic is here too (as in :func:`contract_topics`): the worker subscribes to
+    it with the inputs, and a broker set up before it existed would otherwise leave it missing
+    (the agent would never hear of feedback) or auto-create it with the wrong partition count."""
     from yujing.kafka_io import changelog_topics, internal_topics
 
     partitions = settings.input_partitions
     compacted = {"cleanup.policy": "compact"}
+    feedback = next(t for t in contract_topics(settings) if t.name == settings.topics.feedback)
     return [
+        feedback,
         *(TopicSpec(t, partitions) for t in internal_topics(settings)),
         *(TopicSpec(t, partitions, compacted) for t in changelog_topics(settings)),
         TopicSpec(f"{settings.app_id}-__assignor-__leader", 1),

@@ -141,11 +141,14 @@ def demo(
     merchants: int = typer.Option(60, help="Simulated merchants."),
     days: int = typer.Option(240, help="Simulated days."),
     seed: int = typer.Option(7, help="Simulation seed."),
-    duration: float = typer.Option(300, help="Stop after this many seconds at most."),
-    keep_running: bool = typer.Option(False, help="Leave the demo broker running afterwards."),
+    duration: float = typer.Option(900, help="Stop after this many seconds at most."),
+    keep_running: bool = typer.Option(
+        False, help="Afterwards keep the case desk (web inbox, API), database and broker up until Ctrl-C."),
 ) -> None:
-    """Fresh broker + worker + simulator, with warnings arriving live in the terminal."""
+    """Fresh broker + database + worker + case desk + simulator: warnings and cases arrive live."""
     from yujing.broker import BrokerError
+    from yujing.cases.db import DatabaseUnavailable
+    from yujing.database import DatabaseError
     from yujing.demo import run_demo
 
     try:
@@ -153,10 +156,11 @@ def demo(
             get_settings(), merchants=merchants, days=days, seed=seed, duration=duration,
             keep_running=keep_running, log=console.print,
         )
-    except BrokerError as exc:
+    except (BrokerError, DatabaseError, DatabaseUnavailable) as exc:
         fail(str(exc))
     urgent = sum(1 for w in state.warnings if w["level"] in ("orange", "red") and w["transition"] != "cleared")
-    console.print(f"demo finished: {len(state.warnings)} warnings, {urgent} of them orange or red.")
+    console.print(f"demo finished: {len(state.warnings)} warnings, {urgent} of them orange or red; "
+                  f"{sum(state.cases.values())} open cases, {len(state.hotline_orders)} pushed to the 12345 stand-in.")
 
 
 @app.command()
@@ -169,16 +173,31 @@ def evaluate(
     work_dir: Path = typer.Option(Path(".yujing/evaluate"), help="Where simulated files and warnings go."),
     plots: Path | None = typer.Option(None, "--plots", help="Write lead_time.png and score_trajectories.png here."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    simulate_staff: bool = typer.Option(
+        False, "--simulate-staff",
+        help="Without --events: replay each seed a second time with simulated case staff marking every "
+        "orange/red warning of a non-collapsing merchant a false alarm (3 days later); compare.",
+    ),
 ) -> None:
     """Recall, lead time and false alarms against the simulator's labels (simulate + backtest, or files)."""
     import orjson
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from yujing.evaluation import Report, SeedRun, combine, run_seed, write_plots
+    from yujing.evaluation import (
+        Report,
+        SeedRun,
+        StaffComparison,
+        combine,
+        combine_staff,
+        run_seed,
+        staff_rows,
+        write_plots,
+    )
     from yujing.evaluation import evaluate as judge
 
     reports: dict[str, Report] = {}
     runs: list[SeedRun] = []
+    staffed: dict[str, StaffComparison] = {}
     if events is not None:
         try:
             labels = [orjson.loads(line) for line in (events / "labels.jsonl").read_bytes().splitlines() if line.strip()]
@@ -199,19 +218,36 @@ def evaluate(
                 run = run_seed(seed, merchants=merchants, days=days, work_dir=work_dir,
                                partitions=settings.input_partitions,
                                allowed_lateness_hours=settings.allowed_lateness_hours,
-                               on_event=lambda task=task: progress.advance(task))
+                               on_event=lambda task=task: progress.advance(task), simulate_staff=simulate_staff)
                 runs.append(run)
                 reports[f"seed {seed}"] = run.report
+                if run.staff is not None:
+                    staffed[f"seed {seed}"] = run.staff
         if len(runs) > 1:
             reports["all seeds"] = combine(run.report for run in runs)
+            if staffed:
+                staffed["all seeds"] = combine_staff(staffed.values())
     if plots is not None and runs:
         for path in write_plots(runs, plots):
             err.print(f"wrote {path}")
     if as_json:
-        console.print_json(orjson.dumps({name: _report_json(r) for name, r in reports.items()}).decode())
+        payload = {name: _report_json(r) for name, r in reports.items()}
+        for name, comparison in staffed.items():
+            payload[name]["simulated_staff"] = comparison.to_json()
+        console.print_json(orjson.dumps(payload).decode())
         return
     for name, report in reports.items():
         _print_report(name, report)
+    if staffed:
+        from rich.table import Table
+
+        for name, comparison in staffed.items():
+            table = Table(title=f"{name}: simulated staff marking non-collapsing merchants' orange/red false alarms")
+            for column in ("figure", "without feedback", "with feedback"):
+                table.add_column(column)
+            for row in staff_rows(comparison):
+                table.add_row(*row)
+            console.print(table)
 
 
 @app.command()

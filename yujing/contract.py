@@ -147,6 +147,14 @@ class Warning(BaseModel):
     industry: str | None
     district: str | None
     thresholds_version: str
+    # Beyond the contract's fields (readers ignore unknown ones), for the case desk; all
+    # point-in-time at the warning's event-time day, so a replay gives the same values.
+    merchant_name: str | None = None  # from the profile in force that day
+    chain_id: str | None = None  # from the profile in force that day
+    # The merchant's recent figures at the close of that day (see models.features.case_figures):
+    # prepaid_balance, sales_28d, redeemed_28d, refunds_28d (yuan), complaints_28d (count),
+    # custody_balance (last reported), custody_required (by the custody tier); None: unknown.
+    figures: dict[str, float | None] | None = None
 
     @field_serializer("raised_at", "emitted_at")
     def _rfc3339(self, value: datetime) -> str:
@@ -171,7 +179,7 @@ class Feedback(BaseModel):
     merchant_id: NonEmpty
     case_id: str
     disposition: Disposition
-    level: Level | None  # the merchant's level when the case was resolved
+    level: Level | None  # the highest level the merchant reached in the case (what staff judged)
     score: float | None = Field(default=None, ge=0, le=1)  # its newest warning's score
     indicator_codes: list[str] = []  # indicators that drove its newest warning
     warning_ids: list[str] = []
@@ -182,6 +190,15 @@ class Feedback(BaseModel):
     @field_serializer("effective_from", "decided_at")
     def _rfc3339(self, value: datetime) -> str:
         return value.isoformat()
+
+    @property
+    def occurred_at(self) -> datetime:
+        """Its place in event time (files and replays are ordered by it): ``effective_from``."""
+        return self.effective_from
+
+
+# Records the decoder reads: the inputs, and the case feedback the scoring side reads back.
+DECODABLE_MODELS: dict[str, type[BaseModel]] = {**INPUT_MODELS, "feedback": Feedback}
 
 
 class DeadLetter(BaseModel):
@@ -240,9 +257,10 @@ def decode(
     partition: int | None = None,
     offset: int | None = None,
     received_at: datetime | None = None,
-) -> InputEvent | DeadLetter:
-    """Validate one raw input record of topic kind ``kind``; never raises on bad input."""
-    model = INPUT_MODELS[kind]
+) -> InputEvent | Feedback | DeadLetter:
+    """Validate one raw record of topic kind ``kind`` (an input, or ``feedback``); never raises
+    on bad input."""
+    model = DECODABLE_MODELS[kind]
     error: str
     try:
         if raw is None:

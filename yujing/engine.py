@@ -4,7 +4,10 @@ For each validated event: drop duplicates, add it to its merchant's day bucket, 
 transactions, which are dense enough to serve as the partition's clock) advance the
 partition's event-time watermark. Every day the watermark passes is closed for every merchant
 of the partition, in merchant-id order: the day is folded into the merchant's state, scored,
-and the score is turned into level transitions and warnings.
+and the score is turned into level transitions and warnings. Case dispositions read back from
+the case service (:class:`~yujing.contract.Feedback`, see ``alerts/feedback.py``) are kept in the
+merchant's state from their event-time day on: a false alarm holds the same evidence below the
+level staff saw, a confirmed risk keeps the merchant out of peer norms and its baselines.
 
 State lives in three mappings supplied by the caller: plain dicts in a backtest, Faust tables
 (changelogged to Kafka) in the worker. Nothing here imports Kafka.
@@ -13,17 +16,18 @@ State lives in three mappings supplied by the caller: plain dicts in a backtest,
 from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from alerts.chains import EFFECT_DELAY_DAYS, ChainNotice, ChainSignal
+from alerts.feedback import HOLD_DISPOSITIONS, FeedbackEntry, FeedbackHold, MerchantFeedback
 from alerts.levels import AlertState, LevelPolicy
 from alerts.warnings import build_warning
 from models.calendar import day_date, day_end, day_start, local_day
-from models.features import PeerNorms
+from models.features import PeerNorms, case_figures
 from models.scoring import LINK_CODES, MerchantScore, RiskScorer, fuse
 from models.state import DayTotals, MerchantState, ProfileVersion
-from yujing.contract import Complaint, InputEvent, MerchantProfile, Transaction, Warning
+from yujing.contract import Complaint, Feedback, InputEvent, MerchantProfile, Transaction, Warning
 
 
 @dataclass
@@ -122,9 +126,11 @@ class PartitionEngine:
         self.chain_sources = chain_sources
 
     # -- events -------------------------------------------------------------------------
-    def process(self, event: InputEvent, partition: int) -> Outcome:
+    def process(self, event: InputEvent | Feedback, partition: int) -> Outcome:
         if isinstance(event, MerchantProfile):
             return self._profile(event, partition)
+        if isinstance(event, Feedback):
+            return self.apply_feedback(event, partition)
         return self._activity(event, partition)
 
     def _merchant(self, merchant_id: str, partition: int, day: int) -> MerchantState:
@@ -163,6 +169,43 @@ class PartitionEngine:
         outcome = Outcome()
         outcome.chain_notices.extend(ChainNotice(group, profile.merchant_id, None, day) for group in joined)
         return outcome
+
+    def apply_feedback(self, feedback: Feedback, partition: int) -> Outcome:
+        """Take in a case disposition (``prepaid.feedback``) for the merchant.
+
+        It counts from the first day the partition closes after ``effective_from``'s day; if that
+        day is already past the watermark, from the first open day (like a late profile version),
+        so a day's scoring never depends on when the feedback was read. It never moves the
+        watermark. A repeated ``feedback_id`` is a duplicate. Feedback for a merchant never seen
+        is kept: its state is created (as a complaint would) and the disposition waits for it.
+        """
+        day, late = self._open_day(partition, local_day(feedback.effective_from) + 1)
+        state = self.merchants.get(feedback.merchant_id)
+        if state is not None and isinstance(state.feedback, MerchantFeedback) and feedback.feedback_id in state.feedback.seen:
+            return Outcome(duplicate=True)
+        state = self._merchant(feedback.merchant_id, partition, day)
+        log = state.feedback if isinstance(state.feedback, MerchantFeedback) else MerchantFeedback()
+        log.add(FeedbackEntry(
+            start_day=day,
+            effective_from=feedback.effective_from.timestamp(),
+            feedback_id=feedback.feedback_id,
+            disposition=feedback.disposition,
+            hold=self._hold(feedback),
+        ))
+        state.feedback = log
+        self.merchants[feedback.merchant_id] = state
+        return Outcome(late=late)
+
+    def _hold(self, feedback: Feedback) -> FeedbackHold | None:
+        """The hold a false alarm / rectification puts on the level staff saw. Without a level,
+        the level of the score staff saw stands in; without a score, that level's cut-off."""
+        if feedback.disposition not in HOLD_DISPOSITIONS:
+            return None
+        level = feedback.level or (self.policy.level_for(feedback.score) if feedback.score is not None else None)
+        if level is None:
+            return None  # nothing to hold: the disposition still ends one in force before it
+        score = feedback.score if feedback.score is not None else self.policy.cutoffs[level]
+        return FeedbackHold(level=level, score=score, codes=frozenset(feedback.indicator_codes))
 
     def apply_chain_signal(self, signal: ChainSignal, partition: int) -> Outcome:
         """Record that a sister store of the same chain is at ``signal.level`` from its
@@ -294,16 +337,33 @@ class PartitionEngine:
         peer = PeerNorms.lookup(peer_sales, profile.industry, profile.district) if profile else None
         peer_surge = PeerNorms.industry_surge(peer_sales, profile.industry) if profile else None
         peer_redeemed = PeerNorms.industry_redemptions(peer_sales, profile.industry) if profile else None
-        result = self.scorer.score(state, day, peer, peer_surge, peer_redeemed)
+        feedback = state.feedback if isinstance(state.feedback, MerchantFeedback) else None
+        # A risk confirmed by staff is a known anomaly: its days teach neither its own baselines
+        # nor its peer group what normal looks like.
+        known_anomaly = feedback is not None and feedback.known_anomaly_at(day)
+        result = self.scorer.score(state, day, peer, peer_surge, peer_redeemed, learn=not known_anomaly)
         f = result.features
-        if profile is not None and "sales_baseline_28d" in f:
+        if profile is not None and "sales_baseline_28d" in f and not known_anomaly:
             surge = f["sales_28d"] / f["sales_baseline_28d"] if f["sales_baseline_28d"] >= 3000 else None
             base = f.get("redeemed_baseline_28d", 0.0)
             redeemed = f["redeemed_28d"] / base if base >= 5000 else None
             norms.add(profile.industry, profile.district, f["sales_28d"], surge, redeemed)
         if not isinstance(state.alert, AlertState):
             state.alert = AlertState()
-        transition = self.policy.step(state.alert, result.score)
+        hold = feedback.hold_at(day) if feedback is not None else None
+        if hold is None:
+            transition = self.policy.step(state.alert, result.score)
+        else:
+            # Under a hold the step is tried on a copy: a raise the hold does not allow is
+            # discarded with it (no warning, the level state does not move).
+            trial = replace(state.alert)
+            transition = self.policy.step(trial, result.score)
+            if transition is not None and not hold.allows(transition, result.score, (c.reading.code for c in result.driving)):
+                transition = None
+            else:
+                state.alert = trial
+                if transition is not None and hold.ends_with(transition):
+                    feedback.end_hold(day)  # type: ignore[union-attr]
         if self.on_day_scored is not None:
             self.on_day_scored(DayResult(state.merchant_id, day, result, state.alert.level))
         state.prune_profiles(day_end(day))
@@ -321,5 +381,8 @@ class PartitionEngine:
             industry=profile.industry if profile else None,
             district=profile.district if profile else None,
             thresholds_version=self.thresholds_version,
+            merchant_name=profile.name if profile else None,
+            chain_id=profile.chain_id if profile else None,
+            figures=case_figures(state, day, f),
         )
         return warning, notices

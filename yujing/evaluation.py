@@ -111,6 +111,132 @@ def evaluate(labels: Iterable[dict], warnings: Iterable[dict]) -> Report:
     return Report(dict(sorted(scenarios.items())), overall)
 
 
+def urgent_alarms(labels: Iterable[dict], warnings: Iterable[dict]) -> dict[str, int]:
+    """Orange/red raises and escalations per merchant kind (every one, not only the first):
+    what the case desk receives.
+
+    >>> urgent_alarms([{"merchant_id": "b", "kind": "healthy"}],
+    ...               [{"merchant_id": "b", "level": "orange", "transition": "raised"},
+    ...                {"merchant_id": "b", "level": "orange", "transition": "de-escalated"}])
+    {'healthy': 1}
+    """
+    kind_of = {label["merchant_id"]: label["kind"] for label in labels}
+    counts: dict[str, int] = dict.fromkeys(sorted(set(kind_of.values())), 0)
+    for w in warnings:
+        if w["level"] in URGENT and w["transition"] in ("raised", "escalated") and w["merchant_id"] in kind_of:
+            counts[kind_of[w["merchant_id"]]] += 1
+    return counts
+
+
+STAFF_DELAY_DAYS = 3  # a realistic handling time between a warning and the case's disposition
+
+
+def false_alarm_desk(labels: dict[str, dict], delay_days: int = STAFF_DELAY_DAYS):  # type: ignore[no-untyped-def]
+    """Simulated case staff for ``run_backtest(staff=...)``: after each orange/red raise or
+    escalation of a merchant the simulator does not let collapse, a ``false_alarm`` disposition
+    with that warning's level, score and indicators, effective ``delay_days`` after it."""
+    from datetime import timedelta
+
+    from yujing.contract import Feedback
+
+    def answer(warning):  # type: ignore[no-untyped-def]
+        label = labels.get(warning.merchant_id)
+        if (
+            label is None or label["kind"] == "collapse"
+            or warning.level not in URGENT or warning.transition not in ("raised", "escalated")
+        ):
+            return []
+        decided = warning.raised_at + timedelta(days=delay_days)
+        return [Feedback(
+            feedback_id=f"staff-{warning.warning_id}",
+            merchant_id=warning.merchant_id,
+            case_id=f"staff-case-{warning.warning_id}",
+            disposition="false_alarm",
+            level=warning.level,
+            score=warning.score,
+            indicator_codes=[i.code for i in warning.indicators],
+            warning_ids=[warning.warning_id],
+            effective_from=decided,
+            decided_at=decided,
+            decided_by_role="simulated",
+        )]
+
+    return answer
+
+
+@dataclass
+class StaffComparison:
+    """The same simulation replayed without and with simulated staff feedback (false alarms)."""
+
+    before: Report
+    after: Report
+    alarms_before: dict[str, int]  # orange/red raises and escalations per merchant kind
+    alarms_after: dict[str, int]
+    feedback: int  # false-alarm dispositions the staff sent
+    collapses_unchanged: bool  # the collapsing merchants' warnings are identical in both runs
+
+    def to_json(self) -> dict:
+        kinds = ("healthy", "lookalike")
+        return {
+            "feedback": self.feedback,
+            "collapses_unchanged": self.collapses_unchanged,
+            "recall_before": self.before.overall.recall,
+            "recall_after": self.after.overall.recall,
+            "median_lead_days_before": self.before.overall.median_lead_days,
+            "median_lead_days_after": self.after.overall.median_lead_days,
+            **{f"false_alarm_rate_{k}_before": self.before.false_alarm_rate(k) for k in kinds},
+            **{f"false_alarm_rate_{k}_after": self.after.false_alarm_rate(k) for k in kinds},
+            **{f"urgent_alarms_{k}_before": self.alarms_before.get(k, 0) for k in kinds},
+            **{f"urgent_alarms_{k}_after": self.alarms_after.get(k, 0) for k in kinds},
+            "urgent_alarms_collapse_before": self.alarms_before.get("collapse", 0),
+            "urgent_alarms_collapse_after": self.alarms_after.get("collapse", 0),
+        }
+
+
+def staff_rows(comparison: StaffComparison) -> list[tuple[str, str, str]]:
+    """(figure, without feedback, with simulated staff feedback) for a table."""
+
+    def pct(value: float | None) -> str:
+        return "" if value is None else f"{value:.1%}"
+
+    before, after = comparison.before, comparison.after
+    rows = [
+        ("recall (orange/red before collapse)", pct(before.overall.recall), pct(after.overall.recall)),
+        ("median lead (days)", f"{before.overall.median_lead_days or 0:.0f}", f"{after.overall.median_lead_days or 0:.0f}"),
+    ]
+    for kind, name in (("healthy", "healthy"), ("lookalike", "look-alikes")):
+        rows.append((f"{name}: merchants flagged orange/red", pct(before.false_alarm_rate(kind)),
+                     pct(after.false_alarm_rate(kind))))
+        rows.append((f"{name}: orange/red warnings (raised/escalated)", str(comparison.alarms_before.get(kind, 0)),
+                     str(comparison.alarms_after.get(kind, 0))))
+    rows.append(("collapses: orange/red warnings", str(comparison.alarms_before.get("collapse", 0)),
+                 str(comparison.alarms_after.get("collapse", 0))))
+    rows.append(("false-alarm dispositions sent", "", str(comparison.feedback)))
+    rows.append(("collapsing merchants' warnings identical", "", "yes" if comparison.collapses_unchanged else "NO"))
+    return rows
+
+
+def combine_staff(comparisons: Iterable[StaffComparison]) -> StaffComparison:
+    """Pool the comparisons of several seeds."""
+    items = list(comparisons)
+
+    def add(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for c in counts:
+            for k, v in c.items():
+                total[k] = total.get(k, 0) + v
+        return total
+
+    return StaffComparison(
+        before=combine(c.before for c in items),
+        after=combine(c.after for c in items),
+        alarms_before=add(c.alarms_before for c in items),
+        alarms_after=add(c.alarms_after for c in items),
+        feedback=sum(c.feedback for c in items),
+        collapses_unchanged=all(c.collapses_unchanged for c in items),
+    )
+
+
 @dataclass
 class SeedRun:
     """One evaluated simulation: its report and the score trajectories kept for plots."""
@@ -119,6 +245,7 @@ class SeedRun:
     report: Report
     trajectories: dict[str, list[tuple[date, float]]]
     labels: dict[str, dict]
+    staff: StaffComparison | None = None  # with ``simulate_staff``
 
 
 def combine(reports: Iterable[Report]) -> Report:
@@ -206,15 +333,20 @@ def run_seed(
     partitions: int,
     allowed_lateness_hours: float,
     on_event: object | None = None,
+    simulate_staff: bool = False,
 ) -> SeedRun:
-    """Simulate one seed into ``work_dir/seed-N``, replay it with the live scoring core, judge it."""
+    """Simulate one seed into ``work_dir/seed-N``, replay it with the live scoring core, judge it.
+
+    With ``simulate_staff`` it is replayed a second time with :func:`false_alarm_desk` answering
+    the warnings, into ``seed-N/staff/``: ``feedback.jsonl`` (what staff sent), ``warnings.jsonl``
+    and links to the simulated inputs, so ``yujing backtest --events seed-N/staff`` replays it."""
     from datetime import timedelta
     from pathlib import Path
 
     import orjson
 
     from models.calendar import day_date
-    from yujing.backtest import run_backtest, write_warnings
+    from yujing.backtest import FEEDBACK_FILE, run_backtest, write_records, write_warnings
     from yujing.simulator import SimulationConfig, simulate
 
     events_dir = Path(str(work_dir)) / f"seed-{seed}"
@@ -237,4 +369,36 @@ def run_seed(
     )
     write_warnings(result.warnings, events_dir / "warnings.jsonl")
     warnings = [orjson.loads(orjson.dumps(w.model_dump(mode="json"))) for w in result.warnings]
-    return SeedRun(seed, evaluate(labels.values(), warnings), trajectories, labels)
+    report = evaluate(labels.values(), warnings)
+    staff = None
+    if simulate_staff:
+        staffed = run_backtest(
+            events_dir,
+            partitions=partitions,
+            allowed_lateness=timedelta(hours=allowed_lateness_hours),
+            on_event=on_event,  # type: ignore[arg-type]
+            staff=false_alarm_desk(labels),
+        )
+        staff_dir = events_dir / "staff"
+        staff_dir.mkdir(exist_ok=True)
+        for name in ("transactions.jsonl", "complaints.jsonl", "merchants.jsonl", "labels.jsonl"):
+            link = staff_dir / name
+            link.unlink(missing_ok=True)
+            link.symlink_to(Path("..") / name)
+        write_records(staffed.feedback, staff_dir / FEEDBACK_FILE)
+        write_warnings(staffed.warnings, staff_dir / "warnings.jsonl")
+        after = [orjson.loads(orjson.dumps(w.model_dump(mode="json"))) for w in staffed.warnings]
+
+        def of_collapses(ws: list[dict]) -> list[dict]:
+            return [{k: v for k, v in w.items() if k != "emitted_at"} for w in ws
+                    if labels.get(w["merchant_id"], {}).get("kind") == "collapse"]
+
+        staff = StaffComparison(
+            before=report,
+            after=evaluate(labels.values(), after),
+            alarms_before=urgent_alarms(labels.values(), warnings),
+            alarms_after=urgent_alarms(labels.values(), after),
+            feedback=len(staffed.feedback),
+            collapses_unchanged=of_collapses(warnings) == of_collapses(after),
+        )
+    return SeedRun(seed, report, trajectories, labels, staff)

@@ -72,7 +72,7 @@ def ensure_internal_topics(settings: Settings, timeout: float = 30) -> None:
 
 def group_progress(settings: Settings) -> tuple[float, int]:
     """(share of the records the worker group has committed, records in total) over the topics it
-    reads: the inputs and its internal chain-stage topics."""
+    reads: the inputs, the feedback and its internal chain-stage topics."""
     from kafka import TopicPartition
 
     # A consumer of the worker's group that never subscribes only reads the group's commits.
@@ -90,8 +90,11 @@ def group_progress(settings: Settings) -> tuple[float, int]:
 
 
 def input_topics(settings: Settings) -> dict[str, str]:
+    """The topics the worker's scoring agent reads, by record kind: the contract's three inputs
+    and the case feedback (``feedback.jsonl`` in an events directory)."""
     t = settings.topics
-    return {"transactions": t.transactions, "complaints": t.complaints, "merchants": t.merchants}
+    return {"transactions": t.transactions, "complaints": t.complaints, "merchants": t.merchants,
+            "feedback": t.feedback}
 
 
 def publish_files(
@@ -100,7 +103,8 @@ def publish_files(
     *,
     on_record: Callable[[], None] | None = None,
 ) -> dict[str, int]:
-    """Publish the input files of ``events_dir`` in event-time order; returns counts per topic.
+    """Publish the input files of ``events_dir`` (and its ``feedback.jsonl``, if any) in
+    event-time order; returns counts per topic.
 
     Records that do not decode are published as they are (the worker dead-letters them).
     """
