@@ -27,6 +27,7 @@ import orjson
 from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
+from tenacity import Retrying, retry_if_exception_type, wait_exponential
 
 from yujing.cases import store
 from yujing.cases.config import CaseSettings
@@ -34,6 +35,11 @@ from yujing.contract import Warning
 from yujing.settings import Settings
 
 log = logging.getLogger("yujing.cases")
+
+
+def _first_line(exc: BaseException | None) -> str:
+    text = str(getattr(exc, "orig", None) or exc or "").strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def utcnow() -> datetime:
@@ -147,20 +153,22 @@ class CaseService:
             consumer.close(autocommit=False)
 
     def _ingest_until_stored(self, record: object) -> None:
-        """Store one record; wait out a PostgreSQL outage rather than skip it."""
-        delay = 0.5
-        while True:
-            try:
-                self.ingest_record(record)
-                self.records_read += 1
-                return
-            except DBAPIError as exc:
-                if self.stopping.is_set():
-                    raise
-                log.warning("PostgreSQL unavailable (%s); retrying warning in %.0f s",
-                            str(exc.orig or exc).splitlines()[0], delay)
-                self.stopping.wait(delay)
-                delay = min(30.0, delay * 2)
+        """Store one record; wait out a PostgreSQL outage (backoff 0.5 s doubling to 30 s) rather
+        than skip it. Gives up only when the service stops (the offset is then not committed)."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(DBAPIError),
+            wait=wait_exponential(multiplier=0.5, max=30),
+            stop=lambda _: self.stopping.is_set(),
+            sleep=self.stopping.wait,
+            before_sleep=lambda state: log.warning(
+                "PostgreSQL unavailable (%s); retrying the warning in %.0f s",
+                _first_line(state.outcome.exception()) if state.outcome else "?",
+                state.next_action.sleep if state.next_action else 0,
+            ),
+            reraise=True,
+        )
+        retrying(self.ingest_record, record)
+        self.records_read += 1
 
     def ingest_record(self, record: object) -> store.Ingested | None:
         value: bytes = record.value  # type: ignore[attr-defined]
