@@ -53,11 +53,15 @@ def _pickled_table(app: faust.App, name: str, partitions: int) -> faust.Table:
 
 def create_pipeline(settings: Settings) -> Pipeline:
     topics = settings.topics
+    # Faust's own data directory (it creates only the last level): under YUJING_HOME, not the
+    # working directory.
+    datadir = settings.home / "worker-data" / settings.app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
         store="memory://",  # tables are rebuilt from their changelog topics on start
-        datadir=str(settings.home / "worker-data" / settings.app_id),  # not the working directory
+        datadir=str(datadir),
         processing_guarantee="at_least_once",  # outputs are idempotent (deterministic ids)
         topic_partitions=settings.input_partitions,
         topic_replication_factor=1,
