@@ -20,7 +20,6 @@ module has no side effects.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import math
 import os
 import pwd
@@ -42,7 +41,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from yujing.broker import last_line, pid_alive, port_in_use, tail_lines
+from yujing.broker import _locked, _signal, _size, last_line, pid_alive, port_in_use, tail_lines
 
 if TYPE_CHECKING:
     from yujing.settings import Settings
@@ -856,11 +855,6 @@ def _chown_tree(top: Path, uid: int, gid: int) -> None:
             os.chown(os.path.join(directory, name), uid, gid, follow_symlinks=False)
 
 
-def _signal(pid: int, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signum)
-
-
 def _wait_exit(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while pid_alive(pid):
@@ -870,13 +864,6 @@ def _wait_exit(pid: int, timeout: float) -> bool:
     return True
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
 def _read_from(path: Path, offset: int) -> str:
     try:
         with path.open("rb") as f:
@@ -884,17 +871,6 @@ def _read_from(path: Path, offset: int) -> str:
             return f.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``path``, held for the ``with`` block."""
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # -- the `yujing db` commands --------------------------------------------------------
