@@ -108,10 +108,23 @@ class ChainDirectory:
         effective = max(day, chain.members[recipient]) + EFFECT_DELAY_DAYS
         return ChainSignal(recipient, group, source, level, effective)
 
-    def heartbeat(self, source: int, *, partition: int, closed_through: int) -> int | None:
+    def heartbeat(
+        self, source: int, *, partition: int, closed_through: int, repeat: bool = False
+    ) -> int | None:
         """Input ``partition`` has closed every day up to ``closed_through`` (and its notices
         for them came before this heartbeat). Returns the new chain watermark of ``source`` (the
-        directory's own partition, live) when it advanced: the last day every partition closed."""
+        directory's own partition, live) when it advanced: the last day every partition closed.
+
+        A ``repeat`` heartbeat (the worker re-sends its partitions' progress now and then) returns
+        the current watermark even when it did not advance: announcing it again is harmless and
+        heals a heartbeat or watermark lost across a rebalance.
+
+        >>> d = ChainDirectory(partitions=1)
+        >>> d.heartbeat(0, partition=0, closed_through=5), d.heartbeat(0, partition=0, closed_through=5)
+        (5, None)
+        >>> d.heartbeat(0, partition=0, closed_through=5, repeat=True)
+        5
+        """
         key = f"__heartbeats__|{source}"
         beats: dict[int, int] = dict(self.chains.get(key) or {})
         previous = min(beats.values()) if len(beats) >= self.partitions else None
@@ -120,4 +133,4 @@ class ChainDirectory:
         if len(beats) < self.partitions:
             return None
         watermark = min(beats.values())
-        return watermark if previous is None or watermark > previous else None
+        return watermark if repeat or previous is None or watermark > previous else None

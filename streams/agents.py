@@ -61,7 +61,27 @@ def build_worker_app(settings: Settings) -> faust.App:
                     outcome = pipeline.engine.apply_chain_signal(ChainSignal(**message), partition)
                 await emit(pipeline, outcome, partition)
 
+    @pipeline.app.timer(interval=REPEAT_HEARTBEAT_SECONDS)
+    async def repeat_heartbeats() -> None:
+        # Heals the chain lock-step after a rebalance: a heartbeat or watermark lost between a
+        # table update and its message would otherwise leave partitions waiting for ever.
+        owned = sorted({tp.partition for tp in pipeline.app.assignor.assigned_actives()
+                        if tp.topic == settings.topics.transactions})
+        async with pipeline.engine_lock:
+            for partition in owned:
+                clock = pipeline.engine.clocks.get(partition)
+                if clock is None or clock.closed_through is None:
+                    continue
+                beat = orjson.dumps({"heartbeat": {"partition": partition, "closed_through": clock.closed_through,
+                                                   "repeat": True}})
+                for chain_partition in range(pipeline.partitions):
+                    await pipeline.chain_notices.send(value=beat, partition=chain_partition)
+
     return pipeline.app
+
+
+# Longer than the demo's 30-s "settled" window, so an idle pipeline still looks idle.
+REPEAT_HEARTBEAT_SECONDS = 60.0
 
 
 async def handle(pipeline: Pipeline, message: faust.types.Message) -> None:
