@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from yujing.broker import LocalBroker, TopicSpec, contract_topics
 from yujing.database import LocalPostgres, scratch_database
@@ -83,6 +84,17 @@ def database_url(postgres_url: str) -> Iterator[str]:
     """SQLAlchemy URL of a new, empty database for this test alone, dropped afterwards."""
     with scratch_database(postgres_url, prefix="test") as url:
         yield url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """A SQLAlchemy engine on this test's scratch database, migrated to the case desk's schema."""
+    from yujing.cases import db
+
+    db.migrate(database_url)
+    engine = db.make_engine(database_url)
+    yield engine
+    engine.dispose()
 
 
 def isolated_settings(bootstrap: str, home: Path) -> Settings:

@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 from alerts.policy import AlertPolicy
 from alerts.warnings import warning_id
 from models.calendar import SHANGHAI
-from yujing.cases import db, store
+from yujing.cases import store
 from yujing.cases.api import create_app
 from yujing.cases.config import CaseSettings
 from yujing.settings import Settings, TopicNames
@@ -193,14 +193,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    db.migrate(database_url)
-    engine = db.make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,14 +21,6 @@ NOW = datetime(2026, 3, 4, 2, 0, tzinfo=UTC)  # Wednesday 10:00 in Shanghai
 POLICY = AlertPolicy()
 RESPONSE = ResponsePolicy()
 HOTLINE = [("hotline", ["orange", "red"])]
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    db.migrate(database_url)
-    engine = db.make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

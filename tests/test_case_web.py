@@ -4,7 +4,6 @@ pages and buttons, CSRF, and form actions checked through the JSON API."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +15,7 @@ from sqlalchemy import Engine, update
 from alerts.policy import AlertPolicy
 from models.calendar import SHANGHAI
 from tests.case_factories import reading, warning_record
-from yujing.cases import db, store
+from yujing.cases import store
 from yujing.cases.api import create_app
 from yujing.cases.config import CaseSettings
 from yujing.cases.schema import users
@@ -59,14 +58,6 @@ def add_staff(engine: Engine) -> dict[str, str]:
 def build_app(engine: Engine, settings: Settings | None = None) -> Any:
     settings = settings or Settings(topics=TopicNames(feedback="test.feedback"))
     return create_app(settings, CaseSettings(session_secret="test-session-secret"), engine)
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    db.migrate(database_url)
-    engine = db.make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
