@@ -61,6 +61,13 @@ def build_worker_app(settings: Settings) -> faust.App:
                     outcome = pipeline.engine.apply_chain_signal(ChainSignal(**message), partition)
                 await emit(pipeline, outcome, partition)
 
+    @pipeline.app.on_partitions_assigned.connect
+    async def report_assignment(app: faust.App, assigned: set, **kwargs: object) -> None:
+        # One line per rebalance naming this worker's input partitions: operators (and the
+        # scale-out test) read from it who owns which merchants.
+        owned = sorted(tp.partition for tp in assigned if tp.topic == settings.topics.transactions)
+        log.info("input partitions assigned: %s", owned)
+
     @pipeline.app.timer(interval=REPEAT_HEARTBEAT_SECONDS)
     async def repeat_heartbeats() -> None:
         # Heals the chain lock-step after a rebalance: a heartbeat or watermark lost between a
