@@ -10,21 +10,27 @@ disposition is decoded and dead-lettered like an input and taken into the mercha
 from __future__ import annotations
 
 import logging
+import time
 
 import faust
 import orjson
+from aiokafka.errors import KafkaError
 
 from alerts.chains import ChainNotice, ChainSignal
+from models.calendar import day_end
 from streams.app import Pipeline, create_pipeline
+from streams.metrics import WorkerMetrics
 from yujing.contract import DeadLetter, decode, dumps
+from yujing.districts import industry_label
 from yujing.engine import Outcome
+from yujing.history import merchant_day
 from yujing.settings import Settings
 
 log = logging.getLogger("yujing.worker")
 
 
-def build_worker_app(settings: Settings) -> faust.App:
-    pipeline = create_pipeline(settings)
+def build_worker_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faust.App:
+    pipeline = create_pipeline(settings, metrics)
 
     # concurrency=1: faust can commit past an in-flight event with more (faust #606), and a
     # partition's watermark needs its events in order.
@@ -59,7 +65,7 @@ def build_worker_app(settings: Settings) -> faust.App:
                     outcome = pipeline.engine.apply_chain_watermark(message["source"], message["watermark"], partition)
                 else:
                     outcome = pipeline.engine.apply_chain_signal(ChainSignal(**message), partition)
-                await emit(pipeline, outcome, partition)
+                await emit(pipeline, outcome, partition, event.message.timestamp)
 
     @pipeline.app.on_partitions_assigned.connect
     async def report_assignment(app: faust.App, assigned: set, **kwargs: object) -> None:
@@ -84,15 +90,36 @@ def build_worker_app(settings: Settings) -> faust.App:
                 for chain_partition in range(pipeline.partitions):
                     await pipeline.chain_notices.send(value=beat, partition=chain_partition)
 
+    @pipeline.app.timer(interval=GAUGE_SECONDS)
+    async def refresh_gauges() -> None:
+        # Gauges read state in the event loop (tables are not safe to walk from the HTTP thread).
+        owned = {tp.partition for tp in pipeline.app.assignor.assigned_actives()
+                 if tp.topic == settings.topics.transactions}
+        observe_state(pipeline, owned)
+        observe_lag(pipeline)
+
     return pipeline.app
 
 
+GAUGE_SECONDS = 5.0
 # Longer than the demo's 30-s "settled" window, so an idle pipeline still looks idle.
 REPEAT_HEARTBEAT_SECONDS = 60.0
 
 
 async def handle(pipeline: Pipeline, message: faust.types.Message) -> None:
     kind = pipeline.kind_by_topic[message.topic]
+    metrics = pipeline.metrics
+    metrics.consumed.labels(topic=kind).inc()
+    try:
+        with metrics.processing.time():
+            await _handle(pipeline, message, kind)
+    except Exception as exc:
+        # Counted, then raised: faust stops the agent and the record is read again after a restart.
+        metrics.errors.labels(kind="send_failed" if isinstance(exc, KafkaError) else "processing").inc()
+        raise
+
+
+async def _handle(pipeline: Pipeline, message: faust.types.Message, kind: str) -> None:
     record = decode(
         kind,
         message.value,
@@ -103,20 +130,33 @@ async def handle(pipeline: Pipeline, message: faust.types.Message) -> None:
     )
     if isinstance(record, DeadLetter):
         log.warning("dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset, record.error)
+        pipeline.metrics.deadlettered.labels(topic=kind, reason=record.reason).inc()
         await pipeline.deadletter.send(value=dumps(record))
         return
     async with pipeline.engine_lock:
         outcome = pipeline.engine.process(record, message.partition)
-        await emit(pipeline, outcome, message.partition)
+        if outcome.duplicate:
+            pipeline.metrics.duplicates.labels(topic=kind).inc()
+        if outcome.late:
+            pipeline.metrics.late.labels(topic=kind).inc()
+        await emit(pipeline, outcome, message.partition, message.timestamp)
 
 
-async def emit(pipeline: Pipeline, outcome: Outcome, partition: int) -> None:
-    """Warnings to the disposal queue; chain notices, then this partition's heartbeat, to the
-    chain stage (in that order: the heartbeat vouches for the notices before it). Callers hold
-    ``engine_lock`` from the engine call to the last send, so the two agents that drive the
-    engine never interleave their outputs (a heartbeat must not overtake a notice)."""
+async def emit(pipeline: Pipeline, outcome: Outcome, partition: int, source_timestamp: float | None = None) -> None:
+    """Warnings to the disposal queue; the scored days to the history topic; chain notices, then
+    this partition's heartbeat, to the chain stage (in that order: the heartbeat vouches for the
+    notices before it). Callers hold ``engine_lock`` from the engine call to the last send, so
+    the agents that drive the engine never interleave their outputs (a heartbeat must not
+    overtake a notice). ``source_timestamp``: the Kafka timestamp of the record that caused it."""
+    metrics = pipeline.metrics
     for warning in outcome.warnings:
         await pipeline.warnings.send(key=warning.merchant_id.encode(), value=dumps(warning))
+        metrics.warning_sent(warning, source_timestamp, time.time())
+    scored, pipeline.scored_days[:] = list(pipeline.scored_days), []
+    for result in scored:
+        record = merchant_day(result, pipeline.thresholds_version)
+        metrics.risk_score.labels(industry=industry_label(record.industry)).observe(record.score)
+        await pipeline.merchant_days.send(key=record.key, value=dumps(record))
     for notice in outcome.chain_notices:
         await pipeline.chain_notices.send(key=notice.group.encode(), value=orjson.dumps(notice._asdict()))
     if outcome.closed_through is not None:
@@ -125,3 +165,45 @@ async def emit(pipeline: Pipeline, outcome: Outcome, partition: int) -> None:
             await pipeline.chain_notices.send(value=beat, partition=chain_partition)
     if outcome.warnings:
         log.info("partition %s: %d warning(s) emitted", partition, len(outcome.warnings))
+
+
+def observe_state(pipeline: Pipeline, owned: set[int]) -> None:
+    """Active warnings by level, town and industry, state table sizes and the event-time
+    watermark, from this worker's own partitions (a revoked partition's leftovers not counted)."""
+    metrics, engine = pipeline.metrics, pipeline.engine
+    levels = []
+    for state in engine.merchants.values():
+        level = getattr(state.alert, "level", None)
+        if level is None or state.partition not in owned:
+            continue
+        profile = state.profiles[-1] if state.profiles else None
+        levels.append((level, profile.district if profile else None, profile.industry if profile else None))
+    metrics.set_active(levels)
+    for name, table in (("day_buckets", engine.buckets), ("merchants", engine.merchants),
+                        ("partition_clocks", engine.clocks), ("chains", pipeline.chains.chains)):
+        metrics.state_entries.labels(table=name).set(len(table))
+    closed = [clock.closed_through for p, clock in engine.clocks.items()
+              if p in owned and clock is not None and clock.closed_through is not None]
+    if closed and len(closed) == len(owned):
+        metrics.set_watermark(day_end(min(closed)))
+
+
+def observe_lag(pipeline: Pipeline) -> None:
+    """Records behind the end of each input topic on this worker's partitions: the broker's high
+    watermark minus the next offset to read (faust's own bookkeeping; before a partition's
+    first read, its committed offset)."""
+    consumer = pipeline.app.consumer
+    lag = dict.fromkeys(pipeline.kind_by_topic.values(), 0)
+    # faust keeps these per partition; reading them is cheap and needs no broker round trip.
+    read_offsets, committed = consumer._read_offset, consumer._committed_offset  # noqa: SLF001
+    for tp in consumer.assignment():
+        kind = pipeline.kind_by_topic.get(tp.topic)
+        if kind is None:
+            continue
+        highwater = consumer.highwater(tp)
+        position = read_offsets.get(tp)
+        position = position + 1 if position is not None else committed.get(tp)
+        if highwater is not None and position is not None:
+            lag[kind] += max(0, highwater - position)
+    for kind, records in lag.items():
+        pipeline.metrics.lag.labels(topic=kind).set(records)

@@ -9,9 +9,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import faust
+from prometheus_client import CollectorRegistry
 
 from alerts.chains import ChainDirectory
-from yujing.engine import PartitionEngine
+from streams.metrics import WorkerMetrics
+from yujing.engine import DayResult, PartitionEngine
 from yujing.settings import Settings
 
 
@@ -31,6 +33,12 @@ class Pipeline:
     chain_signals: faust.TopicT
     chains: ChainDirectory
     partitions: int
+    metrics: WorkerMetrics
+    # Every scored merchant-day, to the case service's drill-down history (yujing.history).
+    merchant_days: faust.TopicT
+    thresholds_version: str
+    # The engine's scored days since the last emit (filled by its on_day_scored hook).
+    scored_days: list[DayResult] = field(default_factory=list)
     engine_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -51,7 +59,8 @@ def _pickled_table(app: faust.App, name: str, partitions: int) -> faust.Table:
     return app.Table(name, partitions=partitions, value_type=PickledState)
 
 
-def create_pipeline(settings: Settings) -> Pipeline:
+def create_pipeline(settings: Settings, metrics: WorkerMetrics | None = None) -> Pipeline:
+    """``metrics``: the worker's exposed metrics; by default a private registry (nothing served)."""
     topics = settings.topics
     # Faust's own data directory (it creates only the last level): under YUJING_HOME, not the
     # working directory.
@@ -76,6 +85,7 @@ def create_pipeline(settings: Settings) -> Pipeline:
     inputs = app.topic(topics.transactions, topics.complaints, topics.merchants, topics.feedback, **raw)
     warnings = app.topic(topics.warnings, **raw)
     deadletter = app.topic(topics.deadletter, **raw)
+    merchant_days = app.topic(topics.merchant_days, **raw)
     engine = PartitionEngine(
         buckets=_pickled_table(app, "yujing-day-buckets", settings.input_partitions),
         merchants=_pickled_table(app, "yujing-merchants", settings.input_partitions),
@@ -97,5 +107,10 @@ def create_pipeline(settings: Settings) -> Pipeline:
         topics.merchants: "merchants",
         topics.feedback: "feedback",
     }
-    return Pipeline(app, inputs, warnings, deadletter, kind_by_topic, engine, chain_notices, chain_signals, chains,
-                    settings.input_partitions)
+    pipeline = Pipeline(
+        app, inputs, warnings, deadletter, kind_by_topic, engine, chain_notices, chain_signals, chains,
+        settings.input_partitions, metrics or WorkerMetrics(CollectorRegistry()), merchant_days,
+        settings.thresholds_version,
+    )
+    engine.on_day_scored = pipeline.scored_days.append
+    return pipeline

@@ -107,6 +107,7 @@ def isolated_settings(bootstrap: str, home: Path) -> Settings:
         warnings=f"{run}.warnings",
         deadletter=f"{run}.deadletter",
         feedback=f"{run}.feedback",
+        merchant_days=f"{run}.merchant-days",
     )
     settings = Settings(
         bootstrap_servers=bootstrap,
@@ -114,6 +115,7 @@ def isolated_settings(bootstrap: str, home: Path) -> Settings:
         topics=topics,
         home=home,
         input_partitions=4,
+        metrics_port=0,  # several workers share the host; the metrics tests pick their own ports
     )
     host, port = bootstrap.rsplit(":", 1)
     LocalBroker(home=home / "unused", cache_dir=settings.cache_dir, host=host, port=int(port)).ensure_topics(

@@ -502,16 +502,16 @@ def worker_topics(settings: Settings) -> list[TopicSpec]:
     first assignment sees, and then stays unassigned ("Ignoring missing topic": the chain stage
     stalls) or fails the table's partition check (``PartitionsMismatch``).
 
-    The case feedback topic is here too (as in :func:`contract_topics`): the worker subscribes to
-    it with the inputs, and a broker set up before it existed would otherwise leave it missing
+    The case feedback topic is here too (as in :func:`contract_topics`), and the merchant-day
+    history topic the worker writes: the worker subscribes to feedback with the inputs, and a broker set up before it existed would otherwise leave it missing
     (the agent would never hear of feedback) or auto-create it with the wrong partition count."""
     from yujing.kafka_io import changelog_topics, internal_topics
 
     partitions = settings.input_partitions
     compacted = {"cleanup.policy": "compact"}
-    feedback = next(t for t in contract_topics(settings) if t.name == settings.topics.feedback)
+    ours = {settings.topics.feedback, settings.topics.merchant_days}
     return [
-        feedback,
+        *(t for t in contract_topics(settings) if t.name in ours),
         *(TopicSpec(t, partitions) for t in internal_topics(settings)),
         *(TopicSpec(t, partitions, compacted) for t in changelog_topics(settings)),
         TopicSpec(f"{settings.app_id}-__assignor-__leader", 1),
@@ -547,6 +547,8 @@ def contract_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(names.deadletter, 1, {}),
         # Co-partitioned with the inputs: a merchant's feedback reaches the partition scoring it.
         TopicSpec(names.feedback, partitions, dict(keep_forever)),
+        # Keyed by merchant and day, compacted: the drill-down history can always be rebuilt.
+        TopicSpec(names.merchant_days, partitions, {"cleanup.policy": "compact", "retention.ms": "-1"}),
     ]
 
 
@@ -878,6 +880,39 @@ def start_command(
     for name in topics:
         _out.print(f"  {escape(name)}" + ("  [dim](created)[/dim]" if name in created else ""))
     _out.print(f"[dim]log: {broker.log_path}[/dim]")
+
+
+@broker_app.command("create-topics")
+def create_topics_command(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the broker to answer.")] = 120,
+) -> None:
+    """Create the contract's and the worker's topics on YUJING_BOOTSTRAP_SERVERS (any Kafka, e.g.
+    in Compose or Kubernetes) with their partition counts and configs; only what is missing."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+    from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+    from yujing.settings import get_settings
+
+    settings = get_settings()
+    wanted = {t.name: t for t in [*contract_topics(settings), *worker_topics(settings)]}
+    try:
+        # A broker still starting refuses connections: wait for it rather than fail the deployment.
+        for attempt in Retrying(retry=retry_if_exception_type(KafkaError), stop=stop_after_delay(timeout),
+                                wait=wait_fixed(2), reraise=True):
+            with attempt:
+                admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="yujing-topics")
+        try:
+            created = create_missing_topics(admin, list(wanted.values()), settings.bootstrap, timeout=60)
+        finally:
+            admin.close()
+    except KafkaError as exc:
+        _fail(BrokerError(f"no broker answers at {settings.bootstrap} after {timeout:.0f} s: {exc}"))
+    except BrokerError as error:
+        _fail(error)
+    _out.print(f"{len(created)} topic(s) created on {settings.bootstrap}; {len(wanted) - len(created)} existed")
+    for name in created:
+        _out.print(f"  {escape(name)}")
 
 
 @broker_app.command("stop")

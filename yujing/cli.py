@@ -50,8 +50,10 @@ def worker(
 ) -> None:
     """Run the Faust scoring worker: input topics in, warnings out (Ctrl-C stops it cleanly)."""
     from faust.worker import Worker
+    from prometheus_client import start_http_server
 
     from streams.agents import build_worker_app
+    from streams.metrics import WorkerMetrics
     from yujing.kafka_io import KafkaUnavailable, ensure_internal_topics
 
     settings = get_settings()
@@ -59,7 +61,14 @@ def worker(
         ensure_internal_topics(settings)
     except KafkaUnavailable as exc:
         fail(str(exc))
-    faust_app = build_worker_app(settings)
+    metrics = WorkerMetrics()  # the default registry: with the process_* metrics
+    if settings.metrics_port:
+        try:
+            start_http_server(settings.metrics_port, addr=settings.metrics_host)
+        except OSError as exc:
+            fail(f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {exc.strerror}"
+                 " (set YUJING_METRICS_PORT, 0 turns it off)")
+    faust_app = build_worker_app(settings, metrics)
     # Faust's Worker parses no arguments of ours; give it a clean argv.
     sys.argv = [sys.argv[0]]
     Worker(faust_app, loglevel=loglevel).execute_from_commandline()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import orjson
 from pydantic import (
@@ -201,6 +201,16 @@ class Feedback(BaseModel):
 DECODABLE_MODELS: dict[str, type[BaseModel]] = {**INPUT_MODELS, "feedback": Feedback}
 
 
+DeadLetterReason = Literal["invalid_json", "not_an_object", "empty_value", "invalid_fields"]
+DEADLETTER_REASONS: tuple[str, ...] = get_args(DeadLetterReason)
+
+
+class _Unusable(ValueError):
+    def __init__(self, message: str, reason: DeadLetterReason) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class DeadLetter(BaseModel):
     """An input record that could not be processed, with a readable reason."""
 
@@ -211,6 +221,8 @@ class DeadLetter(BaseModel):
     value: str
     value_encoding: Literal["utf-8", "base64"] = "utf-8"
     error: str
+    # Beyond the contract: the kind of fault, from a small fixed set (a metric label, a filter).
+    reason: DeadLetterReason = "invalid_fields"
     received_at: AwareDatetime
 
     @field_serializer("received_at")
@@ -262,19 +274,20 @@ def decode(
     on bad input."""
     model = DECODABLE_MODELS[kind]
     error: str
+    reason: DeadLetterReason
     try:
         if raw is None:
-            raise ValueError("record has no value (tombstone or null)")
+            raise _Unusable("record has no value (tombstone or null)", "empty_value")
         payload = orjson.loads(raw)
         if not isinstance(payload, dict):
-            raise ValueError(f"record is not a JSON object but {type(payload).__name__}")
+            raise _Unusable(f"record is not a JSON object but {type(payload).__name__}", "not_an_object")
         return model.model_validate(payload)  # type: ignore[return-value]
     except orjson.JSONDecodeError as exc:
-        error = f"not valid JSON: {exc}"
+        error, reason = f"not valid JSON: {exc}", "invalid_json"
     except ValidationError as exc:
-        error = _describe(exc)
-    except ValueError as exc:
-        error = str(exc)
+        error, reason = _describe(exc), "invalid_fields"
+    except _Unusable as exc:
+        error, reason = str(exc), exc.reason
     value, encoding = _text(raw)
     key_text = _text(key)[0] if key is not None else None
     return DeadLetter(
@@ -285,6 +298,7 @@ def decode(
         value=value,
         value_encoding=encoding,
         error=error,
+        reason=reason,
         received_at=received_at or datetime.now().astimezone(),
     )
 

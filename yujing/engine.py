@@ -66,6 +66,9 @@ class DayResult:
     day: int
     score: MerchantScore
     level: str | None
+    profile: ProfileVersion | None = None  # the profile in force that day
+    totals: DayTotals | None = None  # that day's own activity (None: a quiet day)
+    figures: dict[str, float | None] = field(default_factory=dict)  # case_figures of that day
 
 
 def link_groups(profile: ProfileVersion) -> list[str]:
@@ -365,7 +368,8 @@ class PartitionEngine:
                 if transition is not None and hold.ends_with(transition):
                     feedback.end_hold(day)  # type: ignore[union-attr]
         if self.on_day_scored is not None:
-            self.on_day_scored(DayResult(state.merchant_id, day, result, state.alert.level))
+            self.on_day_scored(DayResult(state.merchant_id, day, result, state.alert.level, profile, totals,
+                                         case_figures(state, day, f)))
         state.prune_profiles(day_end(day))
         notices = self._link_notices(state, result, profile, day)
         if transition is None:

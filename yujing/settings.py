@@ -24,6 +24,9 @@ class TopicNames(BaseSettings):
     deadletter: str = "prepaid.deadletter"
     # Beyond the contract: case dispositions flowing back to the scoring side (keyed by merchant).
     feedback: str = "prepaid.feedback"
+    # Beyond the contract: every scored merchant-day (indicators, score, level), worker -> case
+    # service, which keeps it in PostgreSQL for Grafana's drill-down. Compacted per merchant-day.
+    merchant_days: str = "yujing.merchant-days"
 
 
 class Settings(BaseSettings):
@@ -65,6 +68,12 @@ class Settings(BaseSettings):
         "equal: the worker relies on a merchant's events landing in the same partition number.",
     )
     app_id: str = Field(default="yujing-worker", description="Faust app id (consumer group).")
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Interface of the worker's Prometheus endpoint (0.0.0.0 in containers)."
+    )
+    metrics_port: int = Field(
+        default=9464, ge=0, le=65535, description="Port of the worker's /metrics endpoint; 0 turns it off."
+    )
     allowed_lateness_hours: float = Field(
         default=6.0,
         ge=0,
