@@ -15,8 +15,10 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import REGISTRY, CollectorRegistry, make_asgi_app
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware.sessions import SessionMiddleware
 
 from alerts.cases import OPEN_STATUSES, CaseActionDenied, CaseActionInvalid
@@ -60,7 +62,10 @@ class RoutingRuleIn(BaseModel):
     industry: str | None = Field(default=None, description="Industry; empty matches any.")
 
 
-def create_app(settings: Settings, cases: CaseSettings, engine: Engine, *, with_web: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings, cases: CaseSettings, engine: Engine, *, with_web: bool = True,
+    registry: CollectorRegistry = REGISTRY,
+) -> FastAPI:
     app = FastAPI(
         title="yujing 预警 case desk",
         version="1",
@@ -69,6 +74,19 @@ def create_app(settings: Settings, cases: CaseSettings, engine: Engine, *, with_
     app.state.settings = settings
     app.state.cases = cases
     app.state.engine = engine
+    # Prometheus scrapes /metrics (no token: counts only, no case or merchant data in it).
+    app.mount("/metrics", make_asgi_app(registry))
+
+    @app.get("/healthz", tags=["service"])
+    def healthz() -> JSONResponse:
+        """Ready when PostgreSQL answers (no token needed; container health check, k8s readiness)."""
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            return JSONResponse({"status": "database unavailable", "detail": str(exc).splitlines()[0]},
+                                status_code=503)
+        return JSONResponse({"status": "ok"})
     app.add_middleware(SessionMiddleware, secret_key=cases.cookie_secret(), session_cookie="yujing_session",
                        # lax: a link from a pushed work order still arrives logged in; forms carry CSRF tokens
                        same_site="lax", https_only=cases.secure_cookies, max_age=12 * 3600)
@@ -112,12 +130,6 @@ def create_app(settings: Settings, cases: CaseSettings, engine: Engine, *, with_
         return user
 
     Boss = Annotated[store.User, Depends(supervisor)]
-
-    @app.get("/healthz", tags=["service"])
-    def healthz(conn: Conn) -> dict[str, str]:
-        """Liveness and database reachability (no token needed)."""
-        conn.execute(text("SELECT 1"))
-        return {"status": "ok"}
 
     @app.get("/api/me", tags=["users"])
     def me(user: Me) -> dict[str, str]:

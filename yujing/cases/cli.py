@@ -74,7 +74,8 @@ def serve(
     from yujing.cases.config import get_case_settings
     from yujing.cases.db import DatabaseUnavailable
     from yujing.cases.db import migrate as run_migrations
-    from yujing.cases.service import CaseService
+    from yujing.cases.metrics import CaseMetrics
+    from yujing.cases.service import CaseService, utcnow
     from yujing.settings import get_settings
 
     logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -88,7 +89,9 @@ def serve(
     except DatabaseUnavailable as exc:
         fail(str(exc))
     engine = _engine()
-    service = CaseService(settings, cases, engine)
+    metrics = CaseMetrics()  # the default registry (with process_* metrics), served at /metrics
+    metrics.watch_database(engine, utcnow)
+    service = CaseService(settings, cases, engine, metrics)
     service.start()
     try:
         uvicorn.run(create_app(settings, cases, engine), host=cases.host, port=cases.port,

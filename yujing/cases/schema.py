@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -188,3 +189,43 @@ outbox = Table(
     Column("delivered_at", TS),
 )
 Index("outbox_due", outbox.c.status, outbox.c.next_attempt_at)
+
+# The drill-down history (issue 5): every scored merchant-day as the worker saw it, from the
+# ``merchant_days`` topic (yujing.history.MerchantDay). Event-time days; upserted, so a replay
+# of the topic rewrites the same rows. Grafana's merchant dashboard charts these.
+merchant_days = Table(
+    "merchant_days",
+    metadata,
+    Column("merchant_id", Text, primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("merchant_name", Text),
+    Column("chain_id", Text),
+    Column("district", Text),
+    Column("industry", Text),
+    Column("score", Float, nullable=False),
+    Column("level", String(8)),  # level held after the day (None: no warning level)
+    Column("sales", Float, nullable=False),  # that day's card sales, paid (yuan)
+    Column("complaints", Integer, nullable=False),  # that day's complaints
+    Column("prepaid_balance", Float),
+    Column("sales_28d", Float),
+    Column("redeemed_28d", Float),
+    Column("refunds_28d", Float),
+    Column("complaints_28d", Float),
+    Column("custody_balance", Float),
+    Column("custody_required", Float),
+    Column("thresholds_version", Text, nullable=False),
+    Column("recorded_at", TS, nullable=False),
+)
+Index("merchant_days_day", merchant_days.c.day)
+
+merchant_indicator_days = Table(
+    "merchant_indicator_days",
+    metadata,
+    Column("merchant_id", Text, primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("code", String(40), primary_key=True),
+    Column("value", Float),  # None: not finite
+    Column("threshold", Float),
+    Column("reading", Float, nullable=False),  # 0 (fine) .. 1 (fully alarming)
+    Column("contribution", Float, nullable=False),  # weight x reading
+)

@@ -24,14 +24,18 @@ from datetime import UTC, datetime
 
 import httpx
 import orjson
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
-from tenacity import Retrying, retry_if_exception_type, wait_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
 from yujing.cases import store
 from yujing.cases.config import CaseSettings
+from yujing.cases.history import record_days
+from yujing.cases.metrics import CaseMetrics
 from yujing.contract import Warning
+from yujing.history import MerchantDay
 from yujing.settings import Settings
 
 log = logging.getLogger("yujing.cases")
@@ -61,25 +65,44 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
-def backlog(settings: Settings, group: str) -> int:
-    """Warnings on the disposal queue that the case service's group has not committed yet."""
+def backlog(settings: Settings, group: str, topic: str | None = None) -> int:
+    """Records of ``topic`` (default: the disposal queue) that ``group`` has not committed yet."""
     from kafka import KafkaConsumer, TopicPartition
 
+    topic = topic or settings.topics.warnings
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=group, enable_auto_commit=False)
     try:
-        parts = consumer.partitions_for_topic(settings.topics.warnings) or set()
-        partitions = [TopicPartition(settings.topics.warnings, p) for p in parts]
+        parts = consumer.partitions_for_topic(topic) or set()
+        partitions = [TopicPartition(topic, p) for p in parts]
         ends = consumer.end_offsets(partitions)
         return sum(max(0, ends[tp] - (consumer.committed(tp) or 0)) for tp in partitions)
     finally:
         consumer.close()
 
 
+def _lag(consumer: object) -> int:
+    """Records between a kafka-python consumer's positions and the ends it last fetched."""
+    # The subscription state's positions, not ``consumer.position()``: that may block on a
+    # round trip to the coordinator, and the loop only needs what the last poll left.
+    subscription = consumer._subscription  # type: ignore[attr-defined]  # noqa: SLF001
+    behind = 0
+    for tp in consumer.assignment():  # type: ignore[attr-defined]
+        end = consumer.highwater(tp)  # type: ignore[attr-defined]
+        position = subscription.assignment[tp].position if tp in subscription.assignment else None
+        if end is not None and position is not None:
+            behind += max(0, end - position.offset)
+    return behind
+
+
 class CaseService:
     """The background loops; :meth:`start` runs them in threads, :meth:`stop` ends them."""
 
-    def __init__(self, settings: Settings, cases: CaseSettings, engine: Engine) -> None:
+    def __init__(
+        self, settings: Settings, cases: CaseSettings, engine: Engine, metrics: CaseMetrics | None = None
+    ) -> None:
         self.settings = settings
+        # Served at /metrics by the API when given; by default a private registry.
+        self.metrics = metrics or CaseMetrics(CollectorRegistry())
         self.cases = cases
         self.engine = engine
         self.policy = cases.alert_policy()
@@ -97,6 +120,7 @@ class CaseService:
     def start(self) -> None:
         for name, loop in (
             ("warnings", self.consume_warnings),
+            ("history", self.record_history),
             ("webhooks", self.deliver_webhooks),
             ("feedback", self.publish_feedback),
             ("maintenance", self.maintain),
@@ -149,26 +173,31 @@ class CaseService:
                     last = records[-1].offset if records else None
                     if last is not None:
                         consumer.commit({TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(last + 1, "", -1)})
+                self.metrics.lag.labels(topic="warnings").set(_lag(consumer))
         finally:
             consumer.close(autocommit=False)
 
     def _ingest_until_stored(self, record: object) -> None:
         """Store one record; wait out a PostgreSQL outage (backoff 0.5 s doubling to 30 s) rather
         than skip it. Gives up only when the service stops (the offset is then not committed)."""
-        retrying = Retrying(
+        self._until_stored("the warning")(self.ingest_record, record)
+        self.records_read += 1
+
+    def _until_stored(self, what: str) -> Retrying:
+        def waiting(state: RetryCallState) -> None:
+            self.metrics.errors.labels(kind="database_unavailable").inc()
+            log.warning("PostgreSQL unavailable (%s); retrying %s in %.0f s",
+                        _first_line(state.outcome.exception()) if state.outcome else "?", what,
+                        state.next_action.sleep if state.next_action else 0)
+
+        return Retrying(
             retry=retry_if_exception_type(DBAPIError),
             wait=wait_exponential(multiplier=0.5, max=30),
             stop=lambda _: self.stopping.is_set(),
             sleep=self.stopping.wait,
-            before_sleep=lambda state: log.warning(
-                "PostgreSQL unavailable (%s); retrying the warning in %.0f s",
-                _first_line(state.outcome.exception()) if state.outcome else "?",
-                state.next_action.sleep if state.next_action else 0,
-            ),
+            before_sleep=waiting,
             reraise=True,
         )
-        retrying(self.ingest_record, record)
-        self.records_read += 1
 
     def ingest_record(self, record: object) -> store.Ingested | None:
         value: bytes = record.value  # type: ignore[attr-defined]
@@ -181,18 +210,62 @@ class CaseService:
             return None
         # Keep every field as received (extra ones included) for the case page.
         payload = orjson.loads(value)
-        with self.engine.begin() as conn:
+        with self.metrics.ingest_time.time(), self.engine.begin() as conn:
             result = store.ingest_warning(
                 conn, payload,
                 policy=self.policy, response=self.response, webhook_targets=self.targets,
                 public_url=self.cases.public_url, now=utcnow(),
                 source=(record.partition, record.offset),  # type: ignore[attr-defined]
             )
+        self.metrics.ingested.labels(action=result.action).inc()
         if result.action != "replay":
             self.ingested += 1
             log.info("warning %s (%s %s) -> %s%s", result.warning_id, warning.transition, warning.level,
                      result.action, f" {result.case_id}" if result.case_id else "")
         return result
+
+    # -- merchant-day history in --
+
+    def record_history(self) -> None:
+        """The worker's scored merchant-days into PostgreSQL for the drill-down dashboard: one
+        transaction per poll (upserts, so a redelivery rewrites the same rows), then the commit."""
+        from kafka import KafkaConsumer
+
+        consumer = KafkaConsumer(
+            self.settings.topics.merchant_days,
+            bootstrap_servers=self.settings.bootstrap,
+            group_id=f"{self.cases.consumer_group}-history",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_interval_ms=3_600_000,
+            client_id="yujing-cases-history",
+        )
+        try:
+            while not self.stopping.is_set():
+                batch = consumer.poll(timeout_ms=500, max_records=2000)
+                records = [r for rs in batch.values() for r in rs]
+                days = []
+                for record in records:
+                    try:
+                        days.append(MerchantDay.model_validate_json(record.value))
+                    except ValidationError as exc:
+                        self.metrics.errors.labels(kind="history_failed").inc()
+                        log.error("skipping invalid merchant-day at %s[%s]@%s: %s", record.topic, record.partition,
+                                  record.offset, str(exc).splitlines()[0])
+                if days:
+                    self._until_stored("the merchant-day history")(self._record_days, days)
+                    if self.stopping.is_set():
+                        break
+                if records:
+                    consumer.commit()
+                self.metrics.lag.labels(topic="merchant_days").set(_lag(consumer))
+        finally:
+            consumer.close(autocommit=False)
+
+    def _record_days(self, days: list[MerchantDay]) -> None:
+        with self.engine.begin() as conn:
+            written = record_days(conn, days, now=utcnow())
+        self.metrics.days_recorded.inc(written)
 
     # -- pushes out --
 
@@ -210,6 +283,7 @@ class CaseService:
             error = self._post(client, message)
             if error is None:
                 store.mark_delivered(conn, message.message_id, now=utcnow())
+                self.metrics.deliveries.labels(outcome="delivered").inc()
                 log.info("webhook %s delivered to %s (case %s)", message.message_id, message.target, message.case_id)
             else:
                 status = store.mark_attempt_failed(
@@ -220,6 +294,9 @@ class CaseService:
                 )
                 log.warning("webhook %s to %s failed (%s): %s", message.message_id, message.target,
                             "gave up, kept as failed" if status == "failed" else "will retry", error)
+                self.metrics.deliveries.labels(outcome="failed" if status == "failed" else "retry").inc()
+                if status == "failed":
+                    self.metrics.errors.labels(kind="webhook_failed").inc()
         return True
 
     def _post(self, client: httpx.Client, message: object) -> str | None:

@@ -1,0 +1,54 @@
+"""Writes the worker's merchant-day history (``yujing.history.MerchantDay``) to PostgreSQL.
+
+Upserts keyed by merchant and day (and indicator code): a redelivered or replayed record
+rewrites the same row, so the history topic can be re-read from the start at any time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection
+from sqlalchemy.dialects.postgresql import insert
+
+from yujing.cases.schema import merchant_days, merchant_indicator_days
+from yujing.history import MerchantDay
+
+_DAY_COLUMNS = [c.name for c in merchant_days.columns if c.name not in ("merchant_id", "day")]
+_INDICATOR_COLUMNS = ("value", "threshold", "reading", "contribution")
+# PostgreSQL takes at most 65,535 bound parameters per statement.
+_ROWS_PER_STATEMENT = 2000
+
+
+def record_days(conn: Connection, records: Sequence[MerchantDay], *, now: datetime) -> int:
+    """Upsert ``records`` (the last of several for one merchant-day wins); returns rows written."""
+    latest = {(r.merchant_id, r.day): r for r in records}
+    if not latest:
+        return 0
+    rows = [
+        {**r.model_dump(exclude={"indicators"}), "recorded_at": now}
+        for r in latest.values()
+    ]
+    for chunk in _chunks(rows):
+        statement = insert(merchant_days).values(chunk)
+        conn.execute(statement.on_conflict_do_update(
+            index_elements=[merchant_days.c.merchant_id, merchant_days.c.day],
+            set_={name: statement.excluded[name] for name in _DAY_COLUMNS},
+        ))
+    readings = [
+        {"merchant_id": r.merchant_id, "day": r.day, **i.model_dump()}
+        for r in latest.values() for i in r.indicators
+    ]
+    for chunk in _chunks(readings):
+        statement = insert(merchant_indicator_days).values(chunk)
+        conn.execute(statement.on_conflict_do_update(
+            index_elements=[merchant_indicator_days.c.merchant_id, merchant_indicator_days.c.day,
+                            merchant_indicator_days.c.code],
+            set_={name: statement.excluded[name] for name in _INDICATOR_COLUMNS},
+        ))
+    return len(rows)
+
+
+def _chunks(rows: list[dict]) -> list[list[dict]]:
+    return [rows[i:i + _ROWS_PER_STATEMENT] for i in range(0, len(rows), _ROWS_PER_STATEMENT)]
