@@ -15,6 +15,9 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresq
 [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 # Chinese glyphs for the browser test's screenshots of the inbox (else they render as boxes).
 [ -d /usr/share/fonts/opentype/noto ] || need_apt+=(fonts-noto-cjk)
+# Prometheus and promtool: the observability tests run a real Prometheus and check the
+# configs and alert rules (tests/test_deploy.py: `promtool check config`).
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "setup: installing ${need_apt[*]} from Debian..." >&2
@@ -39,4 +42,37 @@ if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m p
   tail -n 30 .yujing/setup.log >&2
   echo "error: installing the Python packages failed (full log: .yujing/setup.log)" >&2
   exit 1
+fi
+
+# `docker compose` for tests/test_deploy.py (`docker compose config` needs no Docker engine). Where
+# no Compose plugin answers, build the Compose v2 CLI from its Go module (the Go module proxy; its
+# go.mod has exclude directives, so `go install pkg@version` refuses it and it is built inside the
+# downloaded module instead), cache the binary per version (2-3 minutes the first time, then
+# instant) and install it as the docker CLI plugin and as .venv/bin/docker-compose.
+COMPOSE_VERSION=v2.40.3
+compose_bin="${YUJING_CACHE_DIR:-$HOME/.cache/yujing}/compose-$COMPOSE_VERSION/docker-compose"
+if ! docker compose version >/dev/null 2>&1 && [ ! -x "$compose_bin" ]; then
+  if command -v go >/dev/null 2>&1; then
+    echo "setup: building Docker Compose $COMPOSE_VERSION from its Go module (once)..." >&2
+    mkdir -p "$(dirname "$compose_bin")"
+    if ! {
+      compose_src=$(go mod download -json "github.com/docker/compose/v2@$COMPOSE_VERSION" \
+        | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["Dir"])') &&
+      (cd "$compose_src" && CGO_ENABLED=0 go build -trimpath \
+        -ldflags "-s -w -X github.com/docker/compose/v2/internal.Version=$COMPOSE_VERSION" \
+        -o "$compose_bin.partial" ./cmd) &&
+      mv "$compose_bin.partial" "$compose_bin"
+    } > .yujing/compose.log 2>&1; then
+      tail -n 30 .yujing/compose.log >&2
+      echo "error: building Docker Compose failed (full log: .yujing/compose.log)" >&2
+      exit 1
+    fi
+  else
+    echo "warning: no \`docker compose\` and no Go to build it: tests/test_deploy.py will fail" >&2
+  fi
+fi
+if [ -x "$compose_bin" ]; then
+  mkdir -p "${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
+  ln -sf "$compose_bin" "${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins/docker-compose"
+  ln -sf "$compose_bin" .venv/bin/docker-compose
 fi
