@@ -33,6 +33,7 @@ from yujing.cases.service import backlog
 from yujing.database import scratch_database
 from yujing.engine import DayResult
 from yujing.processes import start_case_service, start_worker, stop_worker
+from yujing.prometheus import LocalPrometheus
 from yujing.settings import Settings
 from yujing.simulator import SimulationConfig, simulate
 
@@ -124,65 +125,6 @@ class ObservedRun:
     expected_days: list[DayResult]  # the backtest's scored merchant-days of the same input
 
 
-class LocalPrometheus:
-    """Debian's ``prometheus`` binary on a free port, scraping every second, with our rules."""
-
-    def __init__(self, home: Path, targets: dict[str, str]) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(RULES)],
-            "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": [target]}]} for job, target in targets.items()
-            ],
-        }
-        home.mkdir(parents=True, exist_ok=True)
-        self.config = home / "prometheus.yml"
-        self.config.write_text(yaml.safe_dump(config))
-        check = subprocess.run([promtool(), "check", "config", str(self.config)], capture_output=True, text=True)
-        assert check.returncode == 0, check.stdout + check.stderr
-        binary = shutil.which("prometheus")
-        assert binary, "prometheus is missing: deploy/local/setup.sh installs Debian's prometheus package"
-        self.log = (home / "prometheus.log").open("ab")
-        self.process = subprocess.Popen(
-            [binary, f"--config.file={self.config}", f"--storage.tsdb.path={home / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=self.log, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise AssertionError(f"Prometheus did not become ready; log: {home / 'prometheus.log'}")
-
-    def query(self, promql: str) -> list[dict]:
-        response = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=30)
-        body = response.json()
-        assert body.get("status") == "success", f"{promql!r}: {body.get('error', body)}"
-        return body["data"]["result"] if body["data"]["resultType"] in ("vector", "matrix") else [body["data"]["result"]]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
-
-
-def scraped(prometheus: LocalPrometheus, job: str) -> bool:
-    try:
-        return any(r["value"][1] == "1" for r in prometheus.query(f'up{{job="{job}"}}'))
-    except (httpx.HTTPError, AssertionError):
-        return False
-
-
 @pytest.fixture(scope="module")
 def observed(
     kafka_bootstrap: str, postgres_url: str, tmp_path_factory: pytest.TempPathFactory
@@ -198,7 +140,9 @@ def observed(
         )
         case_port = _free_port()
         worker_target, case_target = f"127.0.0.1:{settings.metrics_port}", f"127.0.0.1:{case_port}"
-        prometheus = LocalPrometheus(home / "prometheus", {"yujing-worker": worker_target, "yujing-cases": case_target})
+        prometheus = LocalPrometheus(home / "prometheus", _free_port(),
+                                     {"yujing-worker": worker_target, "yujing-cases": case_target}, scrape_seconds=1)
+        prometheus.start()
         processes = []
         try:
             started = datetime.now(UTC)
@@ -219,8 +163,8 @@ def observed(
                 or count(engine, merchant_days) == 0
             ):
                 time.sleep(0.5)
-            assert scraped(prometheus, "yujing-worker") and scraped(prometheus, "yujing-cases"), \
-                (home / "prometheus" / "prometheus.log").read_text()[-2000:]
+            assert prometheus.up("yujing-worker") and prometheus.up("yujing-cases"), \
+                prometheus.log_path.read_text()[-2000:]
             time.sleep(5)  # a few more scrapes after the last change, for rate() and deriv()
             worker_metrics = httpx.get(f"http://{worker_target}/metrics", timeout=10).text
             case_metrics = httpx.get(f"http://{case_target}/metrics", timeout=10).text

@@ -170,6 +170,8 @@ def demo(
     urgent = sum(1 for w in state.warnings if w["level"] in ("orange", "red") and w["transition"] != "cleared")
     console.print(f"demo finished: {len(state.warnings)} warnings, {urgent} of them orange or red; "
                   f"{sum(state.cases.values())} open cases, {len(state.hotline_orders)} pushed to the 12345 stand-in.")
+    if state.metrics:
+        console.print("as Prometheus saw it: " + "; ".join(state.metrics) + ".")
 
 
 @app.command()

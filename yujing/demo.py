@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import orjson
 from kafka import KafkaConsumer
 from rich.console import Group
@@ -31,6 +32,7 @@ from yujing.cases.service import backlog
 from yujing.database import postgres_from_settings
 from yujing.kafka_io import group_progress, input_topics
 from yujing.processes import start_case_service, start_worker, stop_worker
+from yujing.prometheus import LocalPrometheus, PrometheusError
 from yujing.settings import Settings
 from yujing.simulator import SimulationConfig, simulate
 
@@ -47,6 +49,7 @@ class DemoState:
     started: float = field(default_factory=time.monotonic)
     cases: Counter = field(default_factory=Counter)  # open cases by level
     hotline_orders: list[dict] = field(default_factory=list)  # pushes received, signature checked
+    metrics: list[str] = field(default_factory=list)  # what Prometheus saw, read at the end
 
 
 DEMO_STAFF = (  # username, role, display name; every password is "demo"
@@ -95,11 +98,26 @@ def demo_settings(settings: Settings) -> Settings:
             "postgres_port": settings.postgres_port + 100,
             "database_url": None,
             "app_id": "yujing-demo",
+            "metrics_port": settings.metrics_port + 100,
         }
     )
 
 
 CASE_PORT = 8570
+PROMETHEUS_PORT = 9590
+# What the demo reads back from Prometheus at the end (the panels' and alert rules' metrics).
+METRICS_SUMMARY = (
+    ("input records consumed", 'sum(yujing_events_consumed_total)'),
+    ("dead-lettered", 'sum(yujing_events_deadlettered_total)'),
+    ("duplicates ignored", 'sum(yujing_events_duplicate_total)'),
+    ("warnings sent", 'sum(yujing_warnings_total)'),
+    ("merchants at orange or red now", 'sum(yujing_active_warnings{level=~"orange|red"})'),
+    ("processing per record, p95 (ms)",
+     '1000 * histogram_quantile(0.95, sum by (le) (rate(yujing_event_processing_seconds_bucket[10m])))'),
+    ("open cases", 'max(sum(yujing_cases{state=~"new|assigned|in_progress"}))'),
+    ("merchant-days in the drill-down history", 'sum(yujing_merchant_days_recorded_total)'),
+    ("pipeline alerts firing", 'count(ALERTS{alertstate="firing"}) or vector(0)'),
+)
 
 
 def prepare_case_desk(demo: Settings, towns: list[str]) -> None:
@@ -176,6 +194,7 @@ def _render(state: DemoState, labels: dict[str, dict]) -> Group:
         f"已解除 cleared {state.cases.get('cleared', 0)}  ",
         f"· pushed to the 12345 work-order system: {len(state.hotline_orders)}  ",
         (f"· inbox http://127.0.0.1:{CASE_PORT}/inbox (wang / {DEMO_PASSWORD})", "dim"),
+        (f" · Prometheus http://127.0.0.1:{PROMETHEUS_PORT}", "dim"),
     )
     return Group(
         header,
@@ -187,6 +206,20 @@ def _render(state: DemoState, labels: dict[str, dict]) -> Group:
 
 FEED_RECORDS_PER_SECOND = 1500.0
 SETTLED_SECONDS = 30.0
+
+
+def read_metrics(prometheus: LocalPrometheus) -> list[str]:
+    """The end-of-demo lines from Prometheus, after one more scrape of the final counts."""
+    time.sleep(prometheus.scrape_seconds + 1)
+    lines = []
+    for label, promql in METRICS_SUMMARY:
+        try:
+            value = prometheus.value(promql)
+        except (PrometheusError, httpx.HTTPError) as exc:
+            lines.append(f"{label}: query failed ({exc})")
+            continue
+        lines.append(f"{label}: {'no data' if value is None else f'{value:,.1f}'.removesuffix('.0')}")
+    return lines
 
 
 def run_demo(
@@ -233,6 +266,17 @@ def run_demo(
         "YUJING_CASES_SESSION_SECRET": secrets.token_urlsafe(32),
         "YUJING_CASES_WEBHOOKS": json.dumps([{"name": "hotline-12345", "url": hotline.url, "secret": secret}]),
     })
+
+    prometheus = LocalPrometheus(Path(demo.home) / "prometheus", PROMETHEUS_PORT, {
+        "yujing-worker": f"127.0.0.1:{demo.metrics_port}", "yujing-cases": f"127.0.0.1:{CASE_PORT}",
+    })
+    shutil.rmtree(prometheus.home, ignore_errors=True)
+    try:
+        prometheus.start()
+        log(f"Prometheus scraping the worker and the case desk: http://127.0.0.1:{PROMETHEUS_PORT}")  # type: ignore[operator]
+    except PrometheusError as exc:
+        log(f"no metrics this time: {exc}")  # type: ignore[operator]
+        prometheus = None  # type: ignore[assignment]
 
     def produce() -> None:
         try:
@@ -284,6 +328,8 @@ def run_demo(
                     elif last_check - settled_since >= SETTLED_SECONDS:
                         break
         state.cases = open_cases(demo)
+        if prometheus is not None and worker.poll() is None:
+            state.metrics = read_metrics(prometheus)
     finally:
         consumer.close()
         if worker.poll() is None:
@@ -309,6 +355,8 @@ def run_demo(
                 f"(inbox on port {CASE_PORT}; staff: {staff}; password {DEMO_PASSWORD!r})")
     finally:
         stop_worker(case_service)
+        if prometheus is not None:
+            prometheus.stop()
         hotline.close()
         database.stop()
         broker.stop()
