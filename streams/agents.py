@@ -152,7 +152,8 @@ async def emit(pipeline: Pipeline, outcome: Outcome, partition: int, source_time
     for warning in outcome.warnings:
         await pipeline.warnings.send(key=warning.merchant_id.encode(), value=dumps(warning))
         metrics.warning_sent(warning, source_timestamp, time.time())
-    scored, pipeline.scored_days[:] = list(pipeline.scored_days), []
+    scored = list(pipeline.scored_days)
+    pipeline.scored_days.clear()
     for result in scored:
         record = merchant_day(result, pipeline.thresholds_version)
         metrics.risk_score.labels(industry=industry_label(record.industry)).observe(record.score)
