@@ -8,7 +8,7 @@ worker's :class:`~yujing.engine.PartitionEngine` and chain stage, without Kafka)
 * baseline: the core alone;
 * observed: plus what the worker adds per record and per scored merchant-day, in-process: the
   record counter and the processing-time histogram (``streams.metrics.WorkerMetrics``), and for
-  every scored merchant-day the history record (``yujing.history.merchant_day``), its JSON and
+  every scored merchant-day the history record (``yujing.history.merchant_day_record``), its JSON and
   the score histogram. The Kafka send of that record is not in it (the broker's cost, measured
   by the end-to-end runs).
 
@@ -27,14 +27,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import orjson  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 from streams.metrics import WorkerMetrics  # noqa: E402
 from yujing.backtest import iter_events, run_backtest  # noqa: E402
-from yujing.contract import dumps  # noqa: E402
 from yujing.districts import industry_label  # noqa: E402
 from yujing.engine import DayResult  # noqa: E402
-from yujing.history import merchant_day  # noqa: E402
+from yujing.history import merchant_day_record  # noqa: E402
 from yujing.simulator import SimulationConfig, simulate  # noqa: E402
 
 PARTITIONS = 6
@@ -62,9 +62,9 @@ def observed(events: Path, sizes: list[int]) -> float:
         timer.append(context)
 
     def on_day_scored(result: DayResult) -> None:
-        record = merchant_day(result, "builtin-1")
-        metrics.risk_score.labels(industry=industry_label(record.industry)).observe(record.score)
-        sizes.append(len(dumps(record)))
+        record = merchant_day_record(result, "builtin-1")
+        metrics.risk_score.labels(industry=industry_label(record["industry"])).observe(record["score"])
+        sizes.append(len(orjson.dumps(record)))
 
     began = time.perf_counter()
     run_backtest(events, partitions=PARTITIONS, allowed_lateness=LATENESS, on_event=on_event,
@@ -89,13 +89,14 @@ def main() -> None:
             sizes.clear()
             full.append(observed(events, sizes))
     base_rate, observed_rate = records / min(bare), records / min(full)
-    print(f"{records:,} records, {len(sizes):,} scored merchant-days ({args.merchants} merchants x {args.days} days)")
-    print(f"baseline  (scoring core)         {base_rate:10,.0f} records/s")
-    print(f"observed  (+ metrics + history)  {observed_rate:10,.0f} records/s")
-    print(f"ratio observed/baseline          {observed_rate / base_rate:10.2f}")
-    print(f"history record                   {sum(sizes) / len(sizes):10,.0f} bytes mean "
-          f"({sum(sizes) / records:,.0f} bytes per input record)")
-
+    sys.stdout.write(
+        f"{records:,} records, {len(sizes):,} scored merchant-days ({args.merchants} merchants x {args.days} days)\n"
+        f"baseline  (scoring core)         {base_rate:10,.0f} records/s\n"
+        f"observed  (+ metrics + history)  {observed_rate:10,.0f} records/s\n"
+        f"ratio observed/baseline          {observed_rate / base_rate:10.2f}\n"
+        f"history record                   {sum(sizes) / len(sizes):10,.0f} bytes mean "
+        f"({sum(sizes) / records:,.0f} bytes per input record)\n"
+    )
 
 if __name__ == "__main__":
     main()

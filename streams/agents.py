@@ -23,7 +23,7 @@ from streams.metrics import WorkerMetrics
 from yujing.contract import DeadLetter, decode, dumps
 from yujing.districts import industry_label
 from yujing.engine import Outcome
-from yujing.history import merchant_day
+from yujing.history import merchant_day_record, record_key
 from yujing.settings import Settings
 
 log = logging.getLogger("yujing.worker")
@@ -155,9 +155,9 @@ async def emit(pipeline: Pipeline, outcome: Outcome, partition: int, source_time
     scored = list(pipeline.scored_days)
     pipeline.scored_days.clear()
     for result in scored:
-        record = merchant_day(result, pipeline.thresholds_version)
-        metrics.risk_score.labels(industry=industry_label(record.industry)).observe(record.score)
-        await pipeline.merchant_days.send(key=record.key, value=dumps(record))
+        record = merchant_day_record(result, pipeline.thresholds_version)
+        metrics.risk_score.labels(industry=industry_label(record["industry"])).observe(record["score"])
+        await pipeline.merchant_days.send(key=record_key(record), value=orjson.dumps(record))
     for notice in outcome.chain_notices:
         await pipeline.chain_notices.send(key=notice.group.encode(), value=orjson.dumps(notice._asdict()))
     if outcome.closed_through is not None:

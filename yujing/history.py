@@ -62,38 +62,45 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def merchant_day(result: DayResult, thresholds_version: str) -> MerchantDay:
-    """The history record of one scored merchant-day.
+FIGURES = ("prepaid_balance", "sales_28d", "redeemed_28d", "refunds_28d", "complaints_28d",
+           "custody_balance", "custody_required")
+
+
+def merchant_day_record(result: DayResult, thresholds_version: str) -> dict:
+    """The history record of one scored merchant-day, as the worker sends it (JSON-ready; a
+    :class:`MerchantDay` when validated). Built as a plain dict: the worker builds one per
+    merchant and day, and pydantic objects cost five times as much (bench/worker_observability.py).
 
     >>> from models.scoring import Contribution, MerchantScore
     >>> from models.indicators.base import Reading
     >>> gap = Reading("custody_gap", 0.4, 0.1, 0.75, "存管缺口", "custody gap")
     >>> score = MerchantScore(0.3, (Contribution(gap, 0.4),), {})
-    >>> record = merchant_day(DayResult("m1", 739311, score, "yellow"), "builtin-1")
+    >>> record = MerchantDay.model_validate(merchant_day_record(DayResult("m1", 739311, score, "yellow"), "builtin-1"))
     >>> record.day.isoformat(), record.level, record.indicators[0].contribution, record.key
     ('2025-03-01', 'yellow', 0.3, b'm1/2025-03-01')
     """
     profile, totals, figures = result.profile, result.totals, result.figures
-    return MerchantDay(
-        merchant_id=result.merchant_id,
-        day=day_date(result.day),
-        score=result.score.score,
-        level=result.level,
-        merchant_name=profile.name if profile else None,
-        chain_id=profile.chain_id if profile else None,
-        district=profile.district if profile else None,
-        industry=profile.industry if profile else None,
-        sales=totals.sales_paid if totals else 0.0,
-        complaints=sum(totals.complaints.values()) if totals else 0,
-        **{name: _finite(figures.get(name)) for name in (
-            "prepaid_balance", "sales_28d", "redeemed_28d", "refunds_28d", "complaints_28d",
-            "custody_balance", "custody_required")},
-        thresholds_version=thresholds_version,
-        indicators=[
-            IndicatorReading(
-                code=c.reading.code, value=_finite(c.reading.value), threshold=_finite(c.reading.threshold),
-                reading=c.reading.score, contribution=c.amount,
-            )
+    return {
+        "merchant_id": result.merchant_id,
+        "day": day_date(result.day).isoformat(),
+        "score": result.score.score,
+        "level": result.level,
+        "merchant_name": profile.name if profile else None,
+        "chain_id": profile.chain_id if profile else None,
+        "district": profile.district if profile else None,
+        "industry": profile.industry if profile else None,
+        "sales": totals.sales_paid if totals else 0.0,
+        "complaints": sum(totals.complaints.values()) if totals else 0,
+        **{name: _finite(figures.get(name)) for name in FIGURES},
+        "thresholds_version": thresholds_version,
+        "indicators": [
+            {"code": c.reading.code, "value": _finite(c.reading.value), "threshold": _finite(c.reading.threshold),
+             "reading": c.reading.score, "contribution": c.amount}
             for c in result.score.contributions
         ],
-    )
+    }
+
+
+def record_key(record: dict) -> bytes:
+    """The compaction key of a :func:`merchant_day_record` (as :attr:`MerchantDay.key`)."""
+    return f"{record['merchant_id']}/{record['day']}".encode()
