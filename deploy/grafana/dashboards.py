@@ -142,6 +142,11 @@ def prom(expr: str, legend: str = "", ref_id: str = "A", *, instant: bool = Fals
     return query
 
 
+def quantile(q: float, buckets: str, legend: str, ref_id: str = "A") -> prometheus.Dataquery:
+    """A histogram's ``q`` quantile over all its series, per rate interval."""
+    return prom(f"histogram_quantile({q}, sum by (le) (rate({buckets}[$__rate_interval])))", legend, ref_id)
+
+
 def sql(raw_sql: str, ref_id: str = "A", fmt: SqlFormat = "time_series") -> Sql:
     return Sql(raw_sql).ref_id(ref_id).format(fmt)
 
@@ -658,22 +663,14 @@ def pipeline() -> dash.Dashboard:
         timeseries.Panel().title("事件到预警延迟").span(12).height(8)
         .description("From the Kafka timestamp of the record that closed a day to its warning being sent: "
                      "median and 95th percentile (yujing_event_to_warning_latency_seconds).")
-        .with_target(prom(
-            "histogram_quantile(0.5, sum by (le) (rate(yujing_event_to_warning_latency_seconds_bucket"
-            "[$__rate_interval])))", "p50"))
-        .with_target(prom(
-            "histogram_quantile(0.95, sum by (le) (rate(yujing_event_to_warning_latency_seconds_bucket"
-            "[$__rate_interval])))", "p95", "B"))
+        .with_target(quantile(0.5, "yujing_event_to_warning_latency_seconds_bucket", "p50"))
+        .with_target(quantile(0.95, "yujing_event_to_warning_latency_seconds_bucket", "p95", "B"))
         .unit("s").min(0).legend(legend()),
         timeseries.Panel().title("单条事件处理耗时").span(12).height(8)
         .description("Time to process one input record, decode to last send: median and 95th percentile "
                      "(yujing_event_processing_seconds).")
-        .with_target(prom(
-            "histogram_quantile(0.5, sum by (le) (rate(yujing_event_processing_seconds_bucket"
-            "[$__rate_interval])))", "p50"))
-        .with_target(prom(
-            "histogram_quantile(0.95, sum by (le) (rate(yujing_event_processing_seconds_bucket"
-            "[$__rate_interval])))", "p95", "B"))
+        .with_target(quantile(0.5, "yujing_event_processing_seconds_bucket", "p50"))
+        .with_target(quantile(0.95, "yujing_event_processing_seconds_bucket", "p95", "B"))
         .unit("s").min(0).legend(legend()),
         timeseries.Panel().title("死信（按主题与原因）").span(12).height(8)
         .description("Input records sent to the dead-letter topic, by topic and reason "

@@ -147,21 +147,27 @@ class CaseService:
 
         return run
 
-    # -- warnings in --
+    def _consumer(self, topic: str, group: str, client_id: str) -> object:
+        """A consumer that commits only what is stored, from the topic's start for a new group."""
+        from kafka import KafkaConsumer
 
-    def consume_warnings(self) -> None:
-        from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
-
-        consumer = KafkaConsumer(
-            self.settings.topics.warnings,
+        return KafkaConsumer(
+            topic,
             bootstrap_servers=self.settings.bootstrap,
-            group_id=self.cases.consumer_group,
+            group_id=group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             # While PostgreSQL is down the loop holds its records; do not get kicked out meanwhile.
             max_poll_interval_ms=3_600_000,
-            client_id="yujing-cases",
+            client_id=client_id,
         )
+
+    # -- warnings in --
+
+    def consume_warnings(self) -> None:
+        from kafka import OffsetAndMetadata, TopicPartition
+
+        consumer = self._consumer(self.settings.topics.warnings, self.cases.consumer_group, "yujing-cases")
         try:
             while not self.stopping.is_set():
                 batch = consumer.poll(timeout_ms=500, max_records=200)
@@ -229,17 +235,8 @@ class CaseService:
     def record_history(self) -> None:
         """The worker's scored merchant-days into PostgreSQL for the drill-down dashboard: one
         transaction per poll (upserts, so a redelivery rewrites the same rows), then the commit."""
-        from kafka import KafkaConsumer
-
-        consumer = KafkaConsumer(
-            self.settings.topics.merchant_days,
-            bootstrap_servers=self.settings.bootstrap,
-            group_id=f"{self.cases.consumer_group}-history",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_interval_ms=3_600_000,
-            client_id="yujing-cases-history",
-        )
+        consumer = self._consumer(self.settings.topics.merchant_days, f"{self.cases.consumer_group}-history",
+                                  "yujing-cases-history")
         try:
             while not self.stopping.is_set():
                 batch = consumer.poll(timeout_ms=500, max_records=2000)
