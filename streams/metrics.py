@@ -16,11 +16,22 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import get_args
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 
 from alerts.levels import LEVELS
 from yujing.contract import DEADLETTER_REASONS, Transition, Warning
 from yujing.districts import INDUSTRY_LABELS, TOWN_LABELS, industry_label, town_label
+
+# No ``*_created`` twin per counter and histogram series: it doubles the series for a
+# timestamp nothing here reads.
+disable_created_metrics()
 
 INPUT_KINDS = ("transactions", "complaints", "merchants", "feedback")
 TRANSITIONS: tuple[str, ...] = get_args(Transition)

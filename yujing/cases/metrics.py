@@ -12,7 +12,14 @@ import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
@@ -23,6 +30,10 @@ from alerts.levels import LEVELS
 from yujing.cases.schema import cases, outbox
 
 log = logging.getLogger("yujing.cases")
+
+# No ``*_created`` twin per counter and histogram series: it doubles the series for a
+# timestamp nothing here reads.
+disable_created_metrics()
 
 CASE_LEVELS = (*LEVELS, "none")  # none: every merchant of the case has cleared
 INGEST_ACTIONS = ("open", "append", "escalate", "record", "duplicate", "silenced", "replay")
