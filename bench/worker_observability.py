@@ -62,7 +62,7 @@ def observed(events: Path, sizes: list[int]) -> float:
         timer.append(context)
 
     def on_day_scored(result: DayResult) -> None:
-        record = merchant_day_record(result, "builtin-1")
+        record = merchant_day_record(result)
         metrics.risk_score.labels(industry=industry_label(record["industry"])).observe(record["score"])
         sizes.append(len(orjson.dumps(record)))
 

@@ -20,17 +20,23 @@ from alerts.chains import ChainNotice, ChainSignal
 from models.calendar import day_end
 from streams.app import Pipeline, create_pipeline
 from streams.metrics import WorkerMetrics
+from streams.thresholds import PublicationFeed, apply_publications
 from yujing.contract import DeadLetter, decode, dumps
 from yujing.districts import industry_label
 from yujing.engine import Outcome
 from yujing.history import merchant_day_record, record_key
 from yujing.settings import Settings
+from yujing.threshold_history import ThresholdSchedule
 
 log = logging.getLogger("yujing.worker")
 
 
-def build_worker_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faust.App:
-    pipeline = create_pipeline(settings, metrics)
+def build_worker_app(
+    settings: Settings, metrics: WorkerMetrics | None = None, schedule: ThresholdSchedule | None = None,
+    feed: PublicationFeed | None = None,
+) -> faust.App:
+    """``schedule``: the threshold versions published before start; ``feed``: those that follow."""
+    pipeline = create_pipeline(settings, metrics, schedule)
 
     # concurrency=1: faust can commit past an in-flight event with more (faust #606), and a
     # partition's watermark needs its events in order.
@@ -90,6 +96,13 @@ def build_worker_app(settings: Settings, metrics: WorkerMetrics | None = None) -
                 for chain_partition in range(pipeline.partitions):
                     await pipeline.chain_notices.send(value=beat, partition=chain_partition)
 
+    if feed is not None:
+        @pipeline.app.timer(interval=THRESHOLDS_SECONDS)
+        async def reload_thresholds() -> None:
+            # Under the engine lock: a new version never lands in the middle of a day's scoring.
+            async with pipeline.engine_lock:
+                apply_publications(pipeline, feed)
+
     @pipeline.app.timer(interval=GAUGE_SECONDS)
     async def refresh_gauges() -> None:
         # Gauges read state in the event loop (tables are not safe to walk from the HTTP thread).
@@ -102,6 +115,7 @@ def build_worker_app(settings: Settings, metrics: WorkerMetrics | None = None) -
 
 
 GAUGE_SECONDS = 5.0
+THRESHOLDS_SECONDS = 1.0
 # Longer than the demo's 30-s "settled" window, so an idle pipeline still looks idle.
 REPEAT_HEARTBEAT_SECONDS = 60.0
 
@@ -155,7 +169,7 @@ async def emit(pipeline: Pipeline, outcome: Outcome, partition: int, source_time
     scored = list(pipeline.scored_days)
     pipeline.scored_days.clear()
     for result in scored:
-        record = merchant_day_record(result, pipeline.thresholds_version)
+        record = merchant_day_record(result)
         metrics.risk_score.labels(industry=industry_label(record["industry"])).observe(record["score"])
         await pipeline.merchant_days.send(key=record_key(record), value=orjson.dumps(record))
     for notice in outcome.chain_notices:

@@ -15,6 +15,7 @@ from alerts.chains import ChainDirectory
 from streams.metrics import WorkerMetrics
 from yujing.engine import DayResult, PartitionEngine
 from yujing.settings import Settings
+from yujing.threshold_history import ThresholdSchedule
 
 
 @dataclass
@@ -36,7 +37,6 @@ class Pipeline:
     metrics: WorkerMetrics
     # Every scored merchant-day, to the case service's drill-down history (yujing.history).
     merchant_days: faust.TopicT
-    thresholds_version: str
     # The engine's scored days since the last emit (filled by its on_day_scored hook).
     scored_days: list[DayResult] = field(default_factory=list)
     engine_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -59,8 +59,11 @@ def _pickled_table(app: faust.App, name: str, partitions: int) -> faust.Table:
     return app.Table(name, partitions=partitions, value_type=PickledState)
 
 
-def create_pipeline(settings: Settings, metrics: WorkerMetrics | None = None) -> Pipeline:
-    """``metrics``: the worker's exposed metrics; by default a private registry (nothing served)."""
+def create_pipeline(
+    settings: Settings, metrics: WorkerMetrics | None = None, schedule: ThresholdSchedule | None = None
+) -> Pipeline:
+    """``metrics``: the worker's exposed metrics; by default a private registry (nothing served).
+    ``schedule``: the threshold versions known at start; by default the settings' base set."""
     topics = settings.topics
     # Faust's own data directory (it creates only the last level): under YUJING_HOME, not the
     # working directory.
@@ -91,7 +94,7 @@ def create_pipeline(settings: Settings, metrics: WorkerMetrics | None = None) ->
         merchants=_pickled_table(app, "yujing-merchants", settings.input_partitions),
         clocks=_pickled_table(app, "yujing-partition-clocks", settings.input_partitions),
         allowed_lateness=timedelta(hours=settings.allowed_lateness_hours),
-        thresholds_version=settings.thresholds_version,
+        schedule=schedule or ThresholdSchedule(settings.base_thresholds()),
         chain_sources=settings.input_partitions,  # one chain watermark per chain-stage partition
     )
     internal = {"internal": True, "partitions": settings.input_partitions, **raw}
@@ -110,7 +113,6 @@ def create_pipeline(settings: Settings, metrics: WorkerMetrics | None = None) ->
     pipeline = Pipeline(
         app, inputs, warnings, deadletter, kind_by_topic, engine, chain_notices, chain_signals, chains,
         settings.input_partitions, metrics or WorkerMetrics(CollectorRegistry()), merchant_days,
-        settings.thresholds_version,
     )
     engine.on_day_scored = pipeline.scored_days.append
     return pipeline

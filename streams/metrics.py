@@ -110,6 +110,15 @@ class WorkerMetrics:
         self.errors = Counter(
             "yujing_worker_errors", "Failures in the worker, by kind.", ["kind"], registry=registry
         )
+        self.thresholds_refused = Counter(
+            "yujing_thresholds_refused", "Published threshold versions refused as invalid (the last good one stays).",
+            registry=registry,
+        )
+        self.thresholds_effective = Gauge(
+            "yujing_thresholds_effective_from_seconds",
+            "Each threshold version this worker took in: the event time it scores days from (unix seconds).",
+            ["version"], registry=registry,
+        )
         for kind in INPUT_KINDS:
             self.consumed.labels(topic=kind)
             self.duplicates.labels(topic=kind)

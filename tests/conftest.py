@@ -108,6 +108,7 @@ def isolated_settings(bootstrap: str, home: Path) -> Settings:
         deadletter=f"{run}.deadletter",
         feedback=f"{run}.feedback",
         merchant_days=f"{run}.merchant-days",
+        thresholds=f"{run}.thresholds",
     )
     settings = Settings(
         bootstrap_servers=bootstrap,

@@ -26,6 +26,7 @@ from alerts.chains import ChainDirectory
 from models.scoring import RiskScorer
 from yujing.contract import DeadLetter, Feedback, InputEvent, Warning, decode
 from yujing.engine import DayResult, PartitionClock, PartitionEngine
+from yujing.threshold_history import ThresholdSchedule
 
 INPUT_FILES = {"merchants": "merchants.jsonl", "complaints": "complaints.jsonl", "transactions": "transactions.jsonl"}
 FEEDBACK_FILE = "feedback.jsonl"  # optional: case dispositions read back by the scoring side
@@ -115,9 +116,12 @@ def run_backtest(
     on_day_scored: Callable[[DayResult], None] | None = None,
     on_event: Callable[[], None] | None = None,
     staff: Callable[[Warning], Iterable[Feedback]] | None = None,
+    schedule: ThresholdSchedule | None = None,
 ) -> BacktestResult:
     """Replay ``events_dir`` through one :class:`PartitionEngine` and the chain stage.
 
+    ``schedule``: the threshold versions by event day (published ones, as the worker has them);
+    by default the built-in thresholds; ``scorer`` (with ``thresholds_version``) replaces it.
     ``staff`` simulates the case desk: it sees every warning as it is emitted and may answer
     with feedback, which joins the replay at its ``effective_from`` (it must lie ahead of the
     warning's day; earlier feedback would be late). The feedback taken in is in
@@ -125,6 +129,8 @@ def run_backtest(
     without ``staff``.
     """
     result = BacktestResult()
+    if schedule is None and scorer is None:
+        schedule = ThresholdSchedule()  # the built-in thresholds, as a worker without publications
     engine = PartitionEngine(
         buckets={},
         merchants={},
@@ -134,6 +140,7 @@ def run_backtest(
         thresholds_version=thresholds_version,
         on_day_scored=on_day_scored,
         chain_sources=1,
+        schedule=schedule,
     )
     chains = ChainDirectory(partitions=partitions)
     scheduled: list[tuple[float, str, Feedback]] = []  # staff's answers, by effective_from

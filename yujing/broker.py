@@ -509,7 +509,7 @@ def worker_topics(settings: Settings) -> list[TopicSpec]:
 
     partitions = settings.input_partitions
     compacted = {"cleanup.policy": "compact"}
-    ours = {settings.topics.feedback, settings.topics.merchant_days}
+    ours = {settings.topics.feedback, settings.topics.merchant_days, settings.topics.thresholds}
     return [
         *(t for t in contract_topics(settings) if t.name in ours),
         *(TopicSpec(t, partitions) for t in internal_topics(settings)),
@@ -549,6 +549,8 @@ def contract_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(names.feedback, partitions, dict(keep_forever)),
         # Keyed by merchant and day, compacted: the drill-down history can always be rebuilt.
         TopicSpec(names.merchant_days, partitions, {"cleanup.policy": "compact", "retention.ms": "-1"}),
+        # One partition: every worker reads all of it, in publication order.
+        TopicSpec(names.thresholds, 1, {"cleanup.policy": "compact", "retention.ms": "-1"}),
     ]
 
 

@@ -32,10 +32,13 @@ def _register_parts() -> None:
     from yujing.cases.cli import cases_app
     from yujing.database import db_app
     from yujing.simulator.cli import simulate_command
+    from yujing.thresholds_cli import thresholds_app
 
     app.add_typer(broker_app, name="broker", help="Fetch, start, stop and inspect the local Kafka broker.")
     app.add_typer(db_app, name="db", help="Start, stop and inspect the local PostgreSQL (case service).")
     app.add_typer(cases_app, name="cases", help="The case desk: cases from warnings, API, web inbox, webhooks.")
+    app.add_typer(thresholds_app, name="thresholds",
+                  help="Threshold versions: validate, compare, publish to running workers, history.")
     app.command("simulate", help="Simulate merchants, consumers and complaints (files or Kafka).")(
         simulate_command
     )
@@ -54,7 +57,10 @@ def worker(
 
     from streams.agents import build_worker_app
     from streams.metrics import WorkerMetrics
-    from yujing.kafka_io import KafkaUnavailable, ensure_internal_topics
+    from streams.thresholds import PublicationFeed, take_in
+    from yujing.kafka_io import KafkaUnavailable, PublicationReader, ensure_internal_topics
+    from yujing.threshold_history import ThresholdSchedule
+    from yujing.thresholds import ThresholdsError
 
     settings = get_settings()
     try:
@@ -68,7 +74,18 @@ def worker(
         except OSError as exc:
             fail(f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {exc.strerror}"
                  " (set YUJING_METRICS_PORT, 0 turns it off)")
-    faust_app = build_worker_app(settings, metrics)
+    # Every version published so far, before the first event is scored; later ones by the feed.
+    try:
+        schedule = ThresholdSchedule(settings.base_thresholds())
+        reader = PublicationReader(settings)
+        take_in(schedule, reader.read_all(), metrics)
+    except ThresholdsError as exc:
+        fail(f"YUJING_THRESHOLDS_FILE {settings.thresholds_file}: {str(exc).replace(chr(10), '; ')}")
+    except KafkaUnavailable as exc:
+        fail(str(exc))
+    feed = PublicationFeed(reader)
+    feed.start()
+    faust_app = build_worker_app(settings, metrics, schedule, feed)
     # Faust's Worker parses no arguments of ours; give it a clean argv.
     sys.argv = [sys.argv[0]]
     Worker(faust_app, loglevel=loglevel).execute_from_commandline()
@@ -76,53 +93,194 @@ def worker(
 
 @app.command()
 def backtest(
-    events: Path = typer.Option(..., "--events", help="Directory with contract JSONL files."),
-    out: Path = typer.Option(Path("warnings.jsonl"), "--out", help="Where to write warnings."),
+    events: Path | None = typer.Option(
+        None, "--events", help="Directory with contract JSONL files (or --from-kafka)."),
+    out: Path = typer.Option(Path("warnings.jsonl"), "--out", help="Where to write warnings (without --compare)."),
+    thresholds: str | None = typer.Option(
+        None, "--thresholds", metavar="FILE",
+        help="Thresholds file to replay with (also builtin, current or a version id); default: the settings' "
+        "base set (YUJING_THRESHOLDS_FILE, else built-in)."),
+    compare: str | None = typer.Option(
+        None, "--compare", metavar="SOURCE",
+        help="What-if: also replay with SOURCE (builtin, current, a version id t-…, or a file) and compare the "
+        "two side by side (terminal table and HTML report)."),
+    report: Path | None = typer.Option(
+        None, "--report", help="With --compare: where to write the HTML report (default whatif.html)."),
+    since: str | None = typer.Option(
+        None, "--since", metavar="DATE",
+        help="First event day (YYYY-MM-DD, Shanghai) whose warnings count; the replay still starts at the "
+        "first event, so state is warm."),
+    until: str | None = typer.Option(None, "--until", metavar="DATE", help="Last event day whose warnings count."),
+    labels: Path | None = typer.Option(
+        None, "--labels",
+        help="With --compare: simulator labels for recall, lead time and false alarms (default: labels.jsonl "
+        "in --events, if there)."),
+    from_kafka: bool = typer.Option(
+        False, "--from-kafka", help="Replay the retained input topics (read into a temporary directory) instead "
+        "of --events."),
 ) -> None:
-    """Replay contract JSONL files through the live scoring core, without Kafka."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    """Replay contract JSONL files (or the retained topics) through the live scoring core, without a
+    worker; with --compare, a what-if of two threshold sets side by side."""
+    import tempfile
+    from concurrent.futures.process import BrokenProcessPool
+    from contextlib import ExitStack
+    from datetime import date, datetime
 
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from models.calendar import SHANGHAI
     from yujing.backtest import EventFilesError, run_backtest, write_warnings
+    from yujing.kafka_io import KafkaUnavailable
+    from yujing.threshold_history import ThresholdSchedule
+    from yujing.thresholds import ThresholdsError
+    from yujing.thresholds_cli import resolve
 
     settings = get_settings()
+    if events is None and not from_kafka:
+        fail("give --events DIR (contract JSONL files) or --from-kafka (the retained input topics)")
+    if events is not None and from_kafka:
+        fail("--events and --from-kafka exclude each other")
+    if report is not None and compare is None:
+        fail("--report needs --compare SOURCE (the set to compare with)")
+    window: dict[str, date | None] = {"since": None, "until": None}
+    for name, text in (("since", since), ("until", until)):
+        if text is not None:
+            try:
+                window[name] = date.fromisoformat(text)
+            except ValueError:
+                fail(f"--{name} {text!r}: not a date (YYYY-MM-DD)")
+    first, last = window["since"], window["until"]
+    if first is not None and last is not None and first > last:
+        fail(f"--since {first} is after --until {last}")
+    try:
+        if thresholds is not None:
+            replay_set, replay_label = resolve(thresholds, settings)
+        else:
+            replay_set = settings.base_thresholds()
+            replay_label = str(settings.thresholds_file) if settings.thresholds_file else "builtin (base set)"
+    except ThresholdsError as exc:
+        fail(f"YUJING_THRESHOLDS_FILE {settings.thresholds_file}: " + "; ".join(exc.problems))
+    except OSError as exc:
+        fail(f"cannot read YUJING_THRESHOLDS_FILE {settings.thresholds_file}: {exc.strerror or exc}")
+    other = resolve(compare, settings) if compare is not None else None
+    if labels is not None and not labels.is_file():
+        fail(f"labels file not found: {labels}")
+
+    def in_window(moment: datetime) -> bool:
+        day = moment.astimezone(SHANGHAI).date()
+        return (first is None or day >= first) and (last is None or day <= last)
+
     started = time.perf_counter()
-    try:
-        with Progress(
-            TextColumn("[bold]replaying"), BarColumn(), TextColumn("{task.completed:,} events"),
-            TimeElapsedColumn(), console=err, transient=True,
-        ) as progress:
-            task = progress.add_task("events", total=None)
-            counter = [0]
+    with ExitStack() as stack:
+        if from_kafka:
+            from yujing.whatif import download_topics
 
-            def tick() -> None:
-                counter[0] += 1
-                if counter[0] % 5000 == 0:
-                    progress.update(task, completed=counter[0])
+            events = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="yujing-backtest-")))
+            try:
+                with Progress(TextColumn("[bold]reading the retained topics"), BarColumn(),
+                              TextColumn("{task.completed:,} records"), TimeElapsedColumn(),
+                              console=err, transient=True) as progress:
+                    task = progress.add_task("topics", total=None)
+                    read = download_topics(settings, events, on_record=lambda: progress.advance(task))
+            except KafkaUnavailable as exc:
+                fail(str(exc))
+            except OSError as exc:
+                fail(f"cannot write the topics to {events}: {exc}")
+            err.print(", ".join(f"{name}: {n:,}" for name, n in read.items()) + " records read", highlight=False)
+        assert events is not None
+        if other is None:
+            try:
+                with Progress(
+                    TextColumn("[bold]replaying"), BarColumn(), TextColumn("{task.completed:,} events"),
+                    TimeElapsedColumn(), console=err, transient=True,
+                ) as progress:
+                    task = progress.add_task("events", total=None)
+                    counter = [0]
 
-            result = run_backtest(
-                events,
-                partitions=settings.input_partitions,
-                allowed_lateness=timedelta(hours=settings.allowed_lateness_hours),
-                thresholds_version=settings.thresholds_version,
-                on_event=tick,
+                    def tick() -> None:
+                        counter[0] += 1
+                        if counter[0] % 5000 == 0:
+                            progress.update(task, completed=counter[0])
+
+                    result = run_backtest(
+                        events,
+                        partitions=settings.input_partitions,
+                        allowed_lateness=timedelta(hours=settings.allowed_lateness_hours),
+                        schedule=ThresholdSchedule(replay_set),
+                        on_event=tick,
+                    )
+            except EventFilesError as exc:
+                fail(str(exc))
+            except OSError as exc:
+                fail(f"cannot read events: {exc}")
+            kept = [w for w in result.warnings if in_window(w.raised_at)]
+            try:
+                write_warnings(kept, out)
+            except OSError as exc:
+                fail(f"cannot write {out}: {exc}")
+            by_level: dict[str, int] = {}
+            for w in kept:
+                by_level[f"{w.transition}:{w.level}"] = by_level.get(f"{w.transition}:{w.level}", 0) + 1
+            console.print(
+                f"{result.events:,} events ({result.duplicates} duplicates, {result.late} late, "
+                f"{len(result.deadletters)} dead-lettered) -> {len(kept)} warnings in {out} "
+                f"(thresholds {replay_set.version}, {replay_label}; {time.perf_counter() - started:.1f} s)"
             )
-    except EventFilesError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(f"cannot read events: {exc}")
-    try:
-        write_warnings(result.warnings, out)
-    except OSError as exc:
-        fail(f"cannot write {out}: {exc}")
-    by_level: dict[str, int] = {}
-    for w in result.warnings:
-        by_level[f"{w.transition}:{w.level}"] = by_level.get(f"{w.transition}:{w.level}", 0) + 1
-    console.print(
-        f"{result.events:,} events ({result.duplicates} duplicates, {result.late} late, "
-        f"{len(result.deadletters)} dead-lettered) -> {len(result.warnings)} warnings in {out} "
-        f"({time.perf_counter() - started:.1f} s)"
-    )
-    console.print("  " + ", ".join(f"{k}={v}" for k, v in sorted(by_level.items())))
+            console.print("  " + ", ".join(f"{k}={v}" for k, v in sorted(by_level.items())))
+            return
+
+        import orjson
+
+        from yujing.whatif import compare as what_if
+        from yujing.whatif import count_events, describe, render_html, terminal_table
+
+        current_set, current_label = other
+        if labels is None and (events / "labels.jsonl").is_file():
+            labels = events / "labels.jsonl"
+        report = report or Path("whatif.html")
+        try:
+            total = count_events(events) if events.is_dir() else None
+            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("events"), TimeElapsedColumn(), console=err, transient=True) as progress:
+                tasks = [progress.add_task(f"replay with {current_set.version} (current)", total=total),
+                         progress.add_task(f"replay with {replay_set.version} (candidate)", total=total)]
+                if current_set.version == replay_set.version:
+                    progress.remove_task(tasks.pop())
+
+                def advance(done: list[int]) -> None:
+                    for task_id, count in zip(tasks, done, strict=False):
+                        progress.update(task_id, completed=count)
+
+                result_whatif = what_if(
+                    events, current_set, replay_set,
+                    partitions=settings.input_partitions,
+                    allowed_lateness=timedelta(hours=settings.allowed_lateness_hours),
+                    since=first, until=last, labels=labels,
+                    current_label=current_label, candidate_label=replay_label, on_progress=advance,
+                )
+        except (EventFilesError, BrokenProcessPool) as exc:
+            fail(str(exc) or "a replay process stopped unexpectedly")
+        except OSError as exc:
+            fail(f"cannot read events or labels: {exc}")
+        except orjson.JSONDecodeError as exc:
+            fail(f"cannot read labels {labels}: {exc}")
+        if from_kafka:
+            result_whatif.source = f"the retained input topics at {settings.bootstrap}"
+        console.print(terminal_table(result_whatif))
+        for title, items in (("newly flagged", result_whatif.newly_flagged),
+                             ("no longer flagged", result_whatif.no_longer_flagged)):
+            console.print(f"[bold]{title}: {len(items)}[/bold]")
+            for item in items[:10]:
+                console.print(f"  {describe(item)}", highlight=False, markup=False)
+            if len(items) > 10:
+                console.print(f"  … and {len(items) - 10} more in the report")
+        try:
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text(render_html(result_whatif), encoding="utf-8")
+        except OSError as exc:
+            fail(f"cannot write {report}: {exc}")
+        console.print(f"{result_whatif.current.events:,} events replayed twice in {result_whatif.seconds:.1f} s "
+                      f"(side by side); report: {report}")
 
 
 @app.command()

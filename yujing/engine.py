@@ -28,6 +28,7 @@ from models.features import PeerNorms, case_figures
 from models.scoring import LINK_CODES, MerchantScore, RiskScorer, fuse
 from models.state import DayTotals, MerchantState, ProfileVersion
 from yujing.contract import Complaint, Feedback, InputEvent, MerchantProfile, Transaction, Warning
+from yujing.threshold_history import ThresholdSchedule
 
 
 @dataclass
@@ -69,6 +70,7 @@ class DayResult:
     profile: ProfileVersion | None = None  # the profile in force that day
     totals: DayTotals | None = None  # that day's own activity (None: a quiet day)
     figures: dict[str, float | None] = field(default_factory=dict)  # case_figures of that day
+    thresholds_version: str = "builtin-1"  # the version that scored it
 
 
 def link_groups(profile: ProfileVersion) -> list[str]:
@@ -113,6 +115,7 @@ class PartitionEngine:
         thresholds_version: str = "builtin-1",
         on_day_scored: Callable[[DayResult], None] | None = None,
         chain_sources: int | None = None,
+        schedule: ThresholdSchedule | None = None,
     ) -> None:
         self.buckets = buckets
         self.merchants = merchants
@@ -121,6 +124,9 @@ class PartitionEngine:
         self.policy = policy or LevelPolicy()
         self.allowed_lateness = allowed_lateness
         self.thresholds_version = thresholds_version
+        # Published threshold versions by event-time day; without one, ``scorer``, ``policy`` and
+        # ``thresholds_version`` score every day.
+        self.schedule = schedule
         self.on_day_scored = on_day_scored  # for replays that want score trajectories
         # With a chain stage, day X closes only once every one of ``chain_sources`` sources has
         # reported a chain watermark >= X - EFFECT_DELAY_DAYS: by then every signal taking effect
@@ -199,15 +205,23 @@ class PartitionEngine:
         self.merchants[feedback.merchant_id] = state
         return Outcome(late=late)
 
+    def rules(self, day: int) -> tuple[RiskScorer, LevelPolicy, str]:
+        """Scorer, level policy and thresholds version in force on event-time ``day``."""
+        if self.schedule is None:
+            return self.scorer, self.policy, self.thresholds_version
+        scorer, policy = self.schedule.built(day)
+        return scorer, policy, self.schedule.at(day).version
+
     def _hold(self, feedback: Feedback) -> FeedbackHold | None:
         """The hold a false alarm / rectification puts on the level staff saw. Without a level,
         the level of the score staff saw stands in; without a score, that level's cut-off."""
         if feedback.disposition not in HOLD_DISPOSITIONS:
             return None
-        level = feedback.level or (self.policy.level_for(feedback.score) if feedback.score is not None else None)
+        policy = self.rules(local_day(feedback.effective_from))[1]
+        level = feedback.level or (policy.level_for(feedback.score) if feedback.score is not None else None)
         if level is None:
             return None  # nothing to hold: the disposition still ends one in force before it
-        score = feedback.score if feedback.score is not None else self.policy.cutoffs[level]
+        score = feedback.score if feedback.score is not None else policy.cutoffs[level]
         return FeedbackHold(level=level, score=score, codes=frozenset(feedback.indicator_codes))
 
     def apply_chain_signal(self, signal: ChainSignal, partition: int) -> Outcome:
@@ -323,7 +337,7 @@ class PartitionEngine:
         if profile is None:
             return []
         own = fuse([c for c in result.contributions if c.reading.code not in LINK_CODES])
-        level = self.policy.level_for(own) or "none"
+        level = self.rules(day)[1].level_for(own) or "none"
         if level == state.linked_level:
             return []
         state.linked_level = level
@@ -344,7 +358,8 @@ class PartitionEngine:
         # A risk confirmed by staff is a known anomaly: its days teach neither its own baselines
         # nor its peer group what normal looks like.
         known_anomaly = feedback is not None and feedback.known_anomaly_at(day)
-        result = self.scorer.score(state, day, peer, peer_surge, peer_redeemed, learn=not known_anomaly)
+        scorer, policy, version = self.rules(day)
+        result = scorer.score(state, day, peer, peer_surge, peer_redeemed, learn=not known_anomaly)
         f = result.features
         if profile is not None and "sales_baseline_28d" in f and not known_anomaly:
             surge = f["sales_28d"] / f["sales_baseline_28d"] if f["sales_baseline_28d"] >= 3000 else None
@@ -355,12 +370,12 @@ class PartitionEngine:
             state.alert = AlertState()
         hold = feedback.hold_at(day) if feedback is not None else None
         if hold is None:
-            transition = self.policy.step(state.alert, result.score)
+            transition = policy.step(state.alert, result.score)
         else:
             # Under a hold the step is tried on a copy: a raise the hold does not allow is
             # discarded with it (no warning, the level state does not move).
             trial = replace(state.alert)
-            transition = self.policy.step(trial, result.score)
+            transition = policy.step(trial, result.score)
             if transition is not None and not hold.allows(transition, result.score, (c.reading.code for c in result.driving)):
                 transition = None
             else:
@@ -369,7 +384,7 @@ class PartitionEngine:
                     feedback.end_hold(day)  # type: ignore[union-attr]
         if self.on_day_scored is not None:
             self.on_day_scored(DayResult(state.merchant_id, day, result, state.alert.level, profile, totals,
-                                         case_figures(state, day, f)))
+                                         case_figures(state, day, f), version))
         state.prune_profiles(day_end(day))
         notices = self._link_notices(state, result, profile, day)
         if transition is None:
@@ -384,7 +399,7 @@ class PartitionEngine:
             raised_at=raised_at,
             industry=profile.industry if profile else None,
             district=profile.district if profile else None,
-            thresholds_version=self.thresholds_version,
+            thresholds_version=version,
             merchant_name=profile.name if profile else None,
             chain_id=profile.chain_id if profile else None,
             figures=case_figures(state, day, f),

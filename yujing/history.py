@@ -66,7 +66,7 @@ FIGURES = ("prepaid_balance", "sales_28d", "redeemed_28d", "refunds_28d", "compl
            "custody_balance", "custody_required")
 
 
-def merchant_day_record(result: DayResult, thresholds_version: str) -> dict:
+def merchant_day_record(result: DayResult) -> dict:
     """The history record of one scored merchant-day, as the worker sends it (JSON-ready; a
     :class:`MerchantDay` when validated). Built as a plain dict: the worker builds one per
     merchant and day, and pydantic objects cost five times as much (bench/worker_observability.py).
@@ -75,7 +75,7 @@ def merchant_day_record(result: DayResult, thresholds_version: str) -> dict:
     >>> from models.indicators.base import Reading
     >>> gap = Reading("custody_gap", 0.4, 0.1, 0.75, "存管缺口", "custody gap")
     >>> score = MerchantScore(0.3, (Contribution(gap, 0.4),), {})
-    >>> record = MerchantDay.model_validate(merchant_day_record(DayResult("m1", 739311, score, "yellow"), "builtin-1"))
+    >>> record = MerchantDay.model_validate(merchant_day_record(DayResult("m1", 739311, score, "yellow")))
     >>> record.day.isoformat(), record.level, record.indicators[0].contribution, record.key
     ('2025-03-01', 'yellow', 0.3, b'm1/2025-03-01')
     """
@@ -92,7 +92,7 @@ def merchant_day_record(result: DayResult, thresholds_version: str) -> dict:
         "sales": totals.sales_paid if totals else 0.0,
         "complaints": sum(totals.complaints.values()) if totals else 0,
         **{name: _finite(figures.get(name)) for name in FIGURES},
-        "thresholds_version": thresholds_version,
+        "thresholds_version": result.thresholds_version,
         "indicators": [
             {"code": c.reading.code, "value": _finite(c.reading.value), "threshold": _finite(c.reading.threshold),
              "reading": c.reading.score, "contribution": c.amount}

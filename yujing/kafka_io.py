@@ -14,10 +14,12 @@ from pathlib import Path
 import orjson
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
+from pydantic import ValidationError
 
 from yujing.backtest import iter_events
-from yujing.contract import DeadLetter
+from yujing.contract import DeadLetter, dumps
 from yujing.settings import Settings
+from yujing.threshold_history import Publication
 
 # kafka-python logs connection retries at ERROR; the CLI reports failures itself, in one line.
 logging.getLogger("kafka").setLevel(logging.CRITICAL)
@@ -157,3 +159,58 @@ def read_records(
             yield orjson.loads(message.value)
     finally:
         consumer.close()
+
+
+# -- published thresholds (yujing.threshold_history) -----------------------------------------
+
+def publish_thresholds(settings: Settings, published: Publication) -> int:
+    """Send one publication to the thresholds topic; returns its offset."""
+    sender = producer(settings)
+    try:
+        metadata = sender.send(
+            settings.topics.thresholds, key=published.publication_id.encode(), value=dumps(published)
+        ).get(timeout=30)
+    except KafkaError as exc:
+        raise KafkaUnavailable(f"could not publish to {settings.topics.thresholds}: {exc}") from exc
+    finally:
+        sender.close(timeout=10)
+    return metadata.offset
+
+
+class PublicationReader:
+    """Reads the thresholds topic from its start, without a consumer group (every worker and
+    every CLI call sees every publication). :meth:`poll` returns what arrived since the last
+    call: :class:`Publication` records, or ``(offset, error)`` for records that are not one."""
+
+    def __init__(self, settings: Settings) -> None:
+        from kafka import TopicPartition
+
+        self.topic = TopicPartition(settings.topics.thresholds, 0)
+        try:
+            self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
+                                          client_id="yujing-thresholds")
+        except KafkaError as exc:
+            raise KafkaUnavailable(f"no Kafka broker at {settings.bootstrap}") from exc
+        self.consumer.assign([self.topic])
+        self.consumer.seek_to_beginning(self.topic)
+
+    def poll(self, timeout_ms: int = 500) -> list[Publication | tuple[int, str]]:
+        found: list[Publication | tuple[int, str]] = []
+        for records in self.consumer.poll(timeout_ms=timeout_ms).values():
+            for record in records:
+                try:
+                    found.append(Publication.model_validate_json(record.value))
+                except ValidationError as exc:
+                    found.append((record.offset, f"not a thresholds publication: {str(exc).splitlines()[0]}"))
+        return found
+
+    def read_all(self) -> list[Publication | tuple[int, str]]:
+        """Everything published so far (up to the end offset seen at the call)."""
+        end = self.consumer.end_offsets([self.topic])[self.topic]
+        found: list[Publication | tuple[int, str]] = []
+        while self.consumer.position(self.topic) < end:
+            found.extend(self.poll())
+        return found
+
+    def close(self) -> None:
+        self.consumer.close()

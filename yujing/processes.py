@@ -18,11 +18,12 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "YUJING_APP_ID": settings.app_id,
         "YUJING_INPUT_PARTITIONS": str(settings.input_partitions),
         "YUJING_ALLOWED_LATENESS_HOURS": str(settings.allowed_lateness_hours),
-        "YUJING_THRESHOLDS_VERSION": settings.thresholds_version,
         "YUJING_HOME": str(settings.home),
         "YUJING_METRICS_HOST": settings.metrics_host,
         "YUJING_METRICS_PORT": str(settings.metrics_port),
     }
+    if settings.thresholds_file is not None:
+        env["YUJING_THRESHOLDS_FILE"] = str(settings.thresholds_file)
     for field, value in settings.topics.model_dump().items():
         env[f"YUJING_TOPIC_{field.upper()}"] = value
     return env

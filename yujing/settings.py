@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+if TYPE_CHECKING:
+    from yujing.thresholds import ThresholdSet
 
 class TopicNames(BaseSettings):
     """Topic names of the wire contract (``../shared/CONTRACT.md``); all configurable."""
@@ -27,6 +30,8 @@ class TopicNames(BaseSettings):
     # Beyond the contract: every scored merchant-day (indicators, score, level), worker -> case
     # service, which keeps it in PostgreSQL for Grafana's drill-down. Compacted per merchant-day.
     merchant_days: str = "yujing.merchant-days"
+    # Beyond the contract: published threshold versions (one partition, compacted, kept forever).
+    thresholds: str = "prepaid.thresholds"
 
 
 class Settings(BaseSettings):
@@ -80,8 +85,18 @@ class Settings(BaseSettings):
         description="How far behind the partition's newest transaction time an event may arrive "
         "and still be counted in its own day; a day is scored once the watermark passes it.",
     )
-    thresholds_version: str = "builtin-1"
+    thresholds_file: Path | None = Field(
+        default=None,
+        description="Thresholds file (YAML/TOML, yujing.thresholds) in force before any version "
+        "published on the thresholds topic; unset: the built-in thresholds.",
+    )
     topics: TopicNames = Field(default_factory=TopicNames)
+
+    def base_thresholds(self) -> ThresholdSet:
+        """The thresholds before any publication (raises ``ThresholdsError`` for a bad file)."""
+        from yujing.thresholds import builtin_thresholds, load_thresholds
+
+        return load_thresholds(self.thresholds_file) if self.thresholds_file else builtin_thresholds()
 
     @property
     def bootstrap(self) -> str:

@@ -1,0 +1,127 @@
+"""What a what-if costs on a district's 90 days, against a single plain backtest in the same run.
+
+    .venv/bin/python bench/whatif.py [--merchants 2000] [--days 180] [--window 90] [--seed 7]
+
+Simulates ``--merchants`` merchants (a district the size of Fengxian's prepaid-card trade) for
+``--days`` days. The simulator also writes each trading merchant's opening card book (up to two
+years of outstanding card sales before day 0), so every replay starts there and scores every
+merchant-day from a merchant's first record: the window's 90 days are the last ``--window`` days,
+chosen with ``since`` as ``yujing backtest --since`` does, and the replay before them is warm-up.
+
+Measured, in this order (the what-if first, so its replay processes fork from a small parent):
+
+* the what-if: :func:`yujing.whatif.compare` of the built-in set against a candidate with lower
+  cut-offs, both replays side by side in two processes, with the labels, then its HTML report;
+* one plain :func:`yujing.backtest.run_backtest` of the same files, in this process.
+
+Reports wall seconds, the ratio of the what-if to the plain backtest, records per second and the
+peak resident memory (``resource.getrusage``: this process, and the largest replay process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import orjson  # noqa: E402
+
+from yujing.backtest import run_backtest  # noqa: E402
+from yujing.simulator import SimulationConfig, simulate  # noqa: E402
+from yujing.threshold_history import ThresholdSchedule  # noqa: E402
+from yujing.thresholds import ThresholdSet, builtin_thresholds  # noqa: E402
+from yujing.whatif import compare, count_events, render_html  # noqa: E402
+
+PARTITIONS = 6
+LATENESS = timedelta(hours=6)
+# A plausible tuning: yellow and orange a little earlier.
+CANDIDATE_CUTOFFS = {"blue": 0.3, "yellow": 0.4, "orange": 0.55, "red": 0.8}
+
+
+def peak_mb(who: int) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024  # Linux: kilobytes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--merchants", type=int, default=2000)
+    parser.add_argument("--days", type=int, default=180)
+    parser.add_argument("--window", type=int, default=90, help="the last N days are the what-if's window")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--work-dir", type=Path, help="keep the simulated files here (default: a temporary dir)")
+    args = parser.parse_args()
+
+    config = SimulationConfig(merchants=args.merchants, days=args.days, seed=args.seed)
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="yujing-bench-whatif-"))
+    events = work / "events"
+    began = time.perf_counter()
+    simulate(config).write(events)
+    simulated = time.perf_counter() - began
+    records = count_events(events)
+    since = config.start + timedelta(days=args.days - args.window)
+    until = config.start + timedelta(days=args.days - 1)
+    data = builtin_thresholds().model_dump()
+    data["levels"]["cutoffs"] = dict(CANDIDATE_CUTOFFS)
+    candidate = ThresholdSet.from_mapping(data)
+
+    began = time.perf_counter()
+    whatif = compare(events, builtin_thresholds(), candidate, partitions=PARTITIONS, allowed_lateness=LATENESS,
+                     since=since, until=until, labels=events / "labels.jsonl",
+                     current_label="builtin", candidate_label="lower cut-offs")
+    compared = time.perf_counter() - began
+    began = time.perf_counter()
+    html = render_html(whatif)
+    rendered = time.perf_counter() - began
+    (work / "whatif.html").write_text(html, encoding="utf-8")
+
+    began = time.perf_counter()
+    plain = run_backtest(events, partitions=PARTITIONS, allowed_lateness=LATENESS,
+                         schedule=ThresholdSchedule(builtin_thresholds()))
+    single = time.perf_counter() - began
+
+    figures = {
+        "merchants": args.merchants,
+        "days": args.days,
+        "window": f"{since} to {until}",
+        "records": records,
+        "simulate_seconds": round(simulated, 1),
+        "plain_backtest_seconds": round(single, 1),
+        "whatif_seconds": round(compared, 1),
+        "whatif_replay_seconds": [round(whatif.current.seconds, 1), round(whatif.candidate.seconds, 1)],
+        "report_seconds": round(rendered, 1),
+        "ratio": round((compared + rendered) / single, 2),
+        "plain_records_per_second": round(plain.events / single),
+        "whatif_records_per_second": round(2 * records / compared),
+        "peak_rss_mb_this_process": round(peak_mb(resource.RUSAGE_SELF)),
+        "peak_rss_mb_largest_replay_process": round(peak_mb(resource.RUSAGE_CHILDREN)),
+        "warnings_in_window": [len(whatif.current.warnings), len(whatif.candidate.warnings)],
+        "flagged": [len(whatif.current.flagged), len(whatif.candidate.flagged)],
+        "newly_flagged": len(whatif.newly_flagged),
+        "no_longer_flagged": len(whatif.no_longer_flagged),
+        "report_bytes": len(html.encode()),
+    }
+    sys.stdout.write(
+        f"{records:,} records ({args.merchants:,} merchants, {args.days} days and their opening card books); "
+        f"window {since} to {until}\n"
+        f"plain backtest: {single:.1f} s ({figures['plain_records_per_second']:,} records/s)\n"
+        f"what-if, two replays side by side: {compared:.1f} s (replays {whatif.current.seconds:.1f} s and "
+        f"{whatif.candidate.seconds:.1f} s; {figures['whatif_records_per_second']:,} records/s replayed), "
+        f"HTML report {rendered:.1f} s\n"
+        f"ratio what-if (with report) / plain backtest: {figures['ratio']:.2f}\n"
+        f"peak memory: {figures['peak_rss_mb_this_process']:,} MB this process (plain backtest), "
+        f"{figures['peak_rss_mb_largest_replay_process']:,} MB the largest replay process\n"
+        f"{orjson.dumps(figures).decode()}\n"
+    )
+    if args.work_dir is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
