@@ -26,16 +26,19 @@ from deploy.grafana.dashboards import Query, all_queries, substitute
 from models.calendar import day_date
 from tests.conftest import _free_port, isolated_settings
 from tests.test_end_to_end import publish_with_redeliveries, wait_until_consumed
-from yujing.backtest import run_backtest
+from yujing.backtest import iter_events, run_backtest
 from yujing.cases import db
-from yujing.cases.schema import merchant_days, merchant_indicator_days
+from yujing.cases.schema import merchant_days, merchant_indicator_days, threshold_versions
 from yujing.cases.service import backlog
 from yujing.database import scratch_database
 from yujing.engine import DayResult
+from yujing.kafka_io import publish_thresholds
 from yujing.processes import start_case_service, start_worker, stop_worker
 from yujing.prometheus import LocalPrometheus
 from yujing.settings import Settings
 from yujing.simulator import SimulationConfig, simulate
+from yujing.threshold_history import publication
+from yujing.thresholds import builtin_thresholds
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "yujing-pipeline.yml"
@@ -150,6 +153,12 @@ def observed(
                 "YUJING_CASES_PORT": str(case_port), "YUJING_CASES_PUBLIC_URL": f"http://{case_target}",
                 "YUJING_CASES_CONSUMER_GROUP": f"{settings.app_id}-cases",
             }))
+            # An operator re-publishing the built-in thresholds during the simulated history
+            # (it changes no score): the overview's annotations show it.
+            first = min(record.occurred_at for _, record in iter_events(events_dir))
+            publish_thresholds(settings, publication(
+                builtin_thresholds(), author="obs-test", reason="confirm the built-in thresholds",
+                published_at=first + timedelta(days=30), effective_from=first + timedelta(days=31)))
             processes.append(start_worker(settings, home / "worker.log"))
             publish_with_redeliveries(events_dir, settings, every=50)
             wait_until_consumed(settings)
@@ -160,7 +169,7 @@ def observed(
             # everything the worker sent to the history topic is in PostgreSQL
             while time.monotonic() < deadline and (
                 backlog(settings, f"{settings.app_id}-cases-history", settings.topics.merchant_days) > 0
-                or count(engine, merchant_days) == 0
+                or count(engine, merchant_days) == 0 or count(engine, threshold_versions) == 0
             ):
                 time.sleep(0.5)
             assert prometheus.up("yujing-worker") and prometheus.up("yujing-cases"), \
@@ -191,7 +200,7 @@ def scored_days(events_dir: Path, settings: Settings) -> list:
     days: list = []
     run_backtest(events_dir, partitions=settings.input_partitions,
                  allowed_lateness=timedelta(hours=settings.allowed_lateness_hours),
-                 thresholds_version=settings.thresholds_version, on_day_scored=days.append)
+                 on_day_scored=days.append)
     return days
 
 
@@ -283,8 +292,9 @@ def test_drill_down_history_holds_every_scored_merchant_day(observed: tuple[Obse
 @pytest.mark.postgres
 def test_metrics_carry_no_ids_and_only_bounded_labels(observed: tuple[ObservedRun, LocalPrometheus]) -> None:
     run, _ = observed
+    # version: a published thresholds version (a handful a year), on one gauge
     allowed = {"topic", "reason", "level", "transition", "industry", "town", "table", "kind", "state", "action",
-               "outcome", "le", "quantile"}
+               "outcome", "le", "quantile", "version"}
     for exposition in (run.worker_metrics, run.case_metrics):
         for line in exposition.splitlines():
             if line.startswith("yujing_") and "{" in line:

@@ -243,14 +243,25 @@ class Ids:
 # --- 监管总览 regulator overview -----------------------------------------------------------------
 
 def threshold_change_annotations() -> list[dash.AnnotationQuery]:
-    """Annotations marking threshold changes on the overview's charts.
-
-    Hook for issue 6 (threshold changes): return one :class:`dash.AnnotationQuery` per source
-    (for example a PostgreSQL query over the thresholds' change log, with its ``time`` and
-    ``text`` columns). :func:`all_queries` already collects annotation queries, so a query added
-    here is evaluated by the dashboards' query test like every panel query.
-    """
-    return []
+    """Threshold changes on the overview's charts, from the case service's copy of the
+    thresholds topic (``threshold_versions``): when a version was published (wall clock: the
+    live panels) and the event time it applies from (the event-day panels). Refused versions
+    are marked too, so a publication that changed nothing is not a mystery."""
+    text = ("'阈值 thresholds ' || version || ' (' || status || ') by ' || author || ': ' || reason "
+            "|| ' — ' || detail")
+    return [
+        dash.AnnotationQuery().name("阈值发布 thresholds published").datasource(POSTGRES)
+        .enable(True).icon_color("purple")
+        .target(sql(f"""
+            SELECT published_at AS time, {text} AS text, 'thresholds,' || status AS tags
+            FROM threshold_versions WHERE $__timeFilter(published_at) ORDER BY published_at""", fmt="table")),
+        dash.AnnotationQuery().name("阈值生效 thresholds in force (event time)").datasource(POSTGRES)
+        .enable(True).icon_color("dark-purple")
+        .target(sql(f"""
+            SELECT effective_from AS time, {text} AS text, 'thresholds,' || status AS tags
+            FROM threshold_versions WHERE status = 'applied' AND $__timeFilter(effective_from)
+            ORDER BY effective_from""", fmt="table")),
+    ]
 
 
 def overview() -> dash.Dashboard:

@@ -1,4 +1,5 @@
-"""Writes the worker's merchant-day history (``yujing.history.MerchantDay``) to PostgreSQL.
+"""Writes the worker's merchant-day history (``yujing.history.MerchantDay``) and the published
+threshold versions to PostgreSQL, where Grafana reads them.
 
 Upserts keyed by merchant and day (and indicator code): a redelivered or replayed record
 rewrites the same row, so the history topic can be re-read from the start at any time.
@@ -12,8 +13,9 @@ from datetime import datetime
 from sqlalchemy import Connection
 from sqlalchemy.dialects.postgresql import insert
 
-from yujing.cases.schema import merchant_days, merchant_indicator_days
+from yujing.cases.schema import merchant_days, merchant_indicator_days, threshold_versions
 from yujing.history import MerchantDay
+from yujing.threshold_history import Publication
 
 _DAY_COLUMNS = [c.name for c in merchant_days.columns if c.name not in ("merchant_id", "day")]
 _INDICATOR_COLUMNS = ("value", "threshold", "reading", "contribution")
@@ -52,3 +54,17 @@ def record_days(conn: Connection, records: Sequence[MerchantDay], *, now: dateti
 
 def _chunks(rows: list[dict]) -> list[list[dict]]:
     return [rows[i:i + _ROWS_PER_STATEMENT] for i in range(0, len(rows), _ROWS_PER_STATEMENT)]
+
+
+def record_publication(conn: Connection, published: Publication, status: str, detail: str, *, now: datetime) -> None:
+    """Upsert one threshold publication as the workers judged it (applied, or refused and why)."""
+    row = {
+        "publication_id": published.publication_id, "version": published.version, "author": published.author,
+        "reason": published.reason, "published_at": published.published_at,
+        "effective_from": published.effective_from, "status": status, "detail": detail, "recorded_at": now,
+    }
+    statement = insert(threshold_versions).values(row)
+    conn.execute(statement.on_conflict_do_update(
+        index_elements=[threshold_versions.c.publication_id],
+        set_={k: statement.excluded[k] for k in ("status", "detail", "recorded_at")},
+    ))

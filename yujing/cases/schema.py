@@ -229,3 +229,19 @@ merchant_indicator_days = Table(
     Column("reading", Float, nullable=False),  # 0 (fine) .. 1 (fully alarming)
     Column("contribution", Float, nullable=False),  # weight x reading
 )
+
+# Published threshold versions (issue 6), from the thresholds topic: Grafana marks them on the
+# overview's charts (when published, and the event time they apply from).
+threshold_versions = Table(
+    "threshold_versions",
+    metadata,
+    Column("publication_id", Text, primary_key=True),
+    Column("version", Text, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("published_at", TS, nullable=False),  # wall clock
+    Column("effective_from", TS, nullable=False),  # event time
+    Column("status", String(16), nullable=False),  # applied | refused (as the workers judge it)
+    Column("detail", Text, nullable=False),  # what changed, or why it was refused
+    Column("recorded_at", TS, nullable=False),
+)

@@ -32,11 +32,13 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 
 from yujing.cases import store
 from yujing.cases.config import CaseSettings
-from yujing.cases.history import record_days
+from yujing.cases.history import record_days, record_publication
 from yujing.cases.metrics import CaseMetrics
 from yujing.contract import Warning
 from yujing.history import MerchantDay
 from yujing.settings import Settings
+from yujing.threshold_history import Publication, ThresholdSchedule
+from yujing.thresholds import ThresholdsError, diff
 
 log = logging.getLogger("yujing.cases")
 
@@ -121,6 +123,7 @@ class CaseService:
         for name, loop in (
             ("warnings", self.consume_warnings),
             ("history", self.record_history),
+            ("thresholds", self.record_thresholds),
             ("webhooks", self.deliver_webhooks),
             ("feedback", self.publish_feedback),
             ("maintenance", self.maintain),
@@ -258,6 +261,37 @@ class CaseService:
                 self.metrics.lag.labels(topic="merchant_days").set(_lag(consumer))
         finally:
             consumer.close(autocommit=False)
+
+    def record_thresholds(self) -> None:
+        """Every threshold publication into PostgreSQL (for Grafana's annotations), judged as a
+        worker judges it: applied, or refused with the reason. Reads the whole topic at each
+        start (no consumer group); upserts make that harmless."""
+        from yujing.kafka_io import PublicationReader
+
+        reader = PublicationReader(self.settings)
+        schedule = ThresholdSchedule(self.settings.base_thresholds())
+        try:
+            while not self.stopping.is_set():
+                for item in reader.poll(timeout_ms=1000):
+                    if isinstance(item, tuple):
+                        log.error("thresholds record at offset %s is unreadable: %s", *item)
+                        continue
+                    before = schedule.latest
+                    try:
+                        after = schedule.add(item)
+                        status, detail = "applied", "; ".join(str(c) for c in diff(before, after)) or "no change"
+                        # Response deadlines are wall-clock matters: the newest version's apply to
+                        # cases opened from now on (before any, YUJING_CASES_RESPONSE_HOURS).
+                        self.response = after.response_policy(self.response.calendar)
+                    except ThresholdsError as exc:
+                        status, detail = "refused", "; ".join(exc.problems)
+                    self._until_stored("a threshold publication")(self._record_publication, item, status, detail)
+        finally:
+            reader.close()
+
+    def _record_publication(self, published: Publication, status: str, detail: str) -> None:
+        with self.engine.begin() as conn:
+            record_publication(conn, published, status, detail, now=utcnow())
 
     def _record_days(self, days: list[MerchantDay]) -> None:
         with self.engine.begin() as conn:
