@@ -126,6 +126,7 @@ def backtest(
     from contextlib import ExitStack
     from datetime import date, datetime
 
+    import orjson
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from models.calendar import SHANGHAI
@@ -184,6 +185,8 @@ def backtest(
                     read = download_topics(settings, events, on_record=lambda: progress.advance(task))
             except KafkaUnavailable as exc:
                 fail(str(exc))
+            except orjson.JSONDecodeError as exc:
+                fail(f"a record on the input topics is not JSON: {exc}")
             except OSError as exc:
                 fail(f"cannot write the topics to {events}: {exc}")
             err.print(", ".join(f"{name}: {n:,}" for name, n in read.items()) + " records read", highlight=False)
@@ -228,8 +231,6 @@ def backtest(
             )
             console.print("  " + ", ".join(f"{k}={v}" for k, v in sorted(by_level.items())))
             return
-
-        import orjson
 
         from yujing.whatif import compare as what_if
         from yujing.whatif import count_events, describe, render_html, terminal_table

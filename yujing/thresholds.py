@@ -46,6 +46,7 @@ import textwrap
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -275,7 +276,7 @@ class ThresholdSet(_Frozen):
                 problems = [((), str(e["ctx"]["problems"])) for e in details]
         raise ThresholdsError(_lines(problems))
 
-    @property
+    @cached_property
     def version(self) -> str:
         """``t-`` + 12 hex digits of the SHA-256 of the canonical JSON (see the module's doc)."""
         canonical = json.dumps(
