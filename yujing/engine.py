@@ -330,14 +330,15 @@ class PartitionEngine:
         return warnings
 
     def _link_notices(
-        self, state: MerchantState, result: MerchantScore, profile: ProfileVersion | None, day: int
+        self, state: MerchantState, result: MerchantScore, profile: ProfileVersion | None, day: int,
+        policy: LevelPolicy,
     ) -> list[ChainNotice]:
         """Tell linked merchants this one's level on its *own* evidence: a level raised only by
         what linked merchants said must not echo back to them (no feedback loop)."""
         if profile is None:
             return []
         own = fuse([c for c in result.contributions if c.reading.code not in LINK_CODES])
-        level = self.rules(day)[1].level_for(own) or "none"
+        level = policy.level_for(own) or "none"
         if level == state.linked_level:
             return []
         state.linked_level = level
@@ -386,7 +387,7 @@ class PartitionEngine:
             self.on_day_scored(DayResult(state.merchant_id, day, result, state.alert.level, profile, totals,
                                          case_figures(state, day, f), version))
         state.prune_profiles(day_end(day))
-        notices = self._link_notices(state, result, profile, day)
+        notices = self._link_notices(state, result, profile, day, policy)
         if transition is None:
             return (None, notices) if notices else None
         raised_at = totals.last_event_at if totals and totals.last_event_at else day_end(day) - timedelta(seconds=1)

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
 
 from models.calendar import SHANGHAI, day_start, local_day
-from yujing.thresholds import ThresholdsError, ThresholdSet, builtin_thresholds
+from yujing.thresholds import Change, ThresholdsError, ThresholdSet, builtin_thresholds, diff
 
 
 class Publication(BaseModel):
@@ -111,6 +111,16 @@ class ThresholdSchedule:
         self._sets.append(thresholds)
         self.applied.append(published)
         return thresholds
+
+    def judge(self, published: Publication) -> tuple[ThresholdSet | None, list[Change], ThresholdsError | None]:
+        """Add ``published`` as a worker would: (the set now in force and what it changed, None)
+        when applied, (None, [], why) when refused."""
+        before = self.latest
+        try:
+            after = self.add(published)
+        except ThresholdsError as error:
+            return None, [], error
+        return after, diff(before, after), None
 
     def extend(self, publications: Iterable[Publication]) -> list[tuple[Publication, ThresholdsError]]:
         """Add each; returns the refused ones with their reasons."""

@@ -188,12 +188,8 @@ def history_command() -> None:
         table.add_column(column)
     schedule = ThresholdSchedule(settings.base_thresholds())
     for item in published:
-        before = schedule.latest
-        try:
-            after = schedule.add(item)
-            status, changes = "applied", str(len(diff(before, after)))
-        except ThresholdsError as exc:
-            status, changes = f"refused: {exc.problems[0]}", "–"
+        applied, changed, refusal = schedule.judge(item)
+        status, changes = ("applied", str(len(changed))) if applied else (f"refused: {refusal.problems[0]}", "–")
         table.add_row(f"{item.published_at.astimezone(UTC):%Y-%m-%d %H:%M}", item.version, item.author, item.reason,
                       f"{item.effective_from.astimezone(SHANGHAI):%Y-%m-%d %H:%M}", changes, status)
     out.print(table)

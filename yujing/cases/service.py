@@ -38,7 +38,6 @@ from yujing.contract import Warning
 from yujing.history import MerchantDay
 from yujing.settings import Settings
 from yujing.threshold_history import Publication, ThresholdSchedule
-from yujing.thresholds import ThresholdsError, diff
 
 log = logging.getLogger("yujing.cases")
 
@@ -276,15 +275,14 @@ class CaseService:
                     if isinstance(item, tuple):
                         log.error("thresholds record at offset %s is unreadable: %s", *item)
                         continue
-                    before = schedule.latest
-                    try:
-                        after = schedule.add(item)
-                        status, detail = "applied", "; ".join(str(c) for c in diff(before, after)) or "no change"
+                    applied, changed, refusal = schedule.judge(item)
+                    if applied is None:
+                        status, detail = "refused", "; ".join(refusal.problems)  # type: ignore[union-attr]
+                    else:
+                        status, detail = "applied", "; ".join(str(c) for c in changed) or "no change"
                         # Response deadlines are wall-clock matters: the newest version's apply to
                         # cases opened from now on (before any, YUJING_CASES_RESPONSE_HOURS).
-                        self.response = after.response_policy(self.response.calendar)
-                    except ThresholdsError as exc:
-                        status, detail = "refused", "; ".join(exc.problems)
+                        self.response = applied.response_policy(self.response.calendar)
                     self._until_stored("a threshold publication")(self._record_publication, item, status, detail)
         finally:
             reader.close()
