@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from datetime import date, datetime, time, timedelta, timezone
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -33,6 +34,27 @@ def is_spring_festival_break(day: int) -> bool:
         if -HOLIDAY_BEFORE <= offset <= HOLIDAY_AFTER:
             return True
     return False
+
+
+# Every break day, sorted, for counting them in a range without walking it day by day.
+_BREAK_DAYS = sorted(
+    festival.toordinal() + offset for festival in SPRING_FESTIVAL for offset in range(-HOLIDAY_BEFORE, HOLIDAY_AFTER + 1)
+)
+
+
+def working_days_between(first: int, last: int) -> int:
+    """Days from ``first`` to ``last`` (both included) outside the Spring Festival break.
+
+    >>> first, last = date(2026, 2, 1).toordinal(), date(2026, 3, 31).toordinal()
+    >>> working_days_between(first, last) == sum(not is_spring_festival_break(d) for d in range(first, last + 1))
+    True
+    >>> working_days_between(first, last), working_days_between(last, first)
+    (48, 0)
+    """
+    if last < first:
+        return 0
+    breaks = bisect_right(_BREAK_DAYS, last) - bisect_left(_BREAK_DAYS, first)
+    return last - first + 1 - breaks
 
 
 def local_day(moment: datetime) -> int:

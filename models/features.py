@@ -7,9 +7,9 @@ yet (too little history, no profile) is absent rather than zero.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 
-from models.calendar import day_end, is_spring_festival_break
+from models.calendar import day_end, working_days_between
 from models.state import DaySummary, MerchantState
 
 SURGE_WINDOW = 28
@@ -21,12 +21,28 @@ REGISTRY_CHANGE_LOOKBACK_DAYS = 90
 LEVEL_RANK = {"none": 0, "blue": 1, "yellow": 2, "orange": 3, "red": 4}
 
 
-def _window(history: Iterable[DaySummary], last_day: int, days: int) -> list[DaySummary]:
-    return [h for h in history if last_day - days < h.day <= last_day]
+def _window(history: Sequence[DaySummary], last_day: int, days: int) -> list[DaySummary]:
+    """The days of ``history`` (oldest first, as folded) in the ``days`` up to ``last_day``.
+
+    >>> history = [DaySummary(day, *([0.0] * 13)) for day in range(1, 11)]
+    >>> [h.day for h in _window(history, 9, 3)], [h.day for h in _between(history, 2, 4)]
+    ([7, 8, 9], [2, 3, 4])
+    """
+    return _between(history, last_day - days + 1, last_day)
 
 
-def _between(history: Iterable[DaySummary], first: int, last: int) -> list[DaySummary]:
-    return [h for h in history if first <= h.day <= last]
+def _between(history: Sequence[DaySummary], first: int, last: int) -> list[DaySummary]:
+    # Scanned from the newest end, as the windows sit there: per merchant-day this costs the
+    # window, not the whole history (it was a fifth of a replay). Oldest first, as before, so
+    # sums add up in the same order.
+    days: list[DaySummary] = []
+    for summary in reversed(history):
+        if summary.day < first:
+            break
+        if summary.day <= last:
+            days.append(summary)
+    days.reverse()
+    return days
 
 
 def custody_required(prepaid_balance: float, business_age_days: int | None) -> float:
@@ -103,14 +119,12 @@ def merchant_features(
     # Silence, judged at the end of the day in event time, once trading has been observed.
     if state.last_redemption_day is not None:
         # Closing for the Spring Festival break is normal; those days do not count as silence.
-        f["silent_days"] = float(
-            sum(1 for d in range(state.last_redemption_day + 1, day + 1) if not is_spring_festival_break(d))
-        )
+        f["silent_days"] = float(working_days_between(state.last_redemption_day + 1, day))
         active = [h for h in last90 if h.redemptions > 0]
         f["redemption_days_90d"] = float(len(active))
         # The usual gap is judged on the 90 days up to the last redemption: counting the silence
         # itself would let a long silence raise its own threshold and switch the alarm off.
-        before = [h for h in history if state.last_redemption_day - 90 < h.day <= state.last_redemption_day]
+        before = _window(history, state.last_redemption_day, 90)
         trading = [h for h in before if state.first_redemption_day is not None and h.day >= state.first_redemption_day]
         f["expected_redemption_gap_days"] = len(trading) / max(sum(1 for h in trading if h.redemptions > 0), 1)
 

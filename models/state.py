@@ -193,6 +193,8 @@ class MerchantState:
         seen = self.custody_seen_through
         # Every version is taken as the merchant's custody standing as registered; null means no
         # custody account (below the tier, platforms report null), i.e. a report of 0.
+        if not self.profiles or (seen is not None and self.profiles[-1].updated_at <= seen):
+            return  # nothing new (versions are kept sorted by time): most days of most merchants
         reports = [p for p in self.profiles if p.updated_at < end and (seen is None or p.updated_at > seen)]
         if reports:
             newest = reports[-1]
