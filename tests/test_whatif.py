@@ -5,6 +5,7 @@ compared with itself changes nothing, the HTML report renders, the CLI works (pu
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -15,13 +16,15 @@ from typer.testing import CliRunner
 from alerts.levels import LEVELS, RANK
 from models.calendar import SHANGHAI
 from yujing.backtest import run_backtest
+from yujing.checkpoints import CheckpointCache
 from yujing.cli import app
 from yujing.contract import Warning
 from yujing.evaluation import evaluate
+from yujing.settings import get_settings
 from yujing.simulator import SimulationConfig, simulate
 from yujing.threshold_history import ThresholdSchedule
 from yujing.thresholds import ThresholdSet, builtin_thresholds, render_yaml
-from yujing.whatif import WhatIf, _merged, compare, render_html, tally
+from yujing.whatif import WhatIf, _merged, compare, render_html, schedule_for, tally
 
 # Small enough to replay in a few seconds; each seed's mix still has collapses, look-alikes and
 # healthy merchants, and the looser candidate below flags merchants the built-in set does not.
@@ -158,17 +161,62 @@ def test_the_html_report_renders(whatif: WhatIf) -> None:
         assert item.reasons[0].explanation_zh in html
 
 
-def test_the_cli_writes_a_what_if_report(events_dir: Path, lower: ThresholdSet, tmp_path: Path) -> None:
+@pytest.fixture()
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The CLI's settings with a cache directory of this test's own."""
+    monkeypatch.setenv("YUJING_CACHE_DIR", str(tmp_path / "cache"))
+    get_settings.cache_clear()
+    yield tmp_path / "cache"
+    get_settings.cache_clear()
+
+
+def test_the_cli_writes_a_what_if_report(events_dir: Path, lower: ThresholdSet, tmp_path: Path, own_cache: Path) -> None:
     candidate = tmp_path / "cand.yaml"
     candidate.write_text(render_yaml(lower), encoding="utf-8")
     report = tmp_path / "out.html"
-    result = CliRunner().invoke(app, ["backtest", "--events", str(events_dir), "--thresholds", str(candidate),
-                                      "--compare", "builtin", "--report", str(report), "--since", "2025-10-15"])
+    command = ["backtest", "--events", str(events_dir), "--thresholds", str(candidate), "--compare", "builtin",
+               "--report", str(report), "--since", "2025-10-15"]
+    result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.output
     assert "newly flagged" in result.output and lower.version in result.output
+    assert "before the window replayed once and kept" in result.output
     html = report.read_text(encoding="utf-8")
     assert lower.version in html and builtin_thresholds().version in html
     assert "2025-10-15 to end" in html
+    # The next what-if on this history and window starts from the checkpoint; --fresh does not.
+    again = CliRunner().invoke(app, command)
+    assert again.exit_code == 0, again.output
+    assert "before the window from a checkpoint" in again.output
+    assert report.read_text(encoding="utf-8").split("<h2>", 1)[1] == html.split("<h2>", 1)[1]
+    fresh = CliRunner().invoke(app, [*command, "--fresh"])
+    assert "before the window replayed once and kept" in fresh.output
+    assert list(own_cache.glob("checkpoints/*/checkpoint.pickle"))
+
+
+def test_with_a_window_the_candidate_applies_from_its_first_day(
+    events_dir: Path, lower: ThresholdSet, tmp_path: Path,
+) -> None:
+    """Both sides share the history before the window (replayed once, then from the cache), and
+    the candidate side is a plain replay with the candidate published to take effect at ``since``."""
+    since = SIMULATION.start + timedelta(days=45)
+    cache = CheckpointCache(tmp_path / "cache")
+    options = {"partitions": PARTITIONS, "allowed_lateness": LATENESS, "since": since,
+               "labels": events_dir / "labels.jsonl", "cache": cache}
+    first = compare(events_dir, builtin_thresholds(), lower, **options)  # type: ignore[arg-type]
+    assert first.warm_up is not None and not first.warm_up.cached
+    assert 0 < first.warm_up.events < first.current.events
+    assert first.warm_up.closed_through is not None and first.warm_up.closed_through < since
+    schedule = schedule_for(builtin_thresholds(), lower, since)
+    plain = run_backtest(events_dir, partitions=PARTITIONS, allowed_lateness=LATENESS, schedule=schedule).warnings
+    in_window = [w for w in plain if local(w) >= since]
+    assert sorted(map(orjson.dumps, without_emission_time(first.candidate.warnings))) == sorted(
+        map(orjson.dumps, without_emission_time(in_window)))
+    assert {w.thresholds_version for w in in_window} == {lower.version}
+    second = compare(events_dir, builtin_thresholds(), lower, **options)  # type: ignore[arg-type]
+    assert second.warm_up is not None and second.warm_up.cached
+    assert second.warm_up.events == first.warm_up.events
+    assert second.summary == first.summary
+    assert [m.merchant_id for m in second.newly_flagged] == [m.merchant_id for m in first.newly_flagged]
 
 
 def test_the_cli_names_the_key_of_a_malformed_thresholds_file(events_dir: Path, tmp_path: Path) -> None:

@@ -109,7 +109,9 @@ def backtest(
     since: str | None = typer.Option(
         None, "--since", metavar="DATE",
         help="First event day (YYYY-MM-DD, Shanghai) whose warnings count; the replay still starts at the "
-        "first event, so state is warm."),
+        "first event, so state is warm. With --compare the candidate applies from this day on, and the "
+        "history before it is replayed once and kept (YUJING_CACHE_DIR), so the next what-if replays the "
+        "window only."),
     until: str | None = typer.Option(None, "--until", metavar="DATE", help="Last event day whose warnings count."),
     labels: Path | None = typer.Option(
         None, "--labels",
@@ -118,6 +120,9 @@ def backtest(
     from_kafka: bool = typer.Option(
         False, "--from-kafka", help="Replay the retained input topics (read into a temporary directory) instead "
         "of --events."),
+    fresh: bool = typer.Option(
+        False, "--fresh", help="With --compare --since: replay the history before the window again, even if a "
+        "checkpoint of it is kept."),
 ) -> None:
     """Replay contract JSONL files (or the retained topics) through the live scoring core, without a
     worker; with --compare, a what-if of two threshold sets side by side."""
@@ -232,6 +237,7 @@ def backtest(
             console.print("  " + ", ".join(f"{k}={v}" for k, v in sorted(by_level.items())))
             return
 
+        from yujing.checkpoints import CheckpointCache
         from yujing.whatif import compare as what_if
         from yujing.whatif import count_events, describe, render_html, terminal_table
 
@@ -258,6 +264,7 @@ def backtest(
                     allowed_lateness=timedelta(hours=settings.allowed_lateness_hours),
                     since=first, until=last, labels=labels,
                     current_label=current_label, candidate_label=replay_label, on_progress=advance,
+                    cache=None if fresh else CheckpointCache(settings.cache_dir / "checkpoints"),
                 )
         except (EventFilesError, BrokenProcessPool) as exc:
             fail(str(exc) or "a replay process stopped unexpectedly")
@@ -280,8 +287,7 @@ def backtest(
             report.write_text(render_html(result_whatif), encoding="utf-8")
         except OSError as exc:
             fail(f"cannot write {report}: {exc}")
-        console.print(f"{result_whatif.current.events:,} events replayed twice in {result_whatif.seconds:.1f} s "
-                      f"(side by side); report: {report}")
+        console.print(f"{result_whatif.timing}; report: {report}")
 
 
 @app.command()

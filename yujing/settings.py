@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     )
     cache_dir: Path = Field(
         default=Path.home() / ".cache" / "yujing",
-        description="Where fetched Kafka jars are cached, shared by every checkout on the machine.",
+        description="Where fetched Kafka jars and what-if checkpoints are kept, shared by every checkout on the machine.",
     )
     kafka_version: str = Field(default="4.1.1", description="Apache Kafka broker version (Maven).")
     broker_host: str = "127.0.0.1"

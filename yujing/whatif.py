@@ -12,6 +12,12 @@ Definitions, for both sides alike:
 * **Window.** ``since``/``until`` (Shanghai event days, both inclusive; either may be open)
   choose which warnings count. The replay always starts at the first event, so baselines,
   detectors and levels are warm when the window opens.
+* **When the candidate applies.** With ``since``, from the window's first day, as if it had been
+  published to take effect then: the history before the window is the same for both sides (replayed
+  once, with the current set, and kept as a checkpoint in the cache, so the next what-if on the same
+  history and window replays the window only), and levels carried into the window are the ones the
+  current set left, as they would be on the day a publication takes effect. Without ``since``, each
+  side replays all of the history with its own set.
 * **Driving indicator.** The indicator with the largest contribution to a raised or escalated
   warning; each such warning counts once, under it.
 * **Town, industry.** The warning's ``district`` and ``industry`` (the profile in force that day).
@@ -52,11 +58,19 @@ from typing import Any, Literal
 import orjson
 
 from alerts.levels import LEVELS, RANK
-from models.calendar import SHANGHAI
-from yujing.backtest import FEEDBACK_FILE, INPUT_FILES, EventFilesError, partition_for, run_backtest
+from models.calendar import SHANGHAI, day_start
+from yujing.backtest import (
+    FEEDBACK_FILE,
+    INPUT_FILES,
+    Checkpoint,
+    EventFilesError,
+    Replay,
+    partition_for,
+)
+from yujing.checkpoints import CheckpointCache
 from yujing.contract import Warning
 from yujing.evaluation import evaluate, urgent_alarms
-from yujing.threshold_history import ThresholdSchedule
+from yujing.threshold_history import ThresholdSchedule, publication
 from yujing.thresholds import Change, ThresholdSet, diff
 
 FLAG_LEVEL = "yellow"  # flagged: held this level or a higher one in the window
@@ -177,10 +191,29 @@ class WhatIf:
     newly_flagged: list[MerchantChange] = field(default_factory=list)
     no_longer_flagged: list[MerchantChange] = field(default_factory=list)
     source: str | None = None  # where the events came from, when not ``events_dir`` itself
+    warm_up: WarmUp | None = None  # the history before the window, replayed once for both sides
 
     @property
     def changes(self) -> list[Change]:
         return diff(self.current_set, self.candidate_set)
+
+    @property
+    def timing(self) -> str:
+        """How the replays went, in one line.
+
+        >>> cur = Figures("builtin", "t-1", 1000, 2.0, [], {}, {}, {}, {}, {}, {}, {})
+        >>> w = WhatIf(cur, cur, None, None, Path("events"), date(2026, 3, 1), None, 4.0,  # type: ignore[arg-type]
+        ...            warm_up=WarmUp(800, 0.5, True, date(2026, 2, 27)))
+        >>> w.timing
+        '1,000 events: 800 before the window from a checkpoint (0.5 s), the window replayed twice side by side (4.0 s in all)'
+        """
+        twice = "once" if self.current_set is not None and self.current_set == self.candidate_set else "twice side by side"
+        if self.warm_up is None:
+            return f"{self.current.events:,} events replayed {twice} in {self.seconds:.1f} s"
+        warm = self.warm_up
+        how = "from a checkpoint" if warm.cached else "replayed once and kept"
+        return (f"{self.current.events:,} events: {warm.events:,} before the window {how} ({warm.seconds:.1f} s), "
+                f"the window replayed {twice} ({self.seconds:.1f} s in all)")
 
     @property
     def window(self) -> str:
@@ -369,19 +402,16 @@ def read_labels(path: Path) -> list[dict]:
 # -- the two replays ---------------------------------------------------------------------------
 
 _progress: Any = None  # in a replay process: the shared event counters (one per side)
+_warm: Checkpoint | None = None  # in a replay process: the history before the window, replayed
 
 
-def _init_replay(counters: Any) -> None:
-    global _progress
-    _progress = counters
+def _init_replay(counters: Any, warm: Checkpoint | None) -> None:
+    global _progress, _warm
+    _progress, _warm = counters, warm
 
 
-def _replay(
-    side: int, events_dir: Path, thresholds: ThresholdSet, partitions: int, allowed_lateness: timedelta,
-) -> tuple[list[Warning], int, float]:
-    """One side's replay (in a worker process): its warnings, events read and seconds taken."""
-    started = time.perf_counter()
-    seen = 0
+def _ticker(side: int, start: int = 0) -> Callable[[], None]:
+    seen = start
 
     def tick() -> None:
         nonlocal seen
@@ -389,8 +419,43 @@ def _replay(
         if _progress is not None and seen % 2000 == 0:
             _progress[side] = seen
 
-    result = run_backtest(events_dir, partitions=partitions, allowed_lateness=allowed_lateness,
-                          schedule=ThresholdSchedule(thresholds), on_event=tick)
+    return tick
+
+
+def schedule_for(current: ThresholdSet, candidate: ThresholdSet, since: date | None) -> ThresholdSchedule:
+    """The candidate side's schedule: ``candidate`` in force from the window's first day, as if it
+    had been published to take effect then (``current`` before it); from the start without one.
+
+    >>> from yujing.thresholds import builtin_thresholds
+    >>> current = builtin_thresholds()
+    >>> data = current.model_dump(); data["levels"]["cutoffs"]["red"] = 0.9
+    >>> candidate = ThresholdSet.from_mapping(data)
+    >>> schedule = schedule_for(current, candidate, date(2026, 3, 1))
+    >>> [schedule.at(date(2026, 2, day).toordinal()).version == candidate.version for day in (27, 28)]
+    [False, False]
+    >>> schedule.at(date(2026, 3, 1).toordinal()).version == candidate.version
+    True
+    """
+    if since is None:
+        return ThresholdSchedule(candidate)
+    schedule = ThresholdSchedule(current)
+    schedule.add(publication(candidate, author="what-if", reason="what-if", published_at=datetime(2000, 1, 1, tzinfo=UTC),
+                             effective_from=day_start(since.toordinal())))
+    return schedule
+
+
+def _replay(
+    side: int, events_dir: Path, schedule: ThresholdSchedule, partitions: int, allowed_lateness: timedelta,
+) -> tuple[list[Warning], int, float]:
+    """One side's replay (in a worker process), from the warmed-up checkpoint if there is one:
+    its warnings, events read and seconds taken."""
+    started = time.perf_counter()
+    if _warm is not None:
+        replay = Replay.resume(_warm, schedule=schedule, on_event=_ticker(side, _warm.result.events))
+    else:
+        replay = Replay(events_dir, partitions=partitions, allowed_lateness=allowed_lateness, schedule=schedule,
+                        on_event=_ticker(side))
+    result = replay.run()
     if _progress is not None:
         _progress[side] = result.events
     return result.warnings, result.events, time.perf_counter() - started
@@ -408,8 +473,48 @@ def count_events(events_dir: Path) -> int:
 
 
 def _context() -> Any:
-    # fork starts a replay at once (nothing to import again); elsewhere the platform's default.
+    # fork starts a replay at once (nothing to import again, the warmed-up state is inherited, not
+    # pickled); elsewhere the platform's default.
     return multiprocessing.get_context("fork" if sys.platform == "linux" else None)
+
+
+@dataclass(frozen=True)
+class WarmUp:
+    """The history before the window, replayed once for both sides (or taken from the cache)."""
+
+    events: int  # records replayed before the window's first moment
+    seconds: float  # replaying them, or loading them from the cache
+    cached: bool
+    closed_through: date | None  # the last day closed before the window
+
+
+def warm_up(
+    events_dir: Path, current: ThresholdSet, since: date, *, partitions: int, allowed_lateness: timedelta,
+    cache: CheckpointCache | None = None, on_event: Callable[[], None] | None = None,
+) -> tuple[Checkpoint, WarmUp]:
+    """Replay ``events_dir`` with ``current`` up to the start of ``since`` (Shanghai), or load
+    that checkpoint from ``cache``; a new one is saved there."""
+    stop_at = day_start(since.toordinal())
+    started = time.perf_counter()
+    options = {"partitions": partitions, "allowed_lateness": allowed_lateness,
+               "thresholds_version": current.version, "stop_at": stop_at}
+    checkpoint = cache.load(events_dir, **options) if cache is not None else None
+    cached = checkpoint is not None
+    if checkpoint is None:
+        replay = Replay(events_dir, partitions=partitions, allowed_lateness=allowed_lateness,
+                        schedule=ThresholdSchedule(current), on_event=on_event)
+        replay.run(stop_at)
+        checkpoint = replay.checkpoint()
+        if cache is not None:
+            try:
+                cache.save(checkpoint, thresholds_version=current.version, stop_at=stop_at)
+            except OSError as error:
+                python_warnings.warn(f"cannot keep the what-if checkpoint in {cache.root}: {error}", stacklevel=2)
+    closed = checkpoint.closed_through
+    # Nothing of the window may have been scored yet, or the two sides would not start equal.
+    assert closed is None or closed < since.toordinal(), "the checkpoint closed a day of the window"
+    return checkpoint, WarmUp(checkpoint.result.events, time.perf_counter() - started, cached,
+                              None if closed is None else date.fromordinal(closed))
 
 
 def compare(
@@ -425,24 +530,45 @@ def compare(
     current_label: str = "current",
     candidate_label: str = "candidate",
     on_progress: Callable[[list[int]], None] | None = None,
+    cache: CheckpointCache | None = None,
 ) -> WhatIf:
-    """Replay ``events_dir`` with ``current`` and with ``candidate`` (two processes at once)
-    and compare their warnings within ``since``..``until``. ``labels``: a ``labels.jsonl`` for
-    the quality figures. ``on_progress`` gets the events each replay has read, every ~0.2 s.
-    Raises :class:`EventFilesError` for an unreadable events directory, ``OSError`` for labels."""
+    """Replay ``events_dir`` with ``current`` and with ``candidate`` and compare their warnings
+    within ``since``..``until``.
+
+    With ``since``, the history before it is replayed once, with ``current`` (or loaded from
+    ``cache``), and the two sides go on from there in two processes at once, the candidate in
+    force from ``since`` on; without, both replay everything, each with its own set. ``labels``:
+    a ``labels.jsonl`` for the quality figures. ``on_progress`` gets the events each side has
+    read, every ~0.2 s. Raises :class:`EventFilesError` for an unreadable events directory,
+    ``OSError`` for labels."""
     events_dir = Path(events_dir)
     if not events_dir.is_dir():
         raise EventFilesError(f"events directory not found: {events_dir}")
     label_rows = read_labels(labels) if labels is not None else None
-    sets = [current] if current.version == candidate.version else [current, candidate]
-    context = _context()
-    counters = context.Array("q", len(sets), lock=False)
+    same = current.version == candidate.version
+    schedules = [ThresholdSchedule(current)] + ([] if same else [schedule_for(current, candidate, since)])
     started = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=len(sets), mp_context=context, initializer=_init_replay,
-                             initargs=(counters,)) as pool:
+    warm: Checkpoint | None = None
+    warmed: WarmUp | None = None
+    if since is not None:
+        read = [0]
+
+        def tick() -> None:
+            read[0] += 1
+            if on_progress is not None and read[0] % 5000 == 0:
+                on_progress([read[0]] * len(schedules))
+
+        warm, warmed = warm_up(events_dir, current, since, partitions=partitions, allowed_lateness=allowed_lateness,
+                               cache=cache, on_event=tick)
+        if on_progress is not None:
+            on_progress([warm.result.events] * len(schedules))
+    context = _context()
+    counters = context.Array("q", len(schedules), lock=False)
+    with ProcessPoolExecutor(max_workers=len(schedules), mp_context=context, initializer=_init_replay,
+                             initargs=(counters, warm)) as pool:
         futures: list[Future[tuple[list[Warning], int, float]]] = [
-            pool.submit(_replay, side, events_dir, thresholds, partitions, allowed_lateness)
-            for side, thresholds in enumerate(sets)
+            pool.submit(_replay, side, events_dir, schedule, partitions, allowed_lateness)
+            for side, schedule in enumerate(schedules)
         ]
         pending = set(futures)
         while pending:
@@ -460,7 +586,8 @@ def compare(
         sides.append(tally(warnings, label=label, version=thresholds.version, since=since, until=until,
                            labels=label_rows, events=events, seconds=took))
     newly, gone = merchant_changes(sides[0], sides[1])
-    return WhatIf(sides[0], sides[1], current, candidate, events_dir, since, until, seconds, newly, gone)
+    return WhatIf(sides[0], sides[1], current, candidate, events_dir, since, until, seconds, newly, gone,
+                  warm_up=warmed)
 
 
 # -- the retained topics as files ---------------------------------------------------------------

@@ -1,0 +1,160 @@
+"""Replay checkpoints kept on disk, so a what-if replays its history up to the window only once.
+
+A :class:`~yujing.backtest.Checkpoint` is the whole state of a replay stopped at a moment of event
+time. ``yujing backtest --compare`` makes one at the start of its window (the history before it
+is replayed with the current thresholds, identical for both sides) and keeps it here; the next
+what-if on the same history and window, whatever its candidate, starts from it.
+
+An entry is found by what the replay depended on: the code (every source file of ``models``,
+``alerts`` and ``yujing``), the partitions, the allowed lateness, the current thresholds' version
+and the stopping moment; and it is used only if the files it read still begin with the very bytes
+it read (SHA-256 of each file's prefix up to where the checkpoint stands, and of the whole
+feedback file, which is read whole). New records appended to the files since (another day of
+retained topics) keep it valid: the replay goes on from it through them. The events directory
+itself may move (``--from-kafka`` downloads to a new temporary one every time).
+
+Entries are pickles written by this user for this user; the least recently used beyond
+``keep`` are removed.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import os
+import pickle
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+
+import orjson
+
+from yujing.backtest import Checkpoint, event_files
+
+FORMAT = 1  # bump when the entry layout changes
+PACKAGES = ("models", "alerts", "yujing")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@cache
+def code_fingerprint() -> str:
+    """SHA-256 of every source file a replay runs: a checkpoint is only as good as that code."""
+    digest = hashlib.sha256()
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _prefix_digest(path: Path, length: int | None) -> str:
+    """SHA-256 of the first ``length`` bytes of ``path`` (all of it for None)."""
+    digest = hashlib.sha256()
+    remaining = length
+    with path.open("rb") as source:
+        while remaining is None or remaining > 0:
+            chunk = source.read(1 << 20 if remaining is None else min(1 << 20, remaining))
+            if not chunk:
+                break
+            digest.update(chunk)
+            if remaining is not None:
+                remaining -= len(chunk)
+    if remaining:
+        return ""  # shorter than the prefix read before: not the same file
+    return digest.hexdigest()
+
+
+def files_read(checkpoint: Checkpoint) -> dict[str, dict[str, object]]:
+    """What the checkpoint read of each file: its name, the length read and that prefix's digest."""
+    read = {}
+    for kind, path in event_files(checkpoint.events_dir).items():
+        length = None if kind == "feedback" else checkpoint.positions.get(kind, (0, 0, 0.0))[0]
+        read[kind] = {"name": path.name, "length": length, "sha256": _prefix_digest(path, length)}
+    return read
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    # Unpickling builds millions of small objects (the detectors' trees): with the cyclic
+    # collector running it takes five times as long, and none of them is garbage.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class CheckpointCache:
+    """Checkpoints under ``root`` (``$YUJING_CACHE_DIR/checkpoints``), ``keep`` at most."""
+
+    def __init__(self, root: Path, keep: int = 4) -> None:
+        self.root = Path(root)
+        self.keep = keep
+
+    def key(self, *, partitions: int, allowed_lateness: timedelta, thresholds_version: str, stop_at: datetime) -> str:
+        parts = [FORMAT, code_fingerprint(), partitions, allowed_lateness.total_seconds(), thresholds_version,
+                 stop_at.isoformat()]
+        return hashlib.sha256(orjson.dumps(parts)).hexdigest()[:24]
+
+    def load(
+        self, events_dir: Path, *, partitions: int, allowed_lateness: timedelta, thresholds_version: str,
+        stop_at: datetime,
+    ) -> Checkpoint | None:
+        """The checkpoint of this replay, if one is kept and ``events_dir`` still begins with
+        what it read; None otherwise (also for an entry that cannot be read)."""
+        key = self.key(partitions=partitions, allowed_lateness=allowed_lateness,
+                       thresholds_version=thresholds_version, stop_at=stop_at)
+        sources = event_files(Path(events_dir))
+        for entry in sorted(self.root.glob(f"{key}-*")):
+            try:
+                meta = orjson.loads((entry / "meta.json").read_bytes())
+                read = meta["files"]
+                if set(read) != set(sources):
+                    continue
+                if any(_prefix_digest(sources[kind], info["length"]) != info["sha256"] for kind, info in read.items()):
+                    continue
+                with (entry / "checkpoint.pickle").open("rb") as stored, _no_gc():
+                    checkpoint: Checkpoint = pickle.load(stored)
+            except (OSError, ValueError, KeyError, TypeError, pickle.UnpicklingError, EOFError, AttributeError):
+                continue
+            checkpoint.events_dir = Path(events_dir)
+            os.utime(entry)  # recently used
+            return checkpoint
+        return None
+
+    def save(self, checkpoint: Checkpoint, *, thresholds_version: str, stop_at: datetime) -> Path:
+        """Keep ``checkpoint`` (written to a temporary directory, then renamed: never half an entry)."""
+        read = files_read(checkpoint)
+        key = self.key(partitions=checkpoint.partitions, allowed_lateness=checkpoint.allowed_lateness,
+                       thresholds_version=thresholds_version, stop_at=stop_at)
+        content = hashlib.sha256(orjson.dumps(read, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+        entry = self.root / f"{key}-{content}"
+        if entry.exists():
+            os.utime(entry)
+            return entry
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = self.root / f".{key}-{content}.{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        with (staging / "checkpoint.pickle").open("wb") as sink:
+            pickle.dump(checkpoint, sink, protocol=pickle.HIGHEST_PROTOCOL)
+        meta = {"format": FORMAT, "files": read, "thresholds_version": thresholds_version,
+                "stop_at": stop_at.isoformat(), "events": checkpoint.result.events, "saved_at": time.time()}
+        (staging / "meta.json").write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+        try:
+            staging.rename(entry)
+        except OSError:  # another what-if saved the same entry meanwhile
+            shutil.rmtree(staging, ignore_errors=True)
+        self._prune()
+        return entry
+
+    def _prune(self) -> None:
+        entries = sorted((e for e in self.root.iterdir() if e.is_dir() and not e.name.startswith(".")),
+                         key=lambda e: e.stat().st_mtime, reverse=True)
+        for old in entries[self.keep:]:
+            shutil.rmtree(old, ignore_errors=True)
