@@ -16,7 +16,7 @@ import heapq
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ KIND_RANK = {"merchants": 0, "complaints": 1, "transactions": 2, "feedback": 3}
 Record = InputEvent | Feedback
 
 
+@lru_cache(maxsize=1 << 16)  # murmur2 is pure Python: a replay asked it once per record
 def partition_for(merchant_id: str, partitions: int) -> int:
     """Kafka's default partition for a ``merchant_id`` key.
 
