@@ -128,27 +128,7 @@ def merchant_features(
         trading = [h for h in before if state.first_redemption_day is not None and h.day >= state.first_redemption_day]
         f["expected_redemption_gap_days"] = len(trading) / max(sum(1 for h in trading if h.redemptions > 0), 1)
 
-    if state.chain_levels:
-        # Linked merchants' levels, keyed "group|merchant"; signals take effect on their own day.
-        ranks, linked_urgent = [], set()
-        for key, entries in state.chain_levels.items():
-            group, source = key.rsplit("|", 1)
-            seen = [LEVEL_RANK.get(level, 0) for effective, level in entries if effective <= day]
-            if not seen:
-                continue
-            if group.startswith("rep:"):
-                # A representative's record does not heal: any orange/red merchant behind them counts.
-                if max(seen) >= LEVEL_RANK["orange"]:
-                    linked_urgent.add(source)
-            else:
-                ranks.append(seen[-1])  # a sister store: its level in force today
-        if ranks:
-            f["chain_peer_level"] = float(max(ranks))
-            f["chain_peers_urgent"] = float(sum(1 for r in ranks if r >= LEVEL_RANK["orange"]))
-        sisters = {key.rsplit("|", 1)[1] for key in state.chain_levels if not key.startswith("rep:")}
-        linked_urgent -= sisters  # a sister under the same representative counts once, as a sister
-        if linked_urgent:
-            f["representative_linked_urgent"] = float(len(linked_urgent))
+    f.update(chain_features(state, day))
 
     close = day_end(day)
     profile = state.profile_at(close)
@@ -170,6 +150,45 @@ def merchant_features(
         f["over_cap_sales_28d"] = (
             f["over_gym_cap_sales_28d"] if profile.industry == "fitness" else f["over_named_cap_sales_28d"]
         )
+    return f
+
+
+# Features fed by other merchants' levels (chain signals): the only ones that depend on thresholds.
+CHAIN_FEATURES = frozenset({"chain_peer_level", "chain_peers_urgent", "representative_linked_urgent"})
+
+
+def chain_features(state: MerchantState, day: int) -> dict[str, float]:
+    """What linked merchants' levels say on ``day``: the highest level among sister stores and how
+    many of them are orange/red; merchants behind the same legal representative ever at orange/red.
+
+    >>> state = MerchantState("m1", partition=0, first_day=1)
+    >>> state.chain_levels = {"c1|m2": [(5, "orange")], "c1|m3": [(9, "red")], "rep:x|m4": [(3, "red")]}
+    >>> chain_features(state, 6)
+    {'chain_peer_level': 3.0, 'chain_peers_urgent': 1.0, 'representative_linked_urgent': 1.0}
+    """
+    f: dict[str, float] = {}
+    if not state.chain_levels:
+        return f
+    # Linked merchants' levels, keyed "group|merchant"; signals take effect on their own day.
+    ranks, linked_urgent = [], set()
+    for key, entries in state.chain_levels.items():
+        group, source = key.rsplit("|", 1)
+        seen = [LEVEL_RANK.get(level, 0) for effective, level in entries if effective <= day]
+        if not seen:
+            continue
+        if group.startswith("rep:"):
+            # A representative's record does not heal: any orange/red merchant behind them counts.
+            if max(seen) >= LEVEL_RANK["orange"]:
+                linked_urgent.add(source)
+        else:
+            ranks.append(seen[-1])  # a sister store: its level in force today
+    if ranks:
+        f["chain_peer_level"] = float(max(ranks))
+        f["chain_peers_urgent"] = float(sum(1 for r in ranks if r >= LEVEL_RANK["orange"]))
+    sisters = {key.rsplit("|", 1)[1] for key in state.chain_levels if not key.startswith("rep:")}
+    linked_urgent -= sisters  # a sister under the same representative counts once, as a sister
+    if linked_urgent:
+        f["representative_linked_urgent"] = float(len(linked_urgent))
     return f
 
 

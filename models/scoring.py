@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from models.detectors import AdaptiveBaseline, ScaledHalfSpaceTrees
 from models.features import merchant_features
@@ -34,6 +35,14 @@ class Contribution:
     @property
     def amount(self) -> float:
         return self.weight * self.reading.score
+
+
+class Evidence(NamedTuple):
+    """What a merchant-day shows before any threshold is applied (see :meth:`RiskScorer.evidence`)."""
+
+    features: dict[str, float]
+    detector: Reading | None  # the adaptive baseline's reading
+    joint: Reading | None  # the half-space trees' reading
 
 
 @dataclass(frozen=True)
@@ -168,18 +177,41 @@ class RiskScorer:
         >>> state.detector._seen, state.joint_detector._seen  # scored, nothing learned
         (0, 0)
         """
+        return self.judge(self.evidence(state, day, peer_sales_28d, peer_surge, peer_redemption_ratio, learn=learn))
+
+    def evidence(
+        self,
+        state: MerchantState,
+        day: int,
+        peer_sales_28d: float | None = None,
+        peer_surge: float | None = None,
+        peer_redemption_ratio: float | None = None,
+        *,
+        learn: bool = True,
+    ) -> Evidence:
+        """The day's features and detector readings, which no threshold changes (only the chain
+        features depend on other merchants' levels: see :func:`models.features.chain_features`);
+        the detectors learn the day here."""
         features = merchant_features(state, day, peer_sales_28d, peer_surge, peer_redemption_ratio)
+        observed = features["observed_days"] > 0
+        return Evidence(
+            features,
+            self._detect(state, learn) if observed else None,
+            self._detect_joint(state, learn) if observed else None,
+        )
+
+    def judge(self, evidence: Evidence) -> MerchantScore:
+        """Readings of every indicator against this scorer's thresholds, weighted and fused."""
+        features = evidence.features
         contributions = []
         for indicator in self.indicators:
             reading = indicator.evaluate(features)
             if reading is not None:
                 contributions.append(Contribution(reading, indicator.weight))
-        detector_reading = self._detect(state, learn) if features["observed_days"] > 0 else None
-        if detector_reading is not None:
-            contributions.append(Contribution(detector_reading, self.detector_weight))
-        joint_reading = self._detect_joint(state, learn) if features["observed_days"] > 0 else None
-        if joint_reading is not None:
-            contributions.append(Contribution(joint_reading, self.joint_weight))
+        if evidence.detector is not None:
+            contributions.append(Contribution(evidence.detector, self.detector_weight))
+        if evidence.joint is not None:
+            contributions.append(Contribution(evidence.joint, self.joint_weight))
         contributions.sort(key=lambda c: (-c.amount, c.reading.code))
         return MerchantScore(round(fuse(contributions), 4), tuple(contributions), features)
 

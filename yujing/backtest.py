@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from kafka.partitioner.default import murmur2
@@ -28,7 +28,7 @@ from alerts.chains import ChainDirectory
 from models.scoring import RiskScorer
 from models.state import DayTotals, MerchantState
 from yujing.contract import DeadLetter, Feedback, InputEvent, Warning, decode
-from yujing.engine import DayResult, PartitionClock, PartitionEngine
+from yujing.engine import DayResult, Outcome, PartitionClock, PartitionEngine, Tracer
 from yujing.threshold_history import ThresholdSchedule
 
 INPUT_FILES = {"merchants": "merchants.jsonl", "complaints": "complaints.jsonl", "transactions": "transactions.jsonl"}
@@ -236,6 +236,7 @@ class Replay:
         self.result = start.result
         self.positions = dict(start.positions)
         self.scheduled = start.scheduled  # staff's answers, by effective_from
+        self.tracer: CallTracer | None = None  # set by a what-if's recording replay (yujing.rejudge)
         self._items: Iterator[tuple[float, str | None, Record | DeadLetter, Position | None]] | None = None
         self._held: tuple[float, str | None, Record | DeadLetter, Position | None] | None = None
 
@@ -298,27 +299,58 @@ class Replay:
             result.deadletters.append(record)
             return
         partition = partition_for(record.merchant_id, partitions)
+        if self.tracer is not None:
+            self.tracer.call("process", partition)
         outcome = engine.process(record, partition)
+        if self.tracer is not None:
+            self.tracer.returned(outcome)
         if isinstance(record, Feedback) and not outcome.duplicate:
             result.feedback.append(record)
         result.duplicates += outcome.duplicate
         result.late += outcome.late
-        # The chain stage runs in-line here; live, it is a second agent between two topics.
-        pending = [(partition, outcome)]
-        while pending:
-            source, outcome = pending.pop(0)
-            result.warnings.extend(outcome.warnings)
-            if self.staff is not None:
-                for warning in outcome.warnings:
-                    for answer in self.staff(warning):
-                        heapq.heappush(self.scheduled, (answer.effective_from.timestamp(), answer.feedback_id, answer))
-            for notice in outcome.chain_notices:
-                for signal in self.chains.notice(notice):
-                    engine.apply_chain_signal(signal, partition_for(signal.merchant_id, partitions))
-            if outcome.closed_through is not None:
-                watermark = self.chains.heartbeat(0, partition=source, closed_through=outcome.closed_through)
-                if watermark is not None:
-                    pending.extend((p, engine.apply_chain_watermark(0, watermark, p)) for p in range(partitions))
+        settle(engine, self.chains, partitions, partition, outcome, self._emitted, self.tracer)
+
+    def _emitted(self, warnings: list[Warning]) -> None:
+        self.result.warnings.extend(warnings)
+        if self.staff is not None:
+            for warning in warnings:
+                for answer in self.staff(warning):
+                    heapq.heappush(self.scheduled, (answer.effective_from.timestamp(), answer.feedback_id, answer))
+
+
+class CallTracer(Tracer, Protocol):
+    """A :class:`~yujing.engine.Tracer` that also hears where each call into the engine begins and ends."""
+
+    def call(self, kind: str, partition: int, watermark: int | None = None) -> None: ...
+
+    def returned(self, outcome: Outcome) -> None: ...
+
+
+def settle(
+    engine: Any, chains: ChainDirectory, partitions: int, partition: int, outcome: Outcome,
+    emitted: Callable[[list[Warning]], None], tracer: CallTracer | None = None,
+) -> None:
+    """The chain stage in-line, after ``engine`` produced ``outcome`` on ``partition``: warnings go
+    to ``emitted``, chain notices become signals for the linked stores' partitions, and a day closed
+    everywhere becomes a chain watermark that lets the partitions close the days waiting for it.
+    Live, this is a second agent between two topics (``streams/agents.py``)."""
+    pending = [(partition, outcome)]
+    while pending:
+        source, outcome = pending.pop(0)
+        emitted(outcome.warnings)
+        for notice in outcome.chain_notices:
+            for signal in chains.notice(notice):
+                engine.apply_chain_signal(signal, partition_for(signal.merchant_id, partitions))
+        if outcome.closed_through is not None:
+            watermark = chains.heartbeat(0, partition=source, closed_through=outcome.closed_through)
+            if watermark is not None:
+                for target in range(partitions):
+                    if tracer is not None:
+                        tracer.call("watermark", target, watermark)
+                    closed = engine.apply_chain_watermark(0, watermark, target)
+                    if tracer is not None:
+                        tracer.returned(closed)
+                    pending.append((target, closed))
 
 
 def write_warnings(warnings: list[Warning], out: Path) -> None:

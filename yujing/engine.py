@@ -18,14 +18,15 @@ from __future__ import annotations
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import NamedTuple, Protocol
 
 from alerts.chains import EFFECT_DELAY_DAYS, ChainNotice, ChainSignal
 from alerts.feedback import HOLD_DISPOSITIONS, FeedbackEntry, FeedbackHold, MerchantFeedback
 from alerts.levels import AlertState, LevelPolicy
 from alerts.warnings import build_warning
 from models.calendar import day_date, day_end, day_start, local_day
-from models.features import PeerNorms, case_figures
-from models.scoring import LINK_CODES, MerchantScore, RiskScorer, fuse
+from models.features import CHAIN_FEATURES, PeerNorms, case_figures, chain_features
+from models.scoring import LINK_CODES, Evidence, MerchantScore, RiskScorer, fuse
 from models.state import DayTotals, MerchantState, ProfileVersion
 from yujing.contract import Complaint, Feedback, InputEvent, MerchantProfile, Transaction, Warning
 from yujing.threshold_history import ThresholdSchedule
@@ -71,6 +72,28 @@ class DayResult:
     totals: DayTotals | None = None  # that day's own activity (None: a quiet day)
     figures: dict[str, float | None] = field(default_factory=dict)  # case_figures of that day
     thresholds_version: str = "builtin-1"  # the version that scored it
+
+
+class GatheredDay(NamedTuple):
+    """A merchant-day folded and observed, not yet judged: all of it is the same under every
+    thresholds version, so a what-if can record it once and judge it again with other thresholds."""
+
+    merchant_id: str
+    profile: ProfileVersion | None  # the profile in force that day
+    totals: DayTotals | None  # that day's own activity (None: a quiet day)
+    evidence: Evidence  # features (with the chain features as they stood) and detector readings
+    figures: dict[str, float | None]  # case_figures of that day
+    raised_at: datetime  # when a warning of that day is raised: its last event, or the day's end
+
+
+class Tracer(Protocol):
+    """Hears what a replay does that thresholds could change the outcome of (``yujing.rejudge``)."""
+
+    def closed(self, partition: int, day: int, days: list[GatheredDay]) -> None: ...
+
+    def member(self, merchant_id: str, partition: int, first_day: int, by_signal: bool) -> None: ...
+
+    def feedback(self, feedback: Feedback, partition: int, day: int) -> None: ...
 
 
 def link_groups(profile: ProfileVersion) -> list[str]:
@@ -133,6 +156,7 @@ class PartitionEngine:
         # on X is here,
         # so a day's content never depends on how fast other partitions were read.
         self.chain_sources = chain_sources
+        self.tracer: Tracer | None = None  # set by a what-if's recording replay
 
     # -- events -------------------------------------------------------------------------
     def process(self, event: InputEvent | Feedback, partition: int) -> Outcome:
@@ -142,12 +166,16 @@ class PartitionEngine:
             return self.apply_feedback(event, partition)
         return self._activity(event, partition)
 
-    def _merchant(self, merchant_id: str, partition: int, day: int) -> MerchantState:
+    def _merchant(self, merchant_id: str, partition: int, day: int, *, by_signal: bool = False) -> MerchantState:
         state = self.merchants.get(merchant_id)
         if state is None:
             state = MerchantState(merchant_id, partition=partition, first_day=day)
         elif day < state.first_day:
             state.first_day = day
+        else:
+            return state
+        if self.tracer is not None:  # a merchant is scored from first_day on: who is scored may change
+            self.tracer.member(merchant_id, partition, day, by_signal)
         return state
 
     def _open_day(self, partition: int, day: int) -> tuple[int, bool]:
@@ -193,6 +221,14 @@ class PartitionEngine:
         if state is not None and isinstance(state.feedback, MerchantFeedback) and feedback.feedback_id in state.feedback.seen:
             return Outcome(duplicate=True)
         state = self._merchant(feedback.merchant_id, partition, day)
+        if self.tracer is not None:
+            self.tracer.feedback(feedback, partition, day)
+        self.add_feedback(state, feedback, day)
+        return Outcome(late=late)
+
+    def add_feedback(self, state: MerchantState, feedback: Feedback, day: int) -> None:
+        """Keep ``feedback`` in the merchant's state from ``day`` on (its hold judged with the
+        thresholds in force on its own day)."""
         log = state.feedback if isinstance(state.feedback, MerchantFeedback) else MerchantFeedback()
         log.add(FeedbackEntry(
             start_day=day,
@@ -203,7 +239,6 @@ class PartitionEngine:
         ))
         state.feedback = log
         self.merchants[feedback.merchant_id] = state
-        return Outcome(late=late)
 
     def rules(self, day: int) -> tuple[RiskScorer, LevelPolicy, str]:
         """Scorer, level policy and thresholds version in force on event-time ``day``."""
@@ -228,7 +263,7 @@ class PartitionEngine:
         """Record that a sister store of the same chain is at ``signal.level`` from its
         effective day on. Idempotent; ``late`` when that day was already closed here (possible
         only when history is replayed faster than partitions keep pace with each other)."""
-        state = self._merchant(signal.merchant_id, partition, signal.effective_day)
+        state = self._merchant(signal.merchant_id, partition, signal.effective_day, by_signal=True)
         entry = (signal.effective_day, signal.level)
         history = state.chain_levels.setdefault(f"{signal.group}|{signal.source_merchant_id}", [])
         if entry in history:
@@ -319,14 +354,30 @@ class PartitionEngine:
             (s for s in self.merchants.values() if s.partition == partition and s.first_day <= day),
             key=lambda s: s.merchant_id,
         )
-        warnings: list[tuple[Warning | None, list[ChainNotice]]] = []
         norms = PeerNorms()
-        for state in members:
-            emitted = self._score_merchant_day(state, day, clock.peer_sales, norms)
+        days = [self._gather(state, day, clock.peer_sales, norms) for state in members]
+        clock.peer_sales = norms.finish()
+        if self.tracer is not None:
+            self.tracer.closed(partition, day, days)
+        return self.judge_day(members, day, days)
+
+    def judge_day(
+        self, members: list[MerchantState], day: int, days: list[GatheredDay], *, relink: bool = False,
+    ) -> list[tuple[Warning | None, list[ChainNotice]]]:
+        """Judge each member's gathered day with the thresholds in force (levels, warnings, the
+        notices for linked merchants). ``relink``: the days were recorded in another replay
+        (:mod:`yujing.rejudge`), so the chain features are read again from this one's state."""
+        warnings: list[tuple[Warning | None, list[ChainNotice]]] = []
+        for state, gathered in zip(members, days, strict=True):
+            if relink:
+                # Linked merchants' levels depend on the thresholds that judged them.
+                features = {k: v for k, v in gathered.evidence.features.items() if k not in CHAIN_FEATURES}
+                features.update(chain_features(state, day))
+                gathered = gathered._replace(evidence=gathered.evidence._replace(features=features))
+            emitted = self._judge(state, day, gathered)
             if emitted is not None:
                 warnings.append(emitted)
             self.merchants[state.merchant_id] = state
-        clock.peer_sales = norms.finish()
         return warnings
 
     def _link_notices(
@@ -344,9 +395,11 @@ class PartitionEngine:
         state.linked_level = level
         return [ChainNotice(group, state.merchant_id, level, day) for group in link_groups(profile)]
 
-    def _score_merchant_day(
+    def _gather(
         self, state: MerchantState, day: int, peer_sales: dict[str, float], norms: PeerNorms
-    ) -> tuple[Warning | None, list[ChainNotice]] | None:
+    ) -> GatheredDay:
+        """Fold the day into the merchant's state and take what it shows, before any threshold:
+        features, detector readings (the detectors learn it), the figures for the case desk."""
         totals = self.buckets.pop(bucket_key(state.merchant_id, day), None)
         state.fold(day, totals)
         # A profile topic compacted before it was read may hold only a later version: its
@@ -359,14 +412,26 @@ class PartitionEngine:
         # A risk confirmed by staff is a known anomaly: its days teach neither its own baselines
         # nor its peer group what normal looks like.
         known_anomaly = feedback is not None and feedback.known_anomaly_at(day)
-        scorer, policy, version = self.rules(day)
-        result = scorer.score(state, day, peer, peer_surge, peer_redeemed, learn=not known_anomaly)
-        f = result.features
+        # The detectors are the same under every thresholds version (only their weights are not).
+        evidence = self.scorer.evidence(state, day, peer, peer_surge, peer_redeemed, learn=not known_anomaly)
+        f = evidence.features
         if profile is not None and "sales_baseline_28d" in f and not known_anomaly:
             surge = f["sales_28d"] / f["sales_baseline_28d"] if f["sales_baseline_28d"] >= 3000 else None
             base = f.get("redeemed_baseline_28d", 0.0)
             redeemed = f["redeemed_28d"] / base if base >= 5000 else None
             norms.add(profile.industry, profile.district, f["sales_28d"], surge, redeemed)
+        raised_at = totals.last_event_at if totals and totals.last_event_at else day_end(day) - timedelta(seconds=1)
+        gathered = GatheredDay(state.merchant_id, profile, totals, evidence, case_figures(state, day, f), raised_at)
+        state.prune_profiles(day_end(day))
+        return gathered
+
+    def _judge(
+        self, state: MerchantState, day: int, gathered: GatheredDay,
+    ) -> tuple[Warning | None, list[ChainNotice]] | None:
+        profile = gathered.profile
+        scorer, policy, version = self.rules(day)
+        result = scorer.judge(gathered.evidence)
+        feedback = state.feedback if isinstance(state.feedback, MerchantFeedback) else None
         if not isinstance(state.alert, AlertState):
             state.alert = AlertState()
         hold = feedback.hold_at(day) if feedback is not None else None
@@ -384,25 +449,23 @@ class PartitionEngine:
                 if transition is not None and hold.ends_with(transition):
                     feedback.end_hold(day)  # type: ignore[union-attr]
         if self.on_day_scored is not None:
-            self.on_day_scored(DayResult(state.merchant_id, day, result, state.alert.level, profile, totals,
-                                         case_figures(state, day, f), version))
-        state.prune_profiles(day_end(day))
+            self.on_day_scored(DayResult(state.merchant_id, day, result, state.alert.level, profile, gathered.totals,
+                                         gathered.figures, version))
         notices = self._link_notices(state, result, profile, day, policy)
         if transition is None:
             return (None, notices) if notices else None
-        raised_at = totals.last_event_at if totals and totals.last_event_at else day_end(day) - timedelta(seconds=1)
         warning = build_warning(
             merchant_id=state.merchant_id,
             day=day_date(day).isoformat(),
             transition=transition,
             score=result.score,
             drivers=result.driving,
-            raised_at=raised_at,
+            raised_at=gathered.raised_at,
             industry=profile.industry if profile else None,
             district=profile.district if profile else None,
             thresholds_version=version,
             merchant_name=profile.name if profile else None,
             chain_id=profile.chain_id if profile else None,
-            figures=case_figures(state, day, f),
+            figures=gathered.figures,
         )
         return warning, notices
