@@ -14,8 +14,9 @@ Measured, in this order (the what-ifs first, so their replay processes fork from
   candidate with lower cut-offs, with the labels, then its HTML report. It replays the history
   before the window once and keeps the checkpoint (in a temporary cache), then the window twice,
   side by side in two processes;
-* the next what-if, as an operator tries another candidate (higher cut-offs): from the checkpoint,
-  so only the window is replayed;
+* the next what-if, as an operator tries another candidate (higher cut-offs): from the checkpoint
+  and the recording of the first one's current side, so the candidate is judged on that recording
+  (:mod:`yujing.rejudge`) instead of replaying the window;
 * one plain :func:`yujing.backtest.run_backtest` of the same files, in this process: the baseline.
 
 Reports wall seconds, each what-if's ratio to the plain backtest, records per second and the peak
@@ -98,6 +99,7 @@ def main() -> None:
     render_html(following)
     next_seconds = time.perf_counter() - began
     assert following.warm_up is not None and following.warm_up.cached
+    assert following.method == "judged on the recording", following.method
 
     began = time.perf_counter()
     plain = run_backtest(events, partitions=PARTITIONS, allowed_lateness=LATENESS,
@@ -117,14 +119,16 @@ def main() -> None:
         "first_whatif_warm_up_seconds": round(whatif.warm_up.seconds, 1),
         "next_whatif_seconds": round(next_seconds, 1),
         "next_whatif_checkpoint_load_seconds": round(following.warm_up.seconds, 1),
-        "window_replay_seconds": [round(following.current.seconds, 1), round(following.candidate.seconds, 1)],
+        "window_replay_seconds": [round(whatif.current.seconds, 1), round(whatif.candidate.seconds, 1)],
+        "next_whatif_judging_seconds": round(following.candidate.seconds, 1),
         "report_seconds": round(rendered, 1),
         "ratio_first": round((compared + rendered) / single, 2),
         "ratio_next": round(next_seconds / single, 2),
         "plain_records_per_second": round(plain.events / single),
         "peak_rss_mb_this_process": round(peak_mb(resource.RUSAGE_SELF)),
         "peak_rss_mb_largest_replay_process": round(peak_mb(resource.RUSAGE_CHILDREN)),
-        "checkpoint_mb": round(sum(p.stat().st_size for p in cache.root.rglob("*.pickle")) / 1e6, 1),
+        "checkpoint_mb": round(sum(p.stat().st_size for p in cache.root.rglob("checkpoint.pickle")) / 1e6, 1),
+        "recording_mb": round(sum(p.stat().st_size for p in cache.root.rglob("recording-*.pickle")) / 1e6, 1),
         "warnings_in_window": [len(whatif.current.warnings), len(whatif.candidate.warnings),
                                len(following.candidate.warnings)],
         "flagged": [len(whatif.current.flagged), len(whatif.candidate.flagged), len(following.candidate.flagged)],
@@ -138,12 +142,13 @@ def main() -> None:
         f"plain backtest (baseline): {single:.1f} s ({figures['plain_records_per_second']:,} records/s)\n"
         f"first what-if: {compared + rendered:.1f} s (history before the window {whatif.warm_up.seconds:.1f} s, "
         f"kept; HTML report {rendered:.1f} s); ratio to the baseline {figures['ratio_first']:.2f}\n"
-        f"next what-if (another candidate, from the checkpoint): {next_seconds:.1f} s (loading it "
-        f"{following.warm_up.seconds:.1f} s, window replays {following.current.seconds:.1f} s and "
-        f"{following.candidate.seconds:.1f} s side by side); ratio to the baseline {figures['ratio_next']:.2f}\n"
+        f"next what-if (another candidate, from the checkpoint and the recording): {next_seconds:.1f} s (loading "
+        f"the checkpoint {following.warm_up.seconds:.1f} s, judging the window {following.candidate.seconds:.1f} s; "
+        f"the first what-if's window replays took {whatif.current.seconds:.1f} s and {whatif.candidate.seconds:.1f} s "
+        f"side by side); ratio to the baseline {figures['ratio_next']:.2f}\n"
         f"peak memory: {figures['peak_rss_mb_this_process']:,} MB this process, "
         f"{figures['peak_rss_mb_largest_replay_process']:,} MB the largest replay process; checkpoint "
-        f"{figures['checkpoint_mb']} MB\n"
+        f"{figures['checkpoint_mb']} MB, recording {figures['recording_mb']} MB\n"
         f"{orjson.dumps(figures).decode()}\n"
     )
     if args.work_dir is None:

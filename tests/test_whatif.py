@@ -187,6 +187,7 @@ def test_the_cli_writes_a_what_if_report(events_dir: Path, lower: ThresholdSet, 
     again = CliRunner().invoke(app, command)
     assert again.exit_code == 0, again.output
     assert "before the window from a checkpoint" in again.output
+    assert "judged on the recording of its replay" in again.output
     assert report.read_text(encoding="utf-8").split("<h2>", 1)[1] == html.split("<h2>", 1)[1]
     fresh = CliRunner().invoke(app, [*command, "--fresh"])
     assert "before the window replayed once and kept" in fresh.output

@@ -13,6 +13,11 @@ feedback file, which is read whole). New records appended to the files since (an
 retained topics) keep it valid: the replay goes on from it through them. The events directory
 itself may move (``--from-kafka`` downloads to a new temporary one every time).
 
+With a checkpoint, an entry keeps the *recording* of the rest of that replay with the current
+thresholds (:class:`yujing.rejudge.Trace` and its warnings), valid for the files exactly as they
+were read to their ends: the next what-if judges it again with its candidate instead of replaying
+the window.
+
 Entries are pickles written by this user for this user; the least recently used beyond
 ``keep`` are removed.
 """
@@ -30,6 +35,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -107,6 +113,15 @@ class CheckpointCache:
     ) -> Checkpoint | None:
         """The checkpoint of this replay, if one is kept and ``events_dir`` still begins with
         what it read; None otherwise (also for an entry that cannot be read)."""
+        found = self.find(events_dir, partitions=partitions, allowed_lateness=allowed_lateness,
+                          thresholds_version=thresholds_version, stop_at=stop_at)
+        return found[0] if found is not None else None
+
+    def find(
+        self, events_dir: Path, *, partitions: int, allowed_lateness: timedelta, thresholds_version: str,
+        stop_at: datetime,
+    ) -> tuple[Checkpoint, Path] | None:
+        """As :meth:`load`, with the entry it came from (for :meth:`reload` and the recording)."""
         key = self.key(partitions=partitions, allowed_lateness=allowed_lateness,
                        thresholds_version=thresholds_version, stop_at=stop_at)
         sources = event_files(Path(events_dir))
@@ -124,8 +139,45 @@ class CheckpointCache:
                 continue
             checkpoint.events_dir = Path(events_dir)
             os.utime(entry)  # recently used
-            return checkpoint
+            return checkpoint, entry
         return None
+
+    @staticmethod
+    def reload(entry: Path, events_dir: Path) -> Checkpoint:
+        """The entry's checkpoint once more (a replay or a rejudging uses one up)."""
+        with (entry / "checkpoint.pickle").open("rb") as stored, _no_gc():
+            checkpoint: Checkpoint = pickle.load(stored)
+        checkpoint.events_dir = Path(events_dir)
+        return checkpoint
+
+    # -- recordings of the rest of the replay ----------------------------------------------------
+    @staticmethod
+    def _recording(entry: Path, events_dir: Path) -> Path:
+        # The rest of the replay read the files to their ends: its recording is for these bytes only.
+        whole = {kind: _prefix_digest(path, None) for kind, path in sorted(event_files(Path(events_dir)).items())}
+        return entry / f"recording-{hashlib.sha256(orjson.dumps(whole)).hexdigest()[:16]}.pickle"
+
+    def load_recording(self, entry: Path, events_dir: Path) -> Any | None:
+        """What :meth:`save_recording` kept for these very files after this checkpoint, or None."""
+        path = self._recording(entry, events_dir)
+        try:
+            with path.open("rb") as stored, _no_gc():
+                return pickle.load(stored)
+        except (OSError, ValueError, TypeError, pickle.UnpicklingError, EOFError, AttributeError):
+            return None
+
+    def save_recording(self, entry: Path, events_dir: Path, recording: Any) -> Path:
+        """Keep ``recording`` (a picklable record of the replay from the checkpoint to the files'
+        ends; see :mod:`yujing.rejudge`) with the entry; older recordings of it are dropped."""
+        path = self._recording(entry, events_dir)
+        staging = path.with_name(f".{path.name}.{os.getpid()}")
+        with staging.open("wb") as sink:
+            pickle.dump(recording, sink, protocol=pickle.HIGHEST_PROTOCOL)
+        for old in entry.glob("recording-*.pickle"):
+            old.unlink(missing_ok=True)
+        staging.rename(path)
+        os.utime(entry)
+        return path
 
     def save(self, checkpoint: Checkpoint, *, thresholds_version: str, stop_at: datetime) -> Path:
         """Keep ``checkpoint`` (written to a temporary directory, then renamed: never half an entry)."""

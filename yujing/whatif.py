@@ -70,6 +70,7 @@ from yujing.backtest import (
 from yujing.checkpoints import CheckpointCache
 from yujing.contract import Warning
 from yujing.evaluation import evaluate, urgent_alarms
+from yujing.rejudge import Diverged, Trace, rejudge
 from yujing.threshold_history import ThresholdSchedule, publication
 from yujing.thresholds import Change, ThresholdSet, diff
 
@@ -192,6 +193,7 @@ class WhatIf:
     no_longer_flagged: list[MerchantChange] = field(default_factory=list)
     source: str | None = None  # where the events came from, when not ``events_dir`` itself
     warm_up: WarmUp | None = None  # the history before the window, replayed once for both sides
+    method: str = "replayed"  # how the window's sides were had: replayed, or judged on a recording
 
     @property
     def changes(self) -> list[Change]:
@@ -199,21 +201,31 @@ class WhatIf:
 
     @property
     def timing(self) -> str:
-        """How the replays went, in one line.
+        """How the sides were had, in one line.
 
         >>> cur = Figures("builtin", "t-1", 1000, 2.0, [], {}, {}, {}, {}, {}, {}, {})
         >>> w = WhatIf(cur, cur, None, None, Path("events"), date(2026, 3, 1), None, 4.0,  # type: ignore[arg-type]
         ...            warm_up=WarmUp(800, 0.5, True, date(2026, 2, 27)))
         >>> w.timing
         '1,000 events: 800 before the window from a checkpoint (0.5 s), the window replayed twice side by side (4.0 s in all)'
+        >>> w.method = "judged on the recording"
+        >>> w.timing
+        '1,000 events: 800 before the window from a checkpoint (0.5 s), the window judged on the recording of its replay with the current set (2.0 s; 4.0 s in all)'
         """
         twice = "once" if self.current_set is not None and self.current_set == self.candidate_set else "twice side by side"
         if self.warm_up is None:
             return f"{self.current.events:,} events replayed {twice} in {self.seconds:.1f} s"
         warm = self.warm_up
         how = "from a checkpoint" if warm.cached else "replayed once and kept"
-        return (f"{self.current.events:,} events: {warm.events:,} before the window {how} ({warm.seconds:.1f} s), "
-                f"the window replayed {twice} ({self.seconds:.1f} s in all)")
+        head = f"{self.current.events:,} events: {warm.events:,} before the window {how} ({warm.seconds:.1f} s), "
+        if self.method == "replayed":
+            return head + f"the window replayed {twice} ({self.seconds:.1f} s in all)"
+        if self.method == "recorded":
+            return head + f"the window from the recording of its replay ({self.seconds:.1f} s in all)"
+        if self.method == "judged on the recording":
+            return head + (f"the window judged on the recording of its replay with the current set "
+                           f"({self.candidate.seconds:.1f} s; {self.seconds:.1f} s in all)")
+        return head + f"the window {self.method} ({self.seconds:.1f} s in all)"
 
     @property
     def window(self) -> str:
@@ -444,21 +456,43 @@ def schedule_for(current: ThresholdSet, candidate: ThresholdSet, since: date | N
     return schedule
 
 
+@dataclass
+class Recording:
+    """The current side of a window, as its replay recorded it (kept in the checkpoint cache):
+    its warnings, and the trace the next what-if judges its candidate on."""
+
+    warnings: list[Warning]
+    events: int
+    seconds: float
+    trace: Trace
+
+
 def _replay(
     side: int, events_dir: Path, schedule: ThresholdSchedule, partitions: int, allowed_lateness: timedelta,
+    keep: tuple[CheckpointCache, Path] | None = None,
 ) -> tuple[list[Warning], int, float]:
     """One side's replay (in a worker process), from the warmed-up checkpoint if there is one:
-    its warnings, events read and seconds taken."""
+    its warnings, events read and seconds taken. ``keep``: record it, and keep the recording in
+    that cache entry."""
     started = time.perf_counter()
     if _warm is not None:
         replay = Replay.resume(_warm, schedule=schedule, on_event=_ticker(side, _warm.result.events))
     else:
         replay = Replay(events_dir, partitions=partitions, allowed_lateness=allowed_lateness, schedule=schedule,
                         on_event=_ticker(side))
+    trace = Trace() if keep is not None else None
+    replay.tracer = replay.engine.tracer = trace
     result = replay.run()
     if _progress is not None:
         _progress[side] = result.events
-    return result.warnings, result.events, time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    if keep is not None and trace is not None:
+        cache, entry = keep
+        try:
+            cache.save_recording(entry, events_dir, Recording(result.warnings, result.events, seconds, trace))
+        except OSError as error:
+            python_warnings.warn(f"cannot keep the what-if recording in {entry}: {error}", stacklevel=2)
+    return result.warnings, result.events, seconds
 
 
 def count_events(events_dir: Path) -> int:
@@ -486,6 +520,7 @@ class WarmUp:
     seconds: float  # replaying them, or loading them from the cache
     cached: bool
     closed_through: date | None  # the last day closed before the window
+    entry: Path | None = None  # where the cache keeps it
 
 
 def warm_up(
@@ -496,25 +531,27 @@ def warm_up(
     that checkpoint from ``cache``; a new one is saved there."""
     stop_at = day_start(since.toordinal())
     started = time.perf_counter()
-    options = {"partitions": partitions, "allowed_lateness": allowed_lateness,
-               "thresholds_version": current.version, "stop_at": stop_at}
-    checkpoint = cache.load(events_dir, **options) if cache is not None else None
-    cached = checkpoint is not None
-    if checkpoint is None:
+    found = None
+    if cache is not None:
+        found = cache.find(events_dir, partitions=partitions, allowed_lateness=allowed_lateness,
+                           thresholds_version=current.version, stop_at=stop_at)
+    if found is not None:
+        checkpoint, entry = found
+    else:
         replay = Replay(events_dir, partitions=partitions, allowed_lateness=allowed_lateness,
                         schedule=ThresholdSchedule(current), on_event=on_event)
         replay.run(stop_at)
-        checkpoint = replay.checkpoint()
+        checkpoint, entry = replay.checkpoint(), None
         if cache is not None:
             try:
-                cache.save(checkpoint, thresholds_version=current.version, stop_at=stop_at)
+                entry = cache.save(checkpoint, thresholds_version=current.version, stop_at=stop_at)
             except OSError as error:
                 python_warnings.warn(f"cannot keep the what-if checkpoint in {cache.root}: {error}", stacklevel=2)
     closed = checkpoint.closed_through
     # Nothing of the window may have been scored yet, or the two sides would not start equal.
     assert closed is None or closed < since.toordinal(), "the checkpoint closed a day of the window"
-    return checkpoint, WarmUp(checkpoint.result.events, time.perf_counter() - started, cached,
-                              None if closed is None else date.fromordinal(closed))
+    return checkpoint, WarmUp(checkpoint.result.events, time.perf_counter() - started, found is not None,
+                              None if closed is None else date.fromordinal(closed), entry)
 
 
 def compare(
@@ -536,11 +573,14 @@ def compare(
     within ``since``..``until``.
 
     With ``since``, the history before it is replayed once, with ``current`` (or loaded from
-    ``cache``), and the two sides go on from there in two processes at once, the candidate in
-    force from ``since`` on; without, both replay everything, each with its own set. ``labels``:
-    a ``labels.jsonl`` for the quality figures. ``on_progress`` gets the events each side has
-    read, every ~0.2 s. Raises :class:`EventFilesError` for an unreadable events directory,
-    ``OSError`` for labels."""
+    ``cache``), and the candidate applies from ``since`` on. The first time, both sides then
+    replay the window in two processes at once, and the current side's replay is recorded in
+    ``cache``; the next time (same files, code, settings, current set and ``since``), the current
+    side is that recording and the candidate is judged on its trace (:mod:`yujing.rejudge`), or
+    replayed from the checkpoint if the candidate changes which merchants are scored. Without
+    ``since``, both replay everything, each with its own set. ``labels``: a ``labels.jsonl`` for
+    the quality figures. ``on_progress`` gets the events each side has read, every ~0.2 s.
+    Raises :class:`EventFilesError` for an unreadable events directory, ``OSError`` for labels."""
     events_dir = Path(events_dir)
     if not events_dir.is_dir():
         raise EventFilesError(f"events directory not found: {events_dir}")
@@ -550,6 +590,8 @@ def compare(
     started = time.perf_counter()
     warm: Checkpoint | None = None
     warmed: WarmUp | None = None
+    replays: list[tuple[list[Warning], int, float]] | None = None
+    method = "replayed"
     if since is not None:
         read = [0]
 
@@ -562,20 +604,14 @@ def compare(
                                cache=cache, on_event=tick)
         if on_progress is not None:
             on_progress([warm.result.events] * len(schedules))
-    context = _context()
-    counters = context.Array("q", len(schedules), lock=False)
-    with ProcessPoolExecutor(max_workers=len(schedules), mp_context=context, initializer=_init_replay,
-                             initargs=(counters, warm)) as pool:
-        futures: list[Future[tuple[list[Warning], int, float]]] = [
-            pool.submit(_replay, side, events_dir, schedule, partitions, allowed_lateness)
-            for side, schedule in enumerate(schedules)
-        ]
-        pending = set(futures)
-        while pending:
-            _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+        recording = cache.load_recording(warmed.entry, events_dir) if cache and warmed.entry else None
+        if isinstance(recording, Recording):
+            replays, method = _from_recording(recording, warm, warmed, schedules, events_dir, cache)
             if on_progress is not None:
-                on_progress(list(counters))
-        replays = [future.result() for future in futures]
+                on_progress([recording.events] * len(schedules))
+    if replays is None:
+        keep = (cache, warmed.entry) if cache is not None and warmed is not None and warmed.entry else None
+        replays = _side_by_side(events_dir, schedules, warm, partitions, allowed_lateness, keep, on_progress)
     seconds = time.perf_counter() - started
     if len(replays) == 1:  # the same set twice: one replay serves both sides
         replays.append(replays[0])
@@ -587,7 +623,51 @@ def compare(
                            labels=label_rows, events=events, seconds=took))
     newly, gone = merchant_changes(sides[0], sides[1])
     return WhatIf(sides[0], sides[1], current, candidate, events_dir, since, until, seconds, newly, gone,
-                  warm_up=warmed)
+                  warm_up=warmed, method=method)
+
+
+def _side_by_side(
+    events_dir: Path, schedules: list[ThresholdSchedule], warm: Checkpoint | None, partitions: int,
+    allowed_lateness: timedelta, keep: tuple[CheckpointCache, Path] | None,
+    on_progress: Callable[[list[int]], None] | None,
+) -> list[tuple[list[Warning], int, float]]:
+    """Each schedule's replay in a process of its own, at once (from ``warm`` if given); the first
+    (current) side's is recorded into ``keep``."""
+    context = _context()
+    counters = context.Array("q", len(schedules), lock=False)
+    with ProcessPoolExecutor(max_workers=len(schedules), mp_context=context, initializer=_init_replay,
+                             initargs=(counters, warm)) as pool:
+        futures: list[Future[tuple[list[Warning], int, float]]] = [
+            pool.submit(_replay, side, events_dir, schedule, partitions, allowed_lateness, keep if side == 0 else None)
+            for side, schedule in enumerate(schedules)
+        ]
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            if on_progress is not None:
+                on_progress(list(counters))
+        return [future.result() for future in futures]
+
+
+def _from_recording(
+    recording: Recording, warm: Checkpoint, warmed: WarmUp, schedules: list[ThresholdSchedule], events_dir: Path,
+    cache: CheckpointCache,
+) -> tuple[list[tuple[list[Warning], int, float]], str]:
+    """The current side from its recording; the candidate judged on the recorded trace, or, if it
+    changes which merchants are scored, replayed from the checkpoint."""
+    sides = [(recording.warnings, recording.events, recording.seconds)]
+    if len(schedules) == 1:
+        return sides, "recorded"
+    started = time.perf_counter()
+    try:
+        warnings = rejudge(warm, recording.trace, schedules[1])
+        method = "judged on the recording"
+    except Diverged as why:
+        assert warmed.entry is not None
+        warnings = Replay.resume(cache.reload(warmed.entry, events_dir), schedule=schedules[1]).run().warnings
+        method = f"replayed (the candidate changes which merchants are scored: {why})"
+    sides.append((warnings, recording.events, time.perf_counter() - started))
+    return sides, method
 
 
 # -- the retained topics as files ---------------------------------------------------------------
