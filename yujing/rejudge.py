@@ -23,6 +23,7 @@ full then.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,9 +165,13 @@ class _TracedEngine:
         return outcome
 
 
-def rejudge(checkpoint: Checkpoint, trace: Trace, schedule: ThresholdSchedule) -> list[Warning]:
+def rejudge(
+    checkpoint: Checkpoint, trace: Trace, schedule: ThresholdSchedule,
+    on_step: Callable[[int, int], None] | None = None,
+) -> list[Warning]:
     """The warnings of the traced replay judged with ``schedule``, from ``checkpoint`` (the state
-    the recording started from; it is used up). Raises :class:`Diverged`."""
+    the recording started from; it is used up). ``on_step(done, total)``: calls judged so far, now
+    and then. Raises :class:`Diverged`."""
     engine = PartitionEngine(
         buckets={}, merchants=checkpoint.merchants, clocks=checkpoint.clocks,
         allowed_lateness=checkpoint.allowed_lateness, chain_sources=1, schedule=schedule,
@@ -179,4 +184,6 @@ def rejudge(checkpoint: Checkpoint, trace: Trace, schedule: ThresholdSchedule) -
         if call.kind != "process":
             raise Diverged(f"a chain watermark for partition {call.partition} nobody asked for")
         settle(traced, chains, checkpoint.partitions, call.partition, traced.perform(call), warnings.extend)
+        if on_step is not None and traced.next % 500 < 1:
+            on_step(traced.next, len(trace.calls))
     return warnings

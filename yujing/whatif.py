@@ -606,9 +606,7 @@ def compare(
             on_progress([warm.result.events] * len(schedules))
         recording = cache.load_recording(warmed.entry, events_dir) if cache and warmed.entry else None
         if isinstance(recording, Recording):
-            replays, method = _from_recording(recording, warm, warmed, schedules, events_dir, cache)
-            if on_progress is not None:
-                on_progress([recording.events] * len(schedules))
+            replays, method = _from_recording(recording, warm, warmed, schedules, events_dir, cache, on_progress)
     if replays is None:
         keep = (cache, warmed.entry) if cache is not None and warmed is not None and warmed.entry else None
         replays = _side_by_side(events_dir, schedules, warm, partitions, allowed_lateness, keep, on_progress)
@@ -651,21 +649,32 @@ def _side_by_side(
 
 def _from_recording(
     recording: Recording, warm: Checkpoint, warmed: WarmUp, schedules: list[ThresholdSchedule], events_dir: Path,
-    cache: CheckpointCache,
+    cache: CheckpointCache, on_progress: Callable[[list[int]], None] | None,
 ) -> tuple[list[tuple[list[Warning], int, float]], str]:
     """The current side from its recording; the candidate judged on the recorded trace, or, if it
     changes which merchants are scored, replayed from the checkpoint."""
     sides = [(recording.warnings, recording.events, recording.seconds)]
+    done = [recording.events] * len(schedules)
     if len(schedules) == 1:
+        if on_progress is not None:
+            on_progress(done)
         return sides, "recorded"
     started = time.perf_counter()
+    window = recording.events - warm.result.events
+
+    def step(calls: int, total: int) -> None:
+        if on_progress is not None:  # (the candidate's bar moves with the calls judged)
+            on_progress([recording.events, warm.result.events + window * calls // max(total, 1)])
+
     try:
-        warnings = rejudge(warm, recording.trace, schedules[1])
+        warnings = rejudge(warm, recording.trace, schedules[1], on_step=step)
         method = "judged on the recording"
     except Diverged as why:
         assert warmed.entry is not None
         warnings = Replay.resume(cache.reload(warmed.entry, events_dir), schedule=schedules[1]).run().warnings
         method = f"replayed (the candidate changes which merchants are scored: {why})"
+    if on_progress is not None:
+        on_progress(done)
     sides.append((warnings, recording.events, time.perf_counter() - started))
     return sides, method
 
