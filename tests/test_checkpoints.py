@@ -19,7 +19,7 @@ from yujing.contract import Feedback, Warning
 from yujing.simulator import SimulationConfig, simulate
 from yujing.threshold_history import ThresholdSchedule
 from yujing.thresholds import ThresholdSet, builtin_thresholds
-from yujing.whatif import schedule_for
+from yujing.whatif import schedule_for, warm_up
 
 SIMULATION = SimulationConfig(merchants=16, days=120, seed=11)
 PARTITIONS = 6
@@ -202,3 +202,21 @@ def test_checkpoint_refuses_other_partitioning(events_dir: Path) -> None:
     checkpoint = warm(events_dir, SINCE).checkpoint()
     with pytest.raises(ValueError, match="partitions"):
         Replay(events_dir, partitions=3, allowed_lateness=LATENESS, checkpoint=checkpoint)
+
+
+def test_a_window_moved_forward_goes_on_from_the_earlier_checkpoint(events_dir: Path, tmp_path: Path) -> None:
+    cache = CheckpointCache(tmp_path / "cache")
+    options = {"partitions": PARTITIONS, "allowed_lateness": LATENESS, "cache": cache}
+    _, first = warm_up(events_dir, builtin_thresholds(), SINCE, **options)  # type: ignore[arg-type]
+    assert not first.cached and first.resumed_from is None
+    moved, later = warm_up(events_dir, builtin_thresholds(), LATER, **options)  # type: ignore[arg-type]
+    assert not later.cached and later.resumed_from == SINCE
+    assert later.closed_through is not None and first.closed_through is not None
+    assert first.closed_through < later.closed_through < LATER
+    fresh, _ = warm_up(events_dir, builtin_thresholds(), LATER, partitions=PARTITIONS, allowed_lateness=LATENESS)
+    assert moved.positions == fresh.positions and moved.result.events == fresh.result.events
+    rest = [Replay.resume(c, schedule=ThresholdSchedule(builtin_thresholds())).run().warnings for c in (moved, fresh)]
+    assert comparable(rest[0]) == comparable(rest[1])
+    # And the moved window's own checkpoint is kept: the next what-if there starts from it.
+    _, again = warm_up(events_dir, builtin_thresholds(), LATER, **options)  # type: ignore[arg-type]
+    assert again.cached

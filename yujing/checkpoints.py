@@ -7,7 +7,8 @@ what-if on the same history and window, whatever its candidate, starts from it.
 
 An entry is found by what the replay depended on: the code (every source file of ``models``,
 ``alerts`` and ``yujing``), the partitions, the allowed lateness, the current thresholds' version
-and the stopping moment; and it is used only if the files it read still begin with the very bytes
+and the stopping moment (or, for a window moved forward, the latest earlier one, which the replay
+goes on from); and it is used only if the files it read still begin with the very bytes
 it read (SHA-256 of each file's prefix up to where the checkpoint stands, and of the whole
 feedback file, which is read whole). New records appended to the files since (another day of
 retained topics) keep it valid: the replay goes on from it through them. The events directory
@@ -32,16 +33,17 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from models.calendar import SHANGHAI
 from yujing.backtest import Checkpoint, event_files
 
-FORMAT = 1  # bump when the entry layout changes
+FORMAT = 2  # bump when the entry layout changes
 PACKAGES = ("models", "alerts", "yujing")
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,9 +104,9 @@ class CheckpointCache:
         self.root = Path(root)
         self.keep = keep
 
-    def key(self, *, partitions: int, allowed_lateness: timedelta, thresholds_version: str, stop_at: datetime) -> str:
-        parts = [FORMAT, code_fingerprint(), partitions, allowed_lateness.total_seconds(), thresholds_version,
-                 stop_at.isoformat()]
+    def family(self, *, partitions: int, allowed_lateness: timedelta, thresholds_version: str) -> str:
+        """What a checkpoint's replay depended on, but for where it stopped."""
+        parts = [FORMAT, code_fingerprint(), partitions, allowed_lateness.total_seconds(), thresholds_version]
         return hashlib.sha256(orjson.dumps(parts)).hexdigest()[:24]
 
     def load(
@@ -119,13 +121,24 @@ class CheckpointCache:
 
     def find(
         self, events_dir: Path, *, partitions: int, allowed_lateness: timedelta, thresholds_version: str,
-        stop_at: datetime,
+        stop_at: datetime, before: bool = False,
     ) -> tuple[Checkpoint, Path] | None:
-        """As :meth:`load`, with the entry it came from (for :meth:`reload` and the recording)."""
-        key = self.key(partitions=partitions, allowed_lateness=allowed_lateness,
-                       thresholds_version=thresholds_version, stop_at=stop_at)
+        """As :meth:`load`, with the entry it came from (for :meth:`reload` and the recording).
+        ``before``: the latest checkpoint of the same replay stopped *earlier* than ``stop_at``
+        (a window moved forward: the replay goes on from there)."""
+        family = self.family(partitions=partitions, allowed_lateness=allowed_lateness,
+                             thresholds_version=thresholds_version)
+        wanted = int(stop_at.timestamp())
+        stops = []
+        for entry in self.root.glob(f"{family}-*"):
+            try:
+                moment = int(entry.name.split("-")[1])
+            except (IndexError, ValueError):
+                continue
+            if (moment < wanted) if before else (moment == wanted):
+                stops.append((moment, entry))
         sources = event_files(Path(events_dir))
-        for entry in sorted(self.root.glob(f"{key}-*")):
+        for _, entry in sorted(stops, reverse=True):
             try:
                 meta = orjson.loads((entry / "meta.json").read_bytes())
                 read = meta["files"]
@@ -141,6 +154,11 @@ class CheckpointCache:
             os.utime(entry)  # recently used
             return checkpoint, entry
         return None
+
+    @staticmethod
+    def stopped_at(entry: Path) -> date:
+        """The (Shanghai) day at whose start the entry's replay stopped."""
+        return datetime.fromtimestamp(int(entry.name.split("-")[1]), SHANGHAI).date()
 
     @staticmethod
     def reload(entry: Path, events_dir: Path) -> Checkpoint:
@@ -182,9 +200,10 @@ class CheckpointCache:
     def save(self, checkpoint: Checkpoint, *, thresholds_version: str, stop_at: datetime) -> Path:
         """Keep ``checkpoint`` (written to a temporary directory, then renamed: never half an entry)."""
         read = files_read(checkpoint)
-        key = self.key(partitions=checkpoint.partitions, allowed_lateness=checkpoint.allowed_lateness,
-                       thresholds_version=thresholds_version, stop_at=stop_at)
+        family = self.family(partitions=checkpoint.partitions, allowed_lateness=checkpoint.allowed_lateness,
+                             thresholds_version=thresholds_version)
         content = hashlib.sha256(orjson.dumps(read, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+        key = f"{family}-{int(stop_at.timestamp())}"
         entry = self.root / f"{key}-{content}"
         if entry.exists():
             os.utime(entry)

@@ -217,6 +217,8 @@ class WhatIf:
             return f"{self.current.events:,} events replayed {twice} in {self.seconds:.1f} s"
         warm = self.warm_up
         how = "from a checkpoint" if warm.cached else "replayed once and kept"
+        if warm.resumed_from is not None:
+            how = f"replayed on from the checkpoint of {warm.resumed_from} and kept"
         head = f"{self.current.events:,} events: {warm.events:,} before the window {how} ({warm.seconds:.1f} s), "
         if self.method == "replayed":
             return head + f"the window replayed {twice} ({self.seconds:.1f} s in all)"
@@ -521,6 +523,7 @@ class WarmUp:
     cached: bool
     closed_through: date | None  # the last day closed before the window
     entry: Path | None = None  # where the cache keeps it
+    resumed_from: date | None = None  # replayed on from the checkpoint of an earlier window's start
 
 
 def warm_up(
@@ -528,18 +531,23 @@ def warm_up(
     cache: CheckpointCache | None = None, on_event: Callable[[], None] | None = None,
 ) -> tuple[Checkpoint, WarmUp]:
     """Replay ``events_dir`` with ``current`` up to the start of ``since`` (Shanghai), or load
-    that checkpoint from ``cache``; a new one is saved there."""
+    that checkpoint from ``cache`` (or go on from an earlier one there); a new one is saved there."""
     stop_at = day_start(since.toordinal())
     started = time.perf_counter()
-    found = None
-    if cache is not None:
-        found = cache.find(events_dir, partitions=partitions, allowed_lateness=allowed_lateness,
-                           thresholds_version=current.version, stop_at=stop_at)
+    options: dict[str, Any] = {"partitions": partitions, "allowed_lateness": allowed_lateness,
+                               "thresholds_version": current.version, "stop_at": stop_at}
+    found = cache.find(events_dir, **options) if cache is not None else None
+    resumed_from = None
     if found is not None:
         checkpoint, entry = found
     else:
-        replay = Replay(events_dir, partitions=partitions, allowed_lateness=allowed_lateness,
-                        schedule=ThresholdSchedule(current), on_event=on_event)
+        earlier = cache.find(events_dir, before=True, **options) if cache is not None else None
+        if earlier is not None:  # the window moved forward: go on from where an earlier one began
+            resumed_from = CheckpointCache.stopped_at(earlier[1])
+            replay = Replay.resume(earlier[0], schedule=ThresholdSchedule(current), on_event=on_event)
+        else:
+            replay = Replay(events_dir, partitions=partitions, allowed_lateness=allowed_lateness,
+                            schedule=ThresholdSchedule(current), on_event=on_event)
         replay.run(stop_at)
         checkpoint, entry = replay.checkpoint(), None
         if cache is not None:
@@ -551,7 +559,7 @@ def warm_up(
     # Nothing of the window may have been scored yet, or the two sides would not start equal.
     assert closed is None or closed < since.toordinal(), "the checkpoint closed a day of the window"
     return checkpoint, WarmUp(checkpoint.result.events, time.perf_counter() - started, found is not None,
-                              None if closed is None else date.fromordinal(closed), entry)
+                              None if closed is None else date.fromordinal(closed), entry, resumed_from)
 
 
 def compare(
