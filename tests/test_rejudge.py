@@ -172,7 +172,7 @@ def test_a_what_if_replays_the_candidate_when_the_recording_does_not_fit(
     assert judged.method == "judged on the recording"
     assert judged.summary == first.summary
 
-    def refuse(*_: object) -> list[Warning]:
+    def refuse(*_: object, **__: object) -> list[Warning]:
         raise Diverged("other merchants scored on day 1 of partition 0")
 
     monkeypatch.setattr("yujing.whatif.rejudge", refuse)
