@@ -183,7 +183,7 @@ class Checkpoint:
 
     @property
     def closed_through(self) -> int | None:
-        """The last event-time day every partition has closed (None before any closed)."""
+        """The latest event-time day any partition has closed (None before any closed)."""
         closed = [clock.closed_through for clock in self.clocks.values() if clock.closed_through is not None]
         return max(closed) if closed else None
 

@@ -31,7 +31,7 @@ import os
 import pickle
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -58,21 +58,34 @@ def code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def _prefix_digest(path: Path, length: int | None) -> str:
-    """SHA-256 of the first ``length`` bytes of ``path`` (all of it for None)."""
-    digest = hashlib.sha256()
-    remaining = length
-    with path.open("rb") as source:
-        while remaining is None or remaining > 0:
-            chunk = source.read(1 << 20 if remaining is None else min(1 << 20, remaining))
-            if not chunk:
-                break
-            digest.update(chunk)
-            if remaining is not None:
-                remaining -= len(chunk)
-    if remaining:
-        return ""  # shorter than the prefix read before: not the same file
-    return digest.hexdigest()
+# path -> ((size, mtime_ns), {length: digest}): each file is read once per what-if, however many
+# prefixes (checkpoints found, the one kept) and whole-file digests (recordings) it asks about.
+_DIGESTS: dict[str, tuple[tuple[int, int], dict[int | None, str]]] = {}
+
+
+def _digests(path: Path, lengths: Iterable[int | None]) -> dict[int | None, str]:
+    """SHA-256 of the first ``length`` bytes of ``path`` for each of ``lengths`` (None: all of it;
+    "" for a file shorter than the length), in one pass."""
+    stat = path.stat()
+    stamp = (stat.st_size, stat.st_mtime_ns)
+    known_stamp, known = _DIGESTS.get(str(path), (stamp, {}))
+    if known_stamp != stamp:
+        known = {}
+    wanted = sorted({n for n in lengths if n not in known and n is not None}) + [None]
+    if any(n not in known for n in wanted):
+        digest, offset = hashlib.sha256(), 0
+        with path.open("rb") as source:
+            for length in wanted:
+                while length is None or offset < length:
+                    chunk = source.read(1 << 20 if length is None else min(1 << 20, length - offset))
+                    if not chunk:
+                        break
+                    digest.update(chunk)
+                    offset += len(chunk)
+                # A file shorter than the prefix read before is not the same file.
+                known[length] = digest.hexdigest() if length is None or offset == length else ""
+        _DIGESTS[str(path)] = (stamp, known)
+    return known
 
 
 def files_read(checkpoint: Checkpoint) -> dict[str, dict[str, object]]:
@@ -80,7 +93,7 @@ def files_read(checkpoint: Checkpoint) -> dict[str, dict[str, object]]:
     read = {}
     for kind, path in event_files(checkpoint.events_dir).items():
         length = None if kind == "feedback" else checkpoint.positions.get(kind, (0, 0, 0.0))[0]
-        read[kind] = {"name": path.name, "length": length, "sha256": _prefix_digest(path, length)}
+        read[kind] = {"name": path.name, "length": length, "sha256": _digests(path, [length])[length]}
     return read
 
 
@@ -138,19 +151,23 @@ class CheckpointCache:
             if (moment < wanted) if before else (moment == wanted):
                 stops.append((moment, entry))
         sources = event_files(Path(events_dir))
+        candidates = []
         for _, entry in sorted(stops, reverse=True):
             try:
-                meta = orjson.loads((entry / "meta.json").read_bytes())
-                read = meta["files"]
-                if set(read) != set(sources):
-                    continue
-                if any(_prefix_digest(sources[kind], info["length"]) != info["sha256"] for kind, info in read.items()):
-                    continue
-                with (entry / "checkpoint.pickle").open("rb") as stored, _no_gc():
-                    checkpoint: Checkpoint = pickle.load(stored)
-            except (OSError, ValueError, KeyError, TypeError, pickle.UnpicklingError, EOFError, AttributeError):
+                read = orjson.loads((entry / "meta.json").read_bytes())["files"]
+            except (OSError, ValueError, KeyError, TypeError):
                 continue
-            checkpoint.events_dir = Path(events_dir)
+            if isinstance(read, dict) and set(read) == set(sources):
+                candidates.append((entry, read))
+        digests = {kind: _digests(path, [info["length"] for _, read in candidates for k, info in read.items() if k == kind])
+                   for kind, path in sources.items()} if candidates else {}
+        for entry, read in candidates:
+            if any(digests[kind].get(info["length"]) != info["sha256"] for kind, info in read.items()):
+                continue
+            try:
+                checkpoint = self.reload(entry, events_dir)
+            except (OSError, ValueError, TypeError, pickle.UnpicklingError, EOFError, AttributeError):
+                continue
             os.utime(entry)  # recently used
             return checkpoint, entry
         return None
@@ -162,7 +179,7 @@ class CheckpointCache:
 
     @staticmethod
     def reload(entry: Path, events_dir: Path) -> Checkpoint:
-        """The entry's checkpoint once more (a replay or a rejudging uses one up)."""
+        """The entry's checkpoint (again: a replay or a rejudging uses one up)."""
         with (entry / "checkpoint.pickle").open("rb") as stored, _no_gc():
             checkpoint: Checkpoint = pickle.load(stored)
         checkpoint.events_dir = Path(events_dir)
@@ -172,7 +189,7 @@ class CheckpointCache:
     @staticmethod
     def _recording(entry: Path, events_dir: Path) -> Path:
         # The rest of the replay read the files to their ends: its recording is for these bytes only.
-        whole = {kind: _prefix_digest(path, None) for kind, path in sorted(event_files(Path(events_dir)).items())}
+        whole = {kind: _digests(path, [None])[None] for kind, path in sorted(event_files(Path(events_dir)).items())}
         return entry / f"recording-{hashlib.sha256(orjson.dumps(whole)).hexdigest()[:16]}.pickle"
 
     def load_recording(self, entry: Path, events_dir: Path) -> Any | None:
