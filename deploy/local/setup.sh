@@ -37,12 +37,26 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-# pip's chatter goes to a log; it is shown only when the install fails.
-if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e '.[test]'; } > .yujing/setup.log 2>&1; then
-  tail -n 30 .yujing/setup.log >&2
-  echo "error: installing the Python packages failed (full log: .yujing/setup.log)" >&2
-  exit 1
-fi
+# pip's chatter goes to a log; it is shown only when the install fails. A download cut off midway
+# (it happens: a 35 MB scipy wheel once stopped at 22 MB six times running) is resumed by pip up to
+# 20 times, and the whole install is tried three times, a while apart, before giving up.
+install_python_packages() {
+  .venv/bin/python -m pip install -q --retries 10 --upgrade pip &&
+    .venv/bin/python -m pip install -q --retries 10 --resume-retries 20 -e '.[test]'
+}
+: > .yujing/setup.log
+for attempt in 1 2 3; do
+  if install_python_packages >> .yujing/setup.log 2>&1; then
+    break
+  fi
+  if [ "$attempt" = 3 ]; then
+    tail -n 30 .yujing/setup.log >&2
+    echo "error: installing the Python packages failed three times (full log: .yujing/setup.log)" >&2
+    exit 1
+  fi
+  echo "setup: installing the Python packages failed (attempt $attempt of 3), trying again in $((attempt * 20)) s..." >&2
+  sleep $((attempt * 20))
+done
 
 # `docker compose` for tests/test_deploy.py (`docker compose config` needs no Docker engine). Where
 # no Compose plugin answers, build the Compose v2 CLI from its Go module (the Go module proxy; its
