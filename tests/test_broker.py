@@ -378,5 +378,15 @@ def test_local_broker_lifecycle(tmp_path: Path) -> None:
         assert not port_in_use(broker.host, port)
         assert not port_in_use(broker.host, controller_port)
         assert broker.stop() is False
+
+        # A restart keeps the topics; a wipe (`broker start --fresh`) starts empty, same cluster.
+        cluster_id = broker.cluster_id_file.read_text()
+        restarted = broker.start(timeout=60)
+        assert {spec.name for spec in specs} <= set(broker.list_topics())
+        broker.wipe()
+        assert not pid_alive(restarted.pid or 0) and not broker.data_dir.exists()
+        broker.start(timeout=60)
+        assert not {spec.name for spec in specs} & set(broker.list_topics())
+        assert broker.cluster_id_file.read_text() == cluster_id
     finally:
         broker.stop()

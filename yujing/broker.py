@@ -389,6 +389,14 @@ class LocalBroker:
             self.pid_file.unlink(missing_ok=True)
             return pid is not None
 
+    def wipe(self, timeout: float = 30) -> None:
+        """Stop the broker and delete its topics (data directory); the next start formats afresh.
+
+        The fetched Kafka and the cluster id stay.
+        """
+        self.stop(timeout=timeout)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
     def _terminate(self, pid: int, grace: float) -> None:
         # SIGTERM lets Kafka shut down cleanly (flush, close logs): a faster next start.
         _signal(pid, signal.SIGTERM)
@@ -854,10 +862,14 @@ def _local_broker() -> tuple[Settings, LocalBroker]:
 @broker_app.command("start")
 def start_command(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the broker.")] = 60,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh", help="Stop the broker if running and delete all its topics first (start empty).")] = False,
 ) -> None:
     """Fetch Kafka if needed, start the broker and create the contract topics."""
     settings, broker = _local_broker()
     try:
+        if fresh:
+            broker.wipe()
         if not broker.is_fetched:
             began = time.monotonic()
             with _out.status(

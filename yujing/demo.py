@@ -235,8 +235,7 @@ def run_demo(
     """Run the whole path; returns what was seen. ``log`` is a callable for progress lines."""
     demo = demo_settings(settings)
     broker = broker_from_settings(demo)
-    broker.stop()
-    shutil.rmtree(broker.data_dir, ignore_errors=True)  # every demo starts from empty topics
+    broker.wipe()  # every demo starts from empty topics
     log(f"starting a fresh Kafka {demo.kafka_version} broker on {broker.bootstrap} ...")  # type: ignore[operator]
     status = broker.start(timeout=120)
     broker.ensure_topics(contract_topics(demo))
