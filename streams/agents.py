@@ -21,6 +21,7 @@ from models.calendar import day_end
 from streams.app import Pipeline, create_pipeline
 from streams.metrics import WorkerMetrics
 from streams.thresholds import PublicationFeed, apply_publications
+from streams.watchdog import PartitionWatchdog
 from yujing.contract import DeadLetter, decode, dumps
 from yujing.districts import industry_label
 from yujing.engine import Outcome
@@ -103,6 +104,18 @@ def build_worker_app(
             async with pipeline.engine_lock:
                 apply_publications(pipeline, feed)
 
+    if settings.stall_seconds:
+        # A partition faust stopped fetching (or left with a hole) after a rebalance is read
+        # again from its committed offset, reported in the log and yujing_partition_stalls_total.
+        watched = {**pipeline.kind_by_topic, pipeline.chain_notices.get_topic_name(): "chain_notices",
+                   pipeline.chain_signals.get_topic_name(): "chain_signals"}
+        watchdog = PartitionWatchdog(pipeline.app, watched, settings.stall_seconds,
+                                     on_stall=lambda kind: pipeline.metrics.partition_stalls.labels(topic=kind).inc())
+
+        @pipeline.app.timer(interval=min(WATCHDOG_SECONDS, settings.stall_seconds))
+        async def watch_partitions() -> None:
+            await watchdog.check()
+
     @pipeline.app.timer(interval=GAUGE_SECONDS)
     async def refresh_gauges() -> None:
         # Gauges read state in the event loop (tables are not safe to walk from the HTTP thread).
@@ -115,6 +128,7 @@ def build_worker_app(
 
 
 GAUGE_SECONDS = 5.0
+WATCHDOG_SECONDS = 15.0
 THRESHOLDS_SECONDS = 1.0
 # Longer than the demo's 30-s "settled" window, so an idle pipeline still looks idle.
 REPEAT_HEARTBEAT_SECONDS = 60.0

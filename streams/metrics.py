@@ -34,6 +34,8 @@ from yujing.districts import INDUSTRY_LABELS, TOWN_LABELS, industry_label, town_
 disable_created_metrics()
 
 INPUT_KINDS = ("transactions", "complaints", "merchants", "feedback")
+# Every topic kind the worker's agents read: the inputs and the chain stage's two topics.
+SOURCE_KINDS = (*INPUT_KINDS, "chain_notices", "chain_signals")
 TRANSITIONS: tuple[str, ...] = get_args(Transition)
 STATE_TABLES = ("day_buckets", "merchants", "partition_clocks", "chains")
 WORKER_ERRORS = ("send_failed", "processing")
@@ -110,6 +112,12 @@ class WorkerMetrics:
         self.errors = Counter(
             "yujing_worker_errors", "Failures in the worker, by kind.", ["kind"], registry=registry
         )
+        self.partition_stalls = Counter(
+            "yujing_partition_stalls",
+            "Partitions found stalled (records waiting, committed offset unmoved, streams idle) and read "
+            "again from their committed offset, by topic kind (streams.watchdog).",
+            ["topic"], registry=registry,
+        )
         self.thresholds_refused = Counter(
             "yujing_thresholds_refused", "Published threshold versions refused as invalid (the last good one stays).",
             registry=registry,
@@ -119,6 +127,8 @@ class WorkerMetrics:
             "Each threshold version this worker took in: the event time it scores days from (unix seconds).",
             ["version"], registry=registry,
         )
+        for kind in SOURCE_KINDS:
+            self.partition_stalls.labels(topic=kind)
         for kind in INPUT_KINDS:
             self.consumed.labels(topic=kind)
             self.duplicates.labels(topic=kind)

@@ -7,9 +7,13 @@ with the labels and with ``yujing backtest`` on the same files.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,10 +24,11 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.conftest import isolated_settings
+from tests.test_broker import free_ports
 from yujing.backtest import FEEDBACK_FILE, BacktestResult, iter_events, run_backtest, write_records
 from yujing.contract import Feedback, Warning
 from yujing.kafka_io import group_progress, input_topics, read_records
-from yujing.processes import start_worker, stop_worker
+from yujing.processes import settings_env, start_worker, stop_worker
 from yujing.settings import Settings
 from yujing.simulator import SimulationConfig, simulate
 
@@ -276,6 +281,37 @@ def test_two_workers_share_the_partitions_and_still_match_the_backtest(
         assignments = re.findall(r"input partitions assigned: \[([0-9, ]*)\]", log.read_text())
         assert assignments and assignments[-1], f"{log.name} ended with no partition: {assignments}"
     live = sorted(w["warning_id"] for w in read_topic(kafka_settings.topics.warnings, kafka_settings))
+    assert live == expected
+
+
+def test_a_partition_faust_stopped_fetching_is_read_again_and_nothing_is_lost(
+    simulated: tuple[Path, list[dict]], kafka_settings: Settings, tmp_path: Path, worker_processes: list
+) -> None:
+    """The failure the watchdog exists for: a worker stops fetching one input partition and
+    loses records already fetched for it (tests/stalling_worker.py does both, once). The
+    watchdog notices, seeks the partition back to its committed offset, and the warnings are
+    exactly the backtest's."""
+    events_dir, _ = simulated
+    expected = sorted(w.warning_id for w in backtest(events_dir, kafka_settings).warnings)
+    publish_with_redeliveries(events_dir, kafka_settings)
+    (metrics_port,) = free_ports(1)
+    settings = kafka_settings.model_copy(update={"stall_seconds": 5.0, "metrics_port": metrics_port})
+    log = tmp_path / "worker.log"
+    with log.open("ab") as out:
+        worker = subprocess.Popen([sys.executable, "-m", "tests.stalling_worker"],
+                                  env={**os.environ, **settings_env(settings)}, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    worker_processes.append(worker)
+    wait_until_consumed(settings)
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    assert stop_worker(worker) == 0, log.read_text()[-3000:]
+    text = log.read_text()
+    assert re.search(rf"test: stopped fetching {re.escape(settings.topics.transactions)}\[0\]", text), text[-3000:]
+    assert re.search(rf"partition {re.escape(settings.topics.transactions)}\[0\] stalled: committed offset \d+ "
+                     r"unmoved for 5 s with \d+ record\(s\) waiting .*paused\); resuming", text), text[-3000:]
+    assert re.search(r'^yujing_partition_stalls_total\{topic="transactions"\} [1-9]', metrics, re.M), metrics
+    live = sorted(w["warning_id"] for w in read_topic(settings.topics.warnings, settings))
     assert live == expected
 
 

@@ -85,6 +85,13 @@ class Settings(BaseSettings):
         description="How far behind the partition's newest transaction time an event may arrive "
         "and still be counted in its own day; a day is scored once the watermark passes it.",
     )
+    stall_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="A worker partition whose committed offset has not moved for this long while "
+        "records wait (and its streams are idle) is reported and read again from that offset "
+        "(streams.watchdog); 0 turns the watchdog off.",
+    )
     thresholds_file: Path | None = Field(
         default=None,
         description="Thresholds file (YAML/TOML, yujing.thresholds) in force before any version "

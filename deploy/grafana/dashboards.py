@@ -700,8 +700,9 @@ def pipeline() -> dash.Dashboard:
                           "late {{topic}}", "B"))
         .draw_style(common.GraphDrawStyle.BARS).fill_opacity(80).unit("short").min(0).legend(legend()),
         timeseries.Panel().title("错误").span(12).height(8)
-        .description("Failures: worker errors by kind, case service errors by kind, and webhook deliveries "
-                     "that will be retried or failed for good.")
+        .description("Failures: worker errors by kind, case service errors by kind, webhook deliveries "
+                     "that will be retried or failed for good, and worker partitions found stalled and "
+                     "read again (by topic).")
         .with_target(prom("sum by (kind) (increase(yujing_worker_errors_total[$__rate_interval]))",
                           "worker {{kind}}"))
         .with_target(prom("sum by (kind) (increase(yujing_case_errors_total[$__rate_interval]))",
@@ -709,6 +710,8 @@ def pipeline() -> dash.Dashboard:
         .with_target(prom(
             'sum by (outcome) (increase(yujing_webhook_deliveries_total{outcome=~"retry|failed"}'
             '[$__rate_interval]))', "webhook {{outcome}}", "C"))
+        .with_target(prom("sum by (topic) (increase(yujing_partition_stalls_total[$__rate_interval]))",
+                          "stalled {{topic}}", "D"))
         .draw_style(common.GraphDrawStyle.BARS).fill_opacity(80).unit("short").min(0).legend(legend()),
         timeseries.Panel().title("案件服务接收").span(12).height(8)
         .description("Warnings the case service read per second, by what the alert policy did with them, "

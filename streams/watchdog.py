@@ -1,0 +1,156 @@
+"""Partition watchdog: a partition with records waiting that this worker has stopped working
+through is found, reported and read again from its committed offset.
+
+Why: in one of four CI runs of the two-worker test, after a rebalance the worker that kept an
+input partition never got past its committed offset again (2,467 of 7,813 records), with no
+error and a healthy broker, and the chain lock-step then held every partition's warnings back.
+Faust keeps its own set of partitions to fetch, takes partitions out of it while tables recover
+and while a stream's buffer is full, and drops records fetched for a partition that is not in
+it at that moment, without seeking back; a partition left out, or with a hole of dropped
+records (its commit cannot pass the hole), waits for ever. The watchdog does not need to know
+which of these happened: a partition whose committed offset has not moved for ``patience``
+seconds while records wait beyond it, and while this worker's streams are not simply busy, is
+put back into the fetch set and sought to its committed offset. Records read twice are harmless:
+the engine ignores a repeated event, the chain stage a repeated notice or heartbeat, and faust
+acknowledges an offset once.
+
+``StallWatch`` is the bookkeeping (pure, tested without Kafka); ``PartitionWatchdog`` applies it
+to a running faust app, using faust's consumer internals in this one place.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("yujing.worker")
+
+
+@dataclass
+class _Seen:
+    committed: int
+    since: float
+
+
+class StallWatch:
+    """Which partitions have had records waiting beyond an unmoved committed offset for
+    ``patience`` seconds.
+
+    >>> watch = StallWatch(patience=60)
+    >>> watch.observe("transactions-2", committed=2467, highwater=7813, now=0.0)
+    False
+    >>> watch.observe("transactions-2", committed=2467, highwater=7813, now=59.0)
+    False
+    >>> watch.observe("transactions-2", committed=2467, highwater=7813, now=60.0)
+    True
+    >>> watch.healed("transactions-2", now=60.0)  # the next verdict after another full minute
+    >>> watch.observe("transactions-2", committed=2467, highwater=7813, now=100.0)
+    False
+    >>> watch.observe("transactions-2", committed=2600, highwater=7813, now=130.0)  # it moves
+    False
+    >>> watch.observe("transactions-2", committed=7813, highwater=7813, now=500.0)  # all read
+    False
+    """
+
+    def __init__(self, patience: float) -> None:
+        self.patience = patience
+        self._seen: dict[Hashable, _Seen] = {}
+
+    def observe(self, partition: Hashable, *, committed: int | None, highwater: int | None, now: float) -> bool:
+        """Whether ``partition`` is stalled: records wait beyond ``committed`` (the next offset
+        to commit) and it has not moved for ``patience`` seconds."""
+        if committed is None or highwater is None or committed >= highwater:
+            self._seen.pop(partition, None)  # nothing waits (or not known yet): nothing to watch
+            return False
+        seen = self._seen.get(partition)
+        if seen is None or seen.committed != committed:
+            self._seen[partition] = _Seen(committed, now)
+            return False
+        return now - seen.since >= self.patience
+
+    def healed(self, partition: Hashable, now: float) -> None:
+        """A remedy was applied: give it another ``patience`` before the next verdict."""
+        if partition in self._seen:
+            self._seen[partition].since = now
+
+    def keep_only(self, partitions: Iterable[Hashable]) -> None:
+        """Forget partitions no longer assigned (and restart none of the others' clocks)."""
+        keep = set(partitions)
+        for partition in [p for p in self._seen if p not in keep]:
+            del self._seen[partition]
+
+    def reset(self) -> None:
+        """A rebalance is under way: every partition is judged afresh afterwards."""
+        self._seen.clear()
+
+
+class PartitionWatchdog:
+    """Applies ``StallWatch`` to a faust app's assigned partitions of ``kind_by_topic``'s topics.
+
+    ``check()`` runs in the event loop (a faust timer): it skips while the app rebalances or
+    recovers tables, and a partition whose streams hold more than faust's own low-water mark of
+    buffered events (a busy agent rightly stops fetching) is not judged.
+    """
+
+    def __init__(self, app: Any, kind_by_topic: dict[str, str], patience: float, on_stall: Any) -> None:
+        self.app = app
+        self.kind_by_topic = kind_by_topic
+        self.watch = StallWatch(patience)
+        self.on_stall = on_stall  # called with the topic kind of each stalled partition
+
+    def _settled(self) -> bool:
+        app = self.app
+        recovery = getattr(app.tables, "recovery", None)
+        completed = getattr(recovery, "completed", None)
+        return not app.rebalancing and (completed is None or completed.is_set())
+
+    def _busy(self, topic: str) -> bool:
+        # The agents' queues for this topic: above faust's pressure-drop size, faust itself keeps
+        # partitions out of the fetch set until they drain (conductor.on_pressure_drop).
+        for channel in self.app.topics._topic_name_index.get(topic, ()):  # noqa: SLF001
+            queue = channel.queue
+            if queue.qsize() > queue.pressure_drop_size:
+                return True
+        return False
+
+    async def check(self, now: float | None = None) -> list[Any]:
+        """Judge every assigned watched partition; heal and return the stalled ones."""
+        now = time.monotonic() if now is None else now
+        if not self._settled():
+            self.watch.reset()
+            return []
+        consumer = self.app.consumer
+        assigned = [tp for tp in consumer.assignment() if tp.topic in self.kind_by_topic]
+        self.watch.keep_only(assigned)
+        committed_offsets = consumer._committed_offset  # noqa: SLF001
+        stalled = []
+        for tp in sorted(assigned):
+            committed = committed_offsets.get(tp)
+            if not self.watch.observe(tp, committed=committed, highwater=consumer.highwater(tp), now=now):
+                continue
+            if self._busy(tp.topic):
+                continue
+            stalled.append(tp)
+            await self._heal(tp, committed)
+            self.watch.healed(tp, now)
+        return stalled
+
+    async def _heal(self, tp: Any, committed: int) -> None:
+        consumer = self.app.consumer
+        read = consumer._read_offset.get(tp)  # noqa: SLF001
+        # What faust believed, for the log: in its fetch set, paused, or out for a full buffer.
+        state = ("fetching" if tp in consumer._get_active_partitions() else  # noqa: SLF001
+                 "paused" if tp in consumer._paused_partitions else  # noqa: SLF001
+                 "buffered" if tp in consumer._buffered_partitions else "left out")  # noqa: SLF001
+        log.warning(
+            "partition %s[%s] stalled: committed offset %s unmoved for %.0f s with %s record(s) waiting "
+            "(last read %s, %s); resuming it from the committed offset",
+            tp.topic, tp.partition, committed, self.watch.patience, consumer.highwater(tp) - committed, read, state,
+        )
+        self.on_stall(self.kind_by_topic[tp.topic])
+        consumer._buffered_partitions.discard(tp)  # noqa: SLF001
+        consumer.resume_partitions({tp})
+        await consumer.seek(tp, committed)
