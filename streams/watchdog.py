@@ -134,7 +134,10 @@ class PartitionWatchdog:
             if self._busy(tp.topic):
                 continue
             stalled.append(tp)
-            await self._heal(tp, committed)
+            try:
+                await self._heal(tp, committed)
+            except Exception:  # e.g. revoked meanwhile: the next check (or the rebalance) decides
+                log.exception("partition %s[%s]: could not resume it", tp.topic, tp.partition)
             self.watch.healed(tp, now)
         return stalled
 
