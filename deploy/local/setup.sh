@@ -38,8 +38,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 # pip's chatter goes to a log; it is shown only when the install fails. A download cut off midway
-# (it happens: a 35 MB scipy wheel once stopped at 22 MB six times running) is resumed by pip up to
-# 20 times, and the whole install is tried three times, a while apart, before giving up.
+# is resumed by pip up to 20 times, and the whole install is tried three times, a while apart,
+# before giving up.
 install_python_packages() {
   .venv/bin/python -m pip install -q --retries 10 --upgrade pip &&
     .venv/bin/python -m pip install -q --retries 10 --resume-retries 20 -e '.[test]'
@@ -48,6 +48,13 @@ install_python_packages() {
 for attempt in 1 2 3; do
   if install_python_packages >> .yujing/setup.log 2>&1; then
     break
+  fi
+  # A full disk also cuts downloads off (the CI of one stop died so): retrying cannot help.
+  free_mb=$(df -Pm . | awk 'NR == 2 {print $4}')
+  if [ "${free_mb:-0}" -lt 1024 ]; then
+    tail -n 5 .yujing/setup.log >&2
+    echo "error: installing the Python packages failed: only ${free_mb} MB free on this disk (.venv needs about 1 GB)" >&2
+    exit 1
   fi
   if [ "$attempt" = 3 ]; then
     tail -n 30 .yujing/setup.log >&2
