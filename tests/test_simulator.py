@@ -146,8 +146,9 @@ def test_same_seed_gives_identical_files_and_another_seed_does_not(tmp_path: Pat
     second = simulate(config).write(tmp_path / "b")
     other = simulate(config.model_copy(update={"seed": 4})).write(tmp_path / "c")
     assert first == second
-    names = ["transactions.jsonl", "complaints.jsonl", "merchants.jsonl", "labels.jsonl"]
-    assert set(first) == set(names)
+    names = ["transactions.jsonl", "complaints.jsonl", "merchants.jsonl", "labels.jsonl",
+             "labels.json"]
+    assert set(first) == set(names)  # no world.json: the classic world
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert (tmp_path / "a" / "transactions.jsonl").read_bytes() != (
@@ -259,7 +260,8 @@ def test_labels_cover_every_scenario_once_even_for_a_dozen_merchants(small: Worl
     assert len(small.sim.labels) == 12
     for label in small.sim.labels:
         assert set(label) == {"merchant_id", "scenario", "kind", "collapse_date", "signal_start",
-                              "chain_id", "industry", "district"}
+                              "chain_id", "industry", "district", "quirks", "episode", "notes",
+                              "strength", "has_profile", "custody_enrolled"}
         expected = ("collapse" if label["scenario"] in COLLAPSE_SCENARIOS else
                     "lookalike" if label["scenario"] in LOOKALIKE_SCENARIOS else "healthy")
         assert label["kind"] == expected

@@ -24,6 +24,8 @@ from datetime import date, timedelta
 
 import numpy as np
 
+from .assumptions import CLASSIC, WorldAssumptions
+
 INDUSTRIES: tuple[str, ...] = ("beauty", "hairdressing", "fitness", "other")
 
 #: Lunar New Year's Day (春节) by Gregorian year.
@@ -124,8 +126,16 @@ class Promotion:
 class SimCalendar:
     """Day indexes, timestamps and per-industry seasonality for ``[-history, days + margin)``."""
 
-    def __init__(self, start: date, days: int, history: int = 730, margin: int = 400) -> None:
+    def __init__(
+        self,
+        start: date,
+        days: int,
+        history: int = 730,
+        margin: int = 400,
+        world: WorldAssumptions = CLASSIC,
+    ) -> None:
         self.start = start
+        self.world = world
         self.days = days
         self.history = history
         self.offset = history  # list position of day 0
@@ -145,7 +155,7 @@ class SimCalendar:
         for sf in self.spring_festivals:
             for i in range(sf - 20 + self.offset, sf + 21 + self.offset):
                 if 0 <= i < span:
-                    self._complaint_season[i] = 1.6
+                    self._complaint_season[i] = world.complaints.spring_festival_peak
         self.promotions: list[Promotion] = self._promotions()
         # Per industry, the promotion (index into self.promotions) running on each day, or -1.
         self.promotion_on: dict[str, list[int]] = {}
@@ -217,24 +227,21 @@ class SimCalendar:
 
     # -- promotions ---------------------------------------------------------------------------
     def _promotions(self) -> list[Promotion]:
+        """The world's yearly promotion windows, for every year of the span."""
         promos: list[Promotion] = []
-        salons = ("beauty", "hairdressing", "other")
-        everyone = ("beauty", "hairdressing", "fitness", "other")
         for year in range(self.dates[0].year, self.dates[-1].year + 1):
-            windows = [
-                ("618", date(year, 6, 1), date(year, 6, 18), everyone, 1.7),
-                ("double11", date(year, 10, 25), date(year, 11, 11), everyone, 1.9),
-                ("womens_day", date(year, 3, 1), date(year, 3, 8), ("beauty",), 1.6),
-                ("new_year", date(year - 1, 12, 28), date(year, 1, 10), ("fitness",), 1.6),
-            ]
-            sf = SPRING_FESTIVAL.get(year)
-            if sf is not None:
-                windows.append(
-                    ("pre_spring_festival", sf - timedelta(days=28), sf - timedelta(days=3),
-                     salons, 1.6)
-                )
-            for name, first, last, industries, boost in windows:
-                promos.append(Promotion(name, self.index(first), self.index(last), industries, boost))
+            for window in self.world.promotions.windows:
+                if window.spring_offset is not None:
+                    sf = SPRING_FESTIVAL.get(year)
+                    if sf is None:
+                        continue
+                    last = sf + timedelta(days=window.spring_offset)
+                else:
+                    last = date(year, window.month, min(window.day, 28 if window.month == 2 else 30
+                                                        if window.month in (4, 6, 9, 11) else 31))
+                first = last - timedelta(days=window.length - 1)
+                promos.append(Promotion(window.name, self.index(first), self.index(last),
+                                        window.industries, window.boost))
         return promos
 
     def complaint_season(self, index: int) -> float:

@@ -40,9 +40,31 @@ def _summary(simulation: Simulation, counts: dict[str, int], title: str) -> Tabl
     return table
 
 
+def _world_summary(config: SimulationConfig) -> str:
+    """The drawn world in a few lines (the whole of it goes to world.json)."""
+    w = config.assumptions
+    prices = ", ".join(
+        f"{name} x{m.price_level:.2f} big cards {m.big_card_share:.0%}" for name, m in w.industries.items()
+    )
+    promos = ", ".join(f"{p.name} {p.length}d x{p.boost:.1f}" for p in w.promotions.windows) or "none"
+    regimes = ", ".join(f"{k} {v:.0%}" for k, v in w.notices.renovation_regimes.items())
+    return "\n".join([
+        f"world {w.world_seed}:",
+        f"  prices: {prices}",
+        f"  custody: {w.custody.cadence}, late {w.custody.late_share:.0%}, never reporting "
+        f"{w.custody.never_report_share:.0%}, not enrolled {w.custody.not_enrolled_share:.0%}",
+        f"  complaints: {w.complaints.background_per_store:.4f}/store-day, delay "
+        f"{w.complaints.delay_mean_days:.1f} d",
+        f"  renovation notice: {regimes}; promotions: {promos}",
+        f"  run-aways with a surge {w.collapses.runaway_surge_share:.0%}; registry change before "
+        f"collapse {w.collapses.registry_before_share:.0%}; healthy with quirks "
+        f"{w.healthy.quirk_share:.0%}",
+    ])
+
+
 def simulate_command(
     out: Path | None = typer.Option(  # noqa: B008 - typer's declaration style
-        None, "--out", help="Directory for transactions/complaints/merchants/labels .jsonl files."
+        None, "--out", help="Directory for transactions/complaints/merchants .jsonl, labels.jsonl and labels.json."
     ),
     to_kafka: bool = typer.Option(  # noqa: B008
         False, "--to-kafka", help="Produce to the input topics of the configured broker."
@@ -51,6 +73,11 @@ def simulate_command(
     days: int = 300,
     start: str = "2025-09-01",
     seed: int = 7,
+    world_seed: int | None = typer.Option(  # noqa: B008
+        None, "--world-seed",
+        help="Draw the world's assumptions (prices, custody, notices, promotions, quirks...) from "
+             "this seed; written to world.json. Without it: the classic world.",
+    ),
 ) -> None:
     """Simulate Fengxian's prepaid-card merchants, with labelled collapses and look-alikes."""
     if out is None and not to_kafka:
@@ -60,12 +87,16 @@ def simulate_command(
     except ValueError:
         raise _fail(f"--start must be a date YYYY-MM-DD, got {start!r}") from None
     try:
-        config = SimulationConfig(merchants=merchants, days=days, start=first_day, seed=seed)
+        config = SimulationConfig(merchants=merchants, days=days, start=first_day, seed=seed,
+                                  world_seed=world_seed)
     except ValidationError as exc:
-        reasons = "; ".join(f"--{e['loc'][0]}: {e['msg'].lower()}" for e in exc.errors())
+        reasons = "; ".join(f"--{e['loc'][0] if e['loc'] else 'world-seed'}: {e['msg'].lower()}"
+                            for e in exc.errors())
         raise _fail(f"invalid simulation settings: {reasons}") from None
     simulation = Simulation(config)
     console = Console()
+    if config.world is not None:
+        console.print(_world_summary(config), highlight=False)
     if out is not None:
         began = time.perf_counter()
         try:

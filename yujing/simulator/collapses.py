@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from .assumptions import CLASSIC, WorldAssumptions
 from .merchants import MerchantPlan
 from .timeline import Stranded, Timeline, TimelineBuilder
 
@@ -22,6 +23,62 @@ class CollapseContext:
 
     days: int
     serial_representatives: list[str]
+    world: WorldAssumptions = CLASSIC
+
+    def lead(self, rng: random.Random, scenario: str, collapse_day: int) -> int:
+        return _lead(rng, collapse_day, *self.world.collapses.leads[scenario])
+
+    def custody(self, rng: random.Random, scenario: str) -> str:
+        mix = self.world.collapses.custody[scenario]
+        return rng.choices(tuple(mix), tuple(mix.values()))[0]
+
+    def distress_extras(
+        self,
+        plan: MerchantPlan,
+        rng: random.Random,
+        collapse: int,
+        lead: int,
+        changes: list[tuple[int, int, dict]],
+        tags: list[str],
+    ) -> int:
+        """A registry change or a fake renovation notice, as the world has them; the first sign.
+
+        Appends to ``changes`` and ``tags``; returns the day of the earliest added sign (or the
+        collapse day). The classic world draws nothing here.
+        """
+        first = collapse
+        share = self.world.collapses.registry_before_share
+        if share > 0 and rng.random() < share:
+            day = collapse - max(3, int(lead * rng.uniform(0.3, 1.2)))
+            change: dict[str, object] = {}
+            if plan.registered_capital is None or rng.random() < 0.6:
+                serial = rng.random() < 0.3
+                change["legal_representative"] = (
+                    rng.choice(self.serial_representatives) if serial
+                    else f"lr{rng.getrandbits(48):012x}"
+                )
+                tags.extend(["registry_change", "serial_legal_rep"] if serial else ["registry_change"])
+            else:
+                capital = plan.registered_capital
+                change["registered_capital"] = float(max(round(capital * rng.uniform(0.05, 0.5), -3), 1000))
+                tags.append("registry_change")
+            changes.append((max(day, 1), rng.randint(9 * 3600, 16 * 3600), change))
+            first = max(day, 1)
+        fake = self.world.notices.fake_renovation_share
+        if fake > 0 and rng.random() < fake:
+            day = collapse - rng.randint(0, 7)
+            changes.append((day, rng.randint(8 * 3600, 12 * 3600), {"status": "suspended"}))
+            tags.append("fake_renovation")
+            first = min(first, day)
+        return first
+
+    def closure_record(self, rng: random.Random, scenario: str, day: int) -> list[tuple[int, int, dict]]:
+        """The registry sometimes learns of the closure days or weeks later; often never."""
+        notices = self.world.notices
+        if rng.random() >= notices.closure_filed[scenario]:
+            return []
+        return [(day + rng.randint(*notices.closure_filing_days), rng.randint(9 * 3600, 17 * 3600),
+                 {"status": "closed"})]
 
     @property
     def window(self) -> tuple[int, int]:
@@ -35,25 +92,24 @@ class CollapseContext:
         return rng.randint(lo, max(lo, hi - room_after))
 
 
+def _custody_tag(tags: list[str], custody: str) -> list[str]:
+    return [*tags, "custody_gap"] if custody != "compliant" else tags
+
+
 def _lead(rng: random.Random, collapse_day: int, lo: int, hi: int) -> int:
     """Days from the first signal to the collapse, keeping two weeks of history before it."""
     return max(3, min(rng.randint(lo, hi), collapse_day - 14))
 
 
-def _closure_record(rng: random.Random, day: int, probability: float) -> list[tuple[int, int, dict]]:
-    """The registry sometimes learns of the closure weeks later; often never within the window."""
-    if rng.random() >= probability:
-        return []
-    return [(day + rng.randint(5, 45), rng.randint(9 * 3600, 17 * 3600), {"status": "closed"})]
-
-
 def runaway_after_surge(plan: MerchantPlan, rng: random.Random, ctx: CollapseContext) -> Timeline:
     """Aggressive sales with deep bonuses and long cards, then the owner disappears."""
     collapse = ctx.draw_collapse_day(rng)
-    lead = _lead(rng, collapse, 7, 90)
+    lead = ctx.lead(rng, "runaway_after_surge", collapse)
     surge = collapse - lead
     strength = rng.uniform(0.3, 1.0)
-    b = TimelineBuilder(ctx.days)
+    surge_share = ctx.world.collapses.runaway_surge_share
+    surged = surge_share >= 1.0 or rng.random() < surge_share  # some vanish without a push
+    b = TimelineBuilder(ctx.days if surged else 0)  # no surge: its levers are drawn, not used
     peak = 1.0 + rng.uniform(1.5, 7.0) * strength
     climb = max(1, int(lead * rng.uniform(0.2, 0.7)))
     b.ramp("sales_mult", surge, surge + climb, 1.0, peak)
@@ -63,6 +119,8 @@ def runaway_after_surge(plan: MerchantPlan, rng: random.Random, ctx: CollapseCon
     b.hold("long_share", surge, collapse - 1, rng.uniform(0.05, 0.3) * strength)
     if rng.random() < 0.75:
         b.hold("over_cap_share", surge, collapse - 1, rng.uniform(0.02, 0.15) * strength)
+    if not surged:
+        b = TimelineBuilder(ctx.days)
     tail = min(lead, rng.randint(3, 21))
     b.ramp("honour", collapse - tail, collapse - 1, 1.0, rng.uniform(0.3, 0.9))
     b.ramp("refund_mult", collapse - tail, collapse - 1, 1.0, 1.5 + 4.0 * strength)
@@ -71,25 +129,31 @@ def runaway_after_surge(plan: MerchantPlan, rng: random.Random, ctx: CollapseCon
     b.complaints("refund_refused", collapse - tail, collapse - 1, 0.0, 0.02 + 0.1 * strength)
     b.stop_selling(collapse)
     b.stop_serving(collapse)
-    custody = rng.choices(("frozen", "missed", "falling", "compliant"), (0.4, 0.3, 0.1, 0.2))[0]
+    custody = ctx.custody(rng, "runaway_after_surge")
+    changes = ctx.closure_record(rng, "runaway_after_surge", collapse)
+    tags = ["surge" if surged else "no_surge"]
+    signal = surge if surged or custody != "compliant" else collapse - tail
+    signal = min(signal, ctx.distress_extras(plan, rng, collapse, lead, changes, tags))
     return b.build(
         collapse_day=collapse,
-        signal_start=surge,
+        signal_start=signal,
+        tags=_custody_tag(tags, custody),
         custody_modes=[(surge, custody)],
-        profile_changes=_closure_record(rng, collapse, 0.45),
+        profile_changes=changes,
         stranded=Stranded(
             share=rng.uniform(0.15, 0.45),
             mean_delay=rng.uniform(3, 12),
             categories={"store_closed": 0.55, "refund_refused": 0.35, "other": 0.10},
         ),
-        notes={"strength": strength, "peak_sales": peak, "lead": lead, "custody": custody},
+        notes={"strength": strength, "peak_sales": peak if surged else 1.0, "lead": lead,
+               "custody": custody},
     )
 
 
 def slow_decline(plan: MerchantPlan, rng: random.Random, ctx: CollapseContext) -> Timeline:
     """Months of fading business, refunds refused, custody reports lapsing, then closure."""
     collapse = ctx.draw_collapse_day(rng)
-    lead = _lead(rng, collapse, 45, 150)
+    lead = ctx.lead(rng, "slow_decline", collapse)
     decline = collapse - lead
     strength = rng.uniform(0.3, 1.0)
     b = TimelineBuilder(ctx.days)
@@ -110,12 +174,16 @@ def slow_decline(plan: MerchantPlan, rng: random.Random, ctx: CollapseContext) -
         b.hold("deal_bonus", first, collapse - 1, rng.uniform(0.3, 0.6))
     b.stop_selling(collapse)
     b.stop_serving(collapse)
-    custody = rng.choices(("missed", "falling", "compliant"), (0.5, 0.35, 0.15))[0]
+    custody = ctx.custody(rng, "slow_decline")
+    changes = ctx.closure_record(rng, "slow_decline", collapse)
+    tags = ["clearance_sale"] if clearance else []
+    first_sign = min(decline, ctx.distress_extras(plan, rng, collapse, lead, changes, tags))
     return b.build(
         collapse_day=collapse,
-        signal_start=decline,
+        signal_start=first_sign,
+        tags=_custody_tag(tags, custody),
         custody_modes=[(decline + lead // 3, custody)],
-        profile_changes=_closure_record(rng, collapse, 0.55),
+        profile_changes=changes,
         stranded=Stranded(
             share=rng.uniform(0.1, 0.35),
             mean_delay=rng.uniform(5, 20),
@@ -128,7 +196,7 @@ def slow_decline(plan: MerchantPlan, rng: random.Random, ctx: CollapseContext) -
 def ownership_transfer(plan: MerchantPlan, rng: random.Random, ctx: CollapseContext) -> Timeline:
     """Registry change, then promotion, then "renovation"/"water outage", then cards dead."""
     collapse = ctx.draw_collapse_day(rng)
-    lead = _lead(rng, collapse, 20, 70)
+    lead = ctx.lead(rng, "ownership_transfer", collapse)
     transfer = collapse - lead
     strength = rng.uniform(0.3, 1.0)
     change: dict[str, object] = {}
@@ -159,14 +227,19 @@ def ownership_transfer(plan: MerchantPlan, rng: random.Random, ctx: CollapseCont
     b.ramp("refund_honour", transfer, collapse - 1, 0.9, rng.uniform(0.1, 0.5))
     b.stop_selling(collapse)
     b.stop_serving(collapse)
+    tags = ["registry_change"]
+    if change.get("legal_representative") in ctx.serial_representatives:
+        tags.append("serial_legal_rep")
     if rng.random() < 0.5:  # "装修"/"停水" posted without 30 days' notice
         changes.append((collapse - rng.randint(0, 3), rng.randint(8 * 3600, 12 * 3600),
                         {"status": "suspended"}))
-    changes += _closure_record(rng, collapse + 15, 0.3)
-    custody = rng.choices(("falling", "missed", "frozen", "compliant"), (0.35, 0.3, 0.2, 0.15))[0]
+        tags.append("fake_renovation")
+    changes += ctx.closure_record(rng, "ownership_transfer", collapse + 15)
+    custody = ctx.custody(rng, "ownership_transfer")
     return b.build(
         collapse_day=collapse,
         signal_start=transfer,
+        tags=_custody_tag(tags, custody),
         custody_modes=[(transfer, custody)],
         profile_changes=changes,
         stranded=Stranded(
@@ -190,7 +263,7 @@ class ChainCollapse:
 
 def plan_chain_collapse(rng: random.Random, ctx: CollapseContext, members: int) -> ChainCollapse:
     first = ctx.draw_collapse_day(rng, room_after=10)
-    lead = _lead(rng, first, 20, 90)
+    lead = ctx.lead(rng, "chain_collapse", first)
     delays, total = [0], 0
     for _ in range(members - 1):
         total += rng.randint(2, 12)
@@ -224,12 +297,16 @@ def chain_member(
         b.complaints("refund_refused", first, collapse - 1, 0.1, 0.3)
     b.stop_selling(collapse)
     b.stop_serving(collapse)
-    custody = rng.choices(("missed", "frozen", "compliant"), (0.5, 0.35, 0.15))[0]
+    custody = ctx.custody(rng, "chain_collapse")
+    changes = ctx.closure_record(rng, "chain_collapse", collapse)
+    tags: list[str] = []
+    first_sign = min(signal, ctx.distress_extras(plan, rng, collapse, collapse - signal, changes, tags))
     return b.build(
         collapse_day=collapse,
-        signal_start=signal,
+        signal_start=first_sign,
+        tags=_custody_tag(tags, custody),
         custody_modes=[(signal, custody)],
-        profile_changes=_closure_record(rng, collapse, 0.5),
+        profile_changes=changes,
         stranded=Stranded(
             share=rng.uniform(0.2, 0.45),
             mean_delay=rng.uniform(3, 12),

@@ -11,7 +11,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .assumptions import CLASSIC, WorldAssumptions, draw_world
 
 ScenarioKind = Literal["collapse", "lookalike", "healthy"]
 
@@ -90,6 +92,33 @@ class SimulationConfig(BaseModel):
     chain_share: float = Field(
         0.15, ge=0, le=1, description="Share of non-collapsing merchants grouped into chains."
     )
+
+    world_seed: int | None = Field(
+        None, description="Draws the world's assumptions (None: the classic world)."
+    )
+    world: WorldAssumptions | None = Field(
+        None, description="Explicit assumptions; drawn from world_seed when only that is given."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _draw_world(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("world_seed") is not None:
+            seed = int(data["world_seed"])
+            world = data.get("world")
+            if world is None:
+                data = {**data, "world": draw_world(seed)}
+            else:
+                drawn_seed = world.world_seed if isinstance(world, WorldAssumptions) else (
+                    world.get("world_seed") if isinstance(world, dict) else None)
+                if drawn_seed is not None and drawn_seed != seed:
+                    raise ValueError("world_seed differs from the given world's world_seed")
+        return data
+
+    @property
+    def assumptions(self) -> WorldAssumptions:
+        """The world this run lives in: the given or drawn one, else the classic world."""
+        return self.world if self.world is not None else CLASSIC
 
     @field_validator("mix")
     @classmethod

@@ -17,8 +17,6 @@ import random
 CUSTODY_TIER = 200_000.0  # yuan of prepaid balance above which custody is required
 CUSTODY_SHARE = 0.40
 YOUNG_BUSINESS_DAYS = 365
-#: Chance that a healthy merchant's monthly report is late or missing.
-HEALTHY_MISS = 0.04
 
 
 def required_custody(balance: float, age_days: int) -> float:

@@ -26,8 +26,8 @@ def opening_book(run: MerchantRun) -> None:
     run._profile(first, rng.randrange(3600))
     off = cal.offset
     for day in range(first, 0):
-        if day > first and cal.date_of(day).day == plan.report_day:
-            run._custody_report(day, "compliant")
+        if day > first:
+            run.custody_step(day, "compliant")
         lam = plan.sales_per_day * run.activity[day + off] * run.weekday_sales[cal.weekday_of(day)]
         for _ in range(poisson(rng, lam)):
             card, _paid = run._new_card(day, None, False, False)

@@ -4,7 +4,8 @@ Each look-alike shares one surface feature with a collapse but stays sound:
 
 * ``new_opening``: pre-opening card push with early-bird bonuses (opens inside the window).
 * ``legal_promotion``: a big promotion within the caps, custody topped up right after it.
-* ``announced_renovation``: ``suspended`` published at least 30 days ahead, a pause, ``open`` again.
+* ``announced_renovation``: a pause, then ``open`` again. Classic: ``suspended`` published at least
+  30 days ahead; drawn worlds also announce it days ahead, on the day, or not at all.
 * ``viral_complaints``: a few days of complaint storm (social media) while business continues.
 * ``seasonal_gym``: a gym whose quiet months bring few redemptions.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from .assumptions import WorldAssumptions
 from .calendar import SimCalendar
 from .merchants import MerchantPlan
 from .timeline import Timeline, TimelineBuilder
@@ -39,7 +41,9 @@ def _window_day(rng: random.Random, days: int, lo: int, room_after: int) -> int:
     return rng.randint(lo, hi)
 
 
-def new_opening(plan: MerchantPlan, rng: random.Random, cal: SimCalendar) -> Timeline:
+def new_opening(
+    plan: MerchantPlan, rng: random.Random, cal: SimCalendar, world: WorldAssumptions
+) -> Timeline:
     days = cal.days
     opening = _window_day(rng, days, 45, 45)
     presale = min(rng.randint(14, 45), opening - 1)
@@ -56,11 +60,14 @@ def new_opening(plan: MerchantPlan, rng: random.Random, cal: SimCalendar) -> Tim
         active_from=first,
         opened_day=opening,
         signal_start=first,
+        episode=(first, settle),
         notes={"presale_days": presale},
     )
 
 
-def legal_promotion(plan: MerchantPlan, rng: random.Random, cal: SimCalendar) -> Timeline:
+def legal_promotion(
+    plan: MerchantPlan, rng: random.Random, cal: SimCalendar, world: WorldAssumptions
+) -> Timeline:
     days = cal.days
     promos = [
         p for p in cal.promotions
@@ -82,36 +89,53 @@ def legal_promotion(plan: MerchantPlan, rng: random.Random, cal: SimCalendar) ->
     top_up = (last + rng.randint(1, 5), _office_second(rng), {"_custody_report": True})
     return b.build(
         signal_start=first,
+        episode=(first, last),
         profile_changes=[top_up],
         custody_modes=[(first, "diligent")],
         notes={"first": first, "last": last, "peak_sales": peak},
     )
 
 
-def announced_renovation(plan: MerchantPlan, rng: random.Random, cal: SimCalendar) -> Timeline:
+def announced_renovation(
+    plan: MerchantPlan, rng: random.Random, cal: SimCalendar, world: WorldAssumptions
+) -> Timeline:
     days = cal.days
-    announced = _window_day(rng, days, 20, 70)
-    pause = announced + rng.randint(30, 50)
-    length = rng.randint(7, 30)
+    notices = world.notices
+    regime = "long"
+    if notices.renovation_regimes != {"long": 1.0}:  # the classic world draws nothing here
+        names = list(notices.renovation_regimes)
+        regime = rng.choices(names, list(notices.renovation_regimes.values()))[0]
+    announced = _window_day(rng, days, 20, 20 + notices.long_notice[1])
+    notice = {"long": lambda: rng.randint(*notices.long_notice), "short": lambda: rng.randint(1, 29),
+              "same_day": lambda: 0, "none": lambda: 0}[regime]()
+    pause = announced + notice
+    length = rng.randint(*notices.renovation_days)
     reopen = pause + length
     b = TimelineBuilder(days)
     b.stop_selling(pause, reopen - 1)
     b.stop_serving(pause, reopen - 1)
-    b.hold("refund_mult", announced, pause - 1, rng.uniform(1.5, 3.0))
+    if notice > 0:  # holders who heard of it ask for their money back
+        b.hold("refund_mult", announced, pause - 1, rng.uniform(1.5, 3.0))
     b.hold("refund_honour", announced, reopen, 0.99)
     b.ramp("sales_mult", reopen, reopen + 21, rng.uniform(1.3, 2.0), 1.0)
-    changes: list[tuple[int, int, dict[str, Any]]] = [
-        (announced, _office_second(rng), {"status": "suspended"}),
-        (reopen, rng.randint(7 * 3600, 9 * 3600), {"status": "open"}),
-    ]
+    changes: list[tuple[int, int, dict[str, Any]]] = []
+    if regime != "none":
+        changes = [
+            (announced, _office_second(rng), {"status": "suspended"}),
+            (reopen, rng.randint(7 * 3600, 9 * 3600), {"status": "open"}),
+        ]
     return b.build(
         signal_start=announced,
+        episode=(announced, reopen),
         profile_changes=changes,
-        notes={"announced": announced, "pause": pause, "reopen": reopen},
+        tags=[f"notice_{regime}"],
+        notes={"announced": announced, "pause": pause, "reopen": reopen, "notice": regime},
     )
 
 
-def viral_complaints(plan: MerchantPlan, rng: random.Random, cal: SimCalendar) -> Timeline:
+def viral_complaints(
+    plan: MerchantPlan, rng: random.Random, cal: SimCalendar, world: WorldAssumptions
+) -> Timeline:
     days = cal.days
     burst = _window_day(rng, days, 30, 20)
     length = rng.randint(2, 5)
@@ -124,12 +148,15 @@ def viral_complaints(plan: MerchantPlan, rng: random.Random, cal: SimCalendar) -
     b.hold("sales_mult", burst, burst + rng.randint(10, 21), rng.uniform(0.7, 0.9))
     return b.build(
         signal_start=burst,
+        episode=(burst, burst + length - 1),
         complaint_channels={"online": 0.6, "12345": 0.25, "12315": 0.15},
         notes={"burst": burst, "complaints": total},
     )
 
 
-def seasonal_gym(plan: MerchantPlan, rng: random.Random, cal: SimCalendar) -> Timeline:
+def seasonal_gym(
+    plan: MerchantPlan, rng: random.Random, cal: SimCalendar, world: WorldAssumptions
+) -> Timeline:
     candidates: list[tuple[str, list[float], int]] = []
     for name, monthly in SEASONAL_GYM_PROFILES.items():
         season = cal.monthly_profile(monthly)
@@ -143,17 +170,22 @@ def seasonal_gym(plan: MerchantPlan, rng: random.Random, cal: SimCalendar) -> Ti
     return Timeline(days=cal.days, season=season, signal_start=first_quiet, notes={"profile": name})
 
 
-def healthy(plan: MerchantPlan, rng: random.Random, cal: SimCalendar) -> Timeline:
+def healthy(
+    plan: MerchantPlan, rng: random.Random, cal: SimCalendar, world: WorldAssumptions
+) -> Timeline:
     """Healthy business with ordinary registry noise (a new representative, a capital change)."""
     changes: list[tuple[int, int, dict[str, Any]]] = []
+    new_rep, capital_up, capital_cut = world.healthy.registry_noise
     roll = rng.random()
-    if roll < 0.03:
+    if roll < new_rep:
         changes.append((rng.randrange(cal.days), _office_second(rng),
                         {"legal_representative": f"lr{rng.getrandbits(48):012x}"}))
-    elif roll < 0.05 and plan.registered_capital:
+    elif roll < new_rep + capital_up and plan.registered_capital:
         changes.append((rng.randrange(cal.days), _office_second(rng),
                         {"registered_capital": plan.registered_capital * rng.choice((2.0, 5.0))}))
-    elif roll < 0.055 and plan.registered_capital:
+    elif roll < new_rep + capital_up + capital_cut and plan.registered_capital:
         changes.append((rng.randrange(cal.days), _office_second(rng),
                         {"registered_capital": plan.registered_capital * 0.5}))
+    if changes:
+        plan.quirks.append("registry_change")
     return Timeline(days=cal.days, profile_changes=changes)

@@ -15,6 +15,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from .assumptions import CLASSIC, WorldAssumptions
 from .naming import brand, draw_town, pseudonym, registered_name, uscc
 from .timeline import Timeline
 
@@ -25,8 +26,6 @@ BASE_SALES_PER_STORE: dict[str, float] = {
     "fitness": 0.22,
     "other": 0.36,
 }
-#: Complaints per store per day for a healthy merchant (about one every three months).
-BASE_COMPLAINTS_PER_STORE = 0.011
 
 #: Industry mix per scenario (collapses skew to gyms and beauty, as in the news).
 INDUSTRY_MIX: dict[str, dict[str, float]] = {
@@ -41,6 +40,7 @@ INDUSTRY_MIX: dict[str, dict[str, float]] = {
     "viral_complaints": {"beauty": 0.4, "hairdressing": 0.3, "fitness": 0.3},
     "seasonal_gym": {"fitness": 1.0},
 }
+_COLLAPSING = frozenset({"runaway_after_surge", "slow_decline", "chain_collapse", "ownership_transfer"})
 _INDIVIDUAL_SHARE = {"beauty": 0.4, "hairdressing": 0.6, "fitness": 0.15, "other": 0.5}
 
 
@@ -65,6 +65,14 @@ class MerchantPlan:
     custody_habit: str  # "null" | "zero" | "voluntary"
     report_day: int  # day of month of the custody report
     promo_appetite: float  # probability of joining a calendar promotion
+    # Drawn from the world (a separate random stream, so the classic world is unchanged):
+    big_card_share: float = 0.0  # share of ordinary sales that are big cards above the caps
+    big_card_max: int = 30_000  # yuan
+    has_profile: bool = True  # False: the platform never received a profile record
+    custody_enrolled: bool = True  # False: no custody account, custody_balance always null
+    custody_reports: bool = True  # False: enrolled but never reports in the window
+    custody_late_days: tuple[int, int] | None = None  # reports arrive this many days late
+    quirks: list[str] = field(default_factory=list)
     timeline: Timeline = field(default_factory=lambda: Timeline(days=0))
 
     @property
@@ -99,6 +107,7 @@ def build_merchant(
     start: date,
     taken_ids: set[str],
     chain: ChainIdentity | None = None,
+    world: WorldAssumptions = CLASSIC,
 ) -> MerchantPlan:
     """Draw one merchant's identity and habits (timeline added later by its scenario)."""
     individual = chain is None and rng.random() < _INDIVIDUAL_SHARE[industry]
@@ -116,7 +125,8 @@ def build_merchant(
     store_count = rng.choices((1, 2, 3), (0.6, 0.28, 0.12))[0]
     if chain is not None:
         store_count = rng.choices((1, 2), (0.75, 0.25))[0]
-    return MerchantPlan(
+    market = world.industries[industry]
+    plan = MerchantPlan(
         index=index,
         merchant_id=merchant_id,
         name=registered_name(rng, brand_name, industry, town, individual, chain is not None),
@@ -129,12 +139,29 @@ def build_merchant(
         individual=individual,
         legal_representative=representative,
         registered_capital=_capital(rng, individual),
-        size=math.exp(rng.gauss(-0.05, 0.4)),
-        price_tier=math.exp(rng.gauss(0.0, 0.15)),
-        custody_habit=rng.choices(("null", "zero", "voluntary"), (0.45, 0.3, 0.25))[0],
-        report_day=rng.randint(1, 10),
-        promo_appetite=rng.uniform(0.3, 0.85),
+        size=math.exp(rng.gauss(-0.05, 0.4)) * market.sales_level,
+        price_tier=math.exp(rng.gauss(0.0, 0.15)) * market.price_level,
+        custody_habit=rng.choices(tuple(world.custody.habits), tuple(world.custody.habits.values()))[0],
+        report_day=rng.randint(1, world.custody.report_window),
+        promo_appetite=rng.uniform(*world.promotions.appetite),
     )
+    if world is not CLASSIC:
+        _world_habits(plan, world, random.Random(f"yujing-habits:{merchant_id}"))
+    return plan
+
+
+def _world_habits(plan: MerchantPlan, world: WorldAssumptions, rng: random.Random) -> None:
+    """The merchant's habits that exist only in drawn worlds: big cards, custody, profile."""
+    market, custody = world.industries[plan.industry], world.custody
+    if market.big_card_share > 0 and rng.random() < 0.8:  # a fifth sell no big card at all
+        plan.big_card_share = min(0.9, market.big_card_share * math.exp(rng.gauss(0.0, 0.7)))
+        plan.big_card_max = market.big_card_max
+    plan.has_profile = rng.random() >= custody.unprofiled_share
+    plan.custody_enrolled = rng.random() >= custody.not_enrolled_share
+    sound = plan.scenario not in _COLLAPSING  # a collapse's custody follows its scenario
+    plan.custody_reports = not sound or rng.random() >= custody.never_report_share
+    if sound and rng.random() < custody.late_share:
+        plan.custody_late_days = custody.late_days
 
 
 @dataclass(frozen=True)

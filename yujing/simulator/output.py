@@ -16,12 +16,15 @@ import orjson
 
 from .config import SimulationConfig
 from .history import opening_book
+from .labels import to_referee
 from .scenarios import WorldPlan, plan_world
 from .world import MerchantRun, Queued
 
 TOPIC_KINDS: tuple[str, ...] = ("transactions", "complaints", "merchants")
 FILES: dict[str, str] = {kind: f"{kind}.jsonl" for kind in TOPIC_KINDS}
 LABELS_FILE = "labels.jsonl"
+REFEREE_LABELS_FILE = "labels.json"  # the pilot's layout, for the referee's score.py
+WORLD_FILE = "world.json"  # the world's assumptions (written only for a drawn world)
 _ORDER = itemgetter(0, 1, 2, 3)
 _LINE = orjson.OPT_APPEND_NEWLINE
 
@@ -60,7 +63,8 @@ class Simulation:
             yield item[4], item[5]
 
     def write(self, out_dir: Path) -> dict[str, int]:
-        """Write one JSON Lines file per topic plus ``labels.jsonl``; returns lines per file."""
+        """Write one JSON Lines file per topic, ``labels.jsonl`` and ``labels.json`` (and
+        ``world.json`` for a drawn world); returns lines (entries) per file."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         counts = {name: 0 for name in (*FILES.values(), LABELS_FILE)}
@@ -76,7 +80,18 @@ class Simulation:
             for label in self.labels:
                 handle.write(orjson.dumps(label, option=_LINE))
         counts[LABELS_FILE] = len(self.labels)
+        referee = to_referee(self.labels)
+        (out_dir / REFEREE_LABELS_FILE).write_bytes(orjson.dumps(referee, option=orjson.OPT_INDENT_2))
+        counts[REFEREE_LABELS_FILE] = len(referee)
+        if self.config.world is not None:
+            (out_dir / WORLD_FILE).write_bytes(self.world_json())
+            counts[WORLD_FILE] = 1
         return counts
+
+    def world_json(self) -> bytes:
+        """The assumptions this simulation lives in, as indented JSON."""
+        return orjson.dumps(self.config.assumptions.model_dump(mode="json"),
+                            option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
 
     def produce(
         self,

@@ -9,6 +9,8 @@ Money is kept in integer fen (cents) inside the simulator so card balances stay 
 * Distressed merchants also sell ``long`` products (5- and 10-year memberships, 终身卡, "年卡买一送一")
   and ``over_cap`` products (stored value above 5,000 yuan, packages above 20,000 yuan): these are
   only drawn when a risk scenario asks for them.
+* ``big`` cards: in some worlds salons routinely sell named cards of 5,000-30,000 yuan and gyms
+  sell packages or memberships above the 三限 caps to healthy customers (:func:`big_card_product`).
 """
 
 from __future__ import annotations
@@ -169,3 +171,38 @@ def _over_cap_product(
     else:
         unit = int(rng.uniform(150, 400) * tier) * 100
     return CardProduct("stored_value", amount, face, unit, rng.uniform(7, 16), None)
+
+
+def big_card_product(
+    rng: random.Random, industry: str, tier: float, bonus: float | None, max_yuan: int
+) -> CardProduct:
+    """An ordinary big card above the caps, sold by a sound merchant (a modest bonus at most).
+
+    >>> card = big_card_product(random.Random(3), "beauty", 1.0, None, 30_000)
+    >>> STORED_VALUE_CAP < card.amount <= 30_000_00, card.face >= card.amount
+    (True, True)
+    """
+    extra = rng.choice((0.0, 0.1, 0.2, 0.3)) if bonus is None else bonus
+    sizes = [y for y in (6_000, 8_000, 10_000, 12_800, 15_000, 20_000, 30_000) if y <= max_yuan]
+    amount = rng.choice(sizes) * 100
+    if industry == "fitness":
+        if rng.random() < 0.5:  # a coaching package beyond 60 sessions or 20,000 yuan
+            sessions = rng.choice((80, 100, 120))
+            per_session = max(int(amount / sessions) // 100 * 100, 100_00)
+            amount = sessions * per_session
+            return CardProduct("package", amount, amount, per_session, rng.uniform(3, 8), None)
+        years = rng.choice((2, 3, 5))  # a multi-year membership paid up front
+        duration = 365 * years
+        interval = rng.uniform(3, 8)
+        return CardProduct("membership", amount, amount, int(amount * interval / duration),
+                           interval, duration)
+    if industry == "beauty" and rng.random() < 0.4:  # a named treatment course (疗程卡)
+        per_session = int(rng.uniform(500, 1500) * tier) * 100
+        sessions = max(1, amount // per_session)
+        face = _bonus_face(sessions * per_session, extra)
+        return CardProduct("package", sessions * per_session, face, face // sessions,
+                           rng.uniform(8, 20), None)
+    unit = int(rng.uniform(200, 600) * tier) * 100 if industry != "hairdressing" else int(
+        rng.uniform(120, 400) * tier) * 100
+    return CardProduct("stored_value", amount, _bonus_face(amount, extra), unit,
+                       rng.uniform(10, 25), None)

@@ -16,8 +16,10 @@ from typing import Any
 from . import collapses, lookalikes
 from .calendar import SimCalendar
 from .config import HEALTHY, SCENARIOS, SimulationConfig, scenario_kind
+from .labels import label_rows
 from .merchants import ChainIdentity, MerchantPlan, build_merchant, draw_industry, new_chain
 from .naming import pseudonym
+from .quirks import add_quirks
 from .timeline import Timeline
 
 CHAIN_SIZES = (2, 6)
@@ -50,23 +52,8 @@ class WorldPlan:
     merchants: list[MerchantPlan]
 
     def labels(self) -> list[dict[str, Any]]:
-        cal = self.calendar
-        rows = []
-        for m in self.merchants:
-            tl = m.timeline
-            rows.append({
-                "merchant_id": m.merchant_id,
-                "scenario": m.scenario,
-                "kind": scenario_kind(m.scenario),
-                "collapse_date": None if tl.collapse_day is None
-                else cal.date_of(tl.collapse_day).isoformat(),
-                "signal_start": None if tl.signal_start is None
-                else cal.date_of(tl.signal_start).isoformat(),
-                "chain_id": m.chain_id,
-                "industry": m.industry,
-                "district": m.district,
-            })
-        return rows
+        """One row per merchant for ``labels.jsonl`` (see :mod:`.labels`)."""
+        return label_rows(self.merchants, self.calendar)
 
 
 def assign_units(n: int, mix: dict[str, float], rng: random.Random) -> list[tuple[str, int]]:
@@ -95,7 +82,8 @@ def assign_units(n: int, mix: dict[str, float], rng: random.Random) -> list[tupl
 
 def plan_world(config: SimulationConfig) -> WorldPlan:
     """Draw the population, its chains and every merchant's scenario timeline."""
-    cal = SimCalendar(config.start, config.days)
+    world = config.assumptions
+    cal = SimCalendar(config.start, config.days, world=world)
     rng = random.Random(f"yujing-plan:{config.seed}")
     units = assign_units(config.merchants, config.mix, rng)
 
@@ -118,11 +106,12 @@ def plan_world(config: SimulationConfig) -> WorldPlan:
     taken: set[str] = set()
     merchants = [
         build_merchant(rng, index=i, scenario=scenario, industry=industry, start=config.start,
-                       taken_ids=taken, chain=chain_of.get(i))
+                       taken_ids=taken, chain=chain_of.get(i), world=world)
         for i, (scenario, industry, _) in enumerate(rows)
     ]
     ctx = collapses.CollapseContext(
-        days=config.days, serial_representatives=[pseudonym(rng, "lr") for _ in range(3)]
+        days=config.days, serial_representatives=[pseudonym(rng, "lr") for _ in range(3)],
+        world=world,
     )
     _attach_timelines(merchants, rows, cal, ctx, config.seed)
     return WorldPlan(config=config, calendar=cal, merchants=merchants)
@@ -178,5 +167,8 @@ def _attach_timelines(
         elif scenario in _COLLAPSE_BUILDERS:
             timeline = _COLLAPSE_BUILDERS[scenario](merchant, rng, ctx)
         else:
-            timeline = _LOOKALIKE_BUILDERS[scenario](merchant, rng, cal)
+            timeline = _LOOKALIKE_BUILDERS[scenario](merchant, rng, cal, ctx.world)
+        if scenario == HEALTHY and ctx.world.healthy.quirk_share > 0:
+            quirk_rng = random.Random(f"yujing-quirks:{seed}:{merchant.index}")
+            timeline = add_quirks(merchant, timeline, quirk_rng, cal, ctx.world)
         merchant.timeline = timeline

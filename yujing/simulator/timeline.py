@@ -67,6 +67,9 @@ class Timeline:
     season: list[float] | None = None  # replaces the industry curve (indexed like the calendar)
     promo_appetite: float | None = None  # overrides how often the merchant joins promotions
     notes: dict[str, Any] = field(default_factory=dict)  # scenario parameters, for debugging
+    episode: tuple[int, int] | None = None  # a look-alike's or quirk's days, for the labels
+    tags: list[str] = field(default_factory=list)  # label notes: registry_change, fake_renovation...
+    store_moves: list[tuple[int, str, str]] = field(default_factory=list)  # (day, closed, sister)
 
     def custody_mode(self, day: int) -> str:
         mode = "compliant"

@@ -30,10 +30,10 @@ from .calendar import (
     SimCalendar,
 )
 from .cards import Card, CardBook, poisson
-from .custody import HEALTHY_MISS, report_custody
-from .merchants import BASE_COMPLAINTS_PER_STORE, MerchantPlan
+from .custody import report_custody
+from .merchants import MerchantPlan
 from .naming import pseudonym
-from .products import draw_product
+from .products import big_card_product, draw_product
 
 Queued = tuple[int, int, int, int, str, dict[str, Any]]
 
@@ -43,9 +43,6 @@ DORMANT_AT_SALE = 0.02  # cards bought and never used (gifts, moved away)
 DORMANT_PER_VISIT = 0.005
 DORMANT_RETURNS = 0.5
 RETURNING_BUYER = 0.45
-PROMO_BONUS_SHARE = 0.7
-POST_PROMO_DAYS = 18
-POST_PROMO_DIP = 0.7
 
 
 class MerchantRun:
@@ -61,6 +58,11 @@ class MerchantRun:
         self.day_prefix = cal.day_prefix
         self.offset = cal.offset
         self.rng = random.Random(f"yujing-run:{seed}:{plan.index}")
+        self.world = cal.world
+        self.promos = cal.world.promotions
+        self.complaint_delay = cal.world.complaints.delay_mean_days
+        self.stores = list(plan.stores)  # a consolidation closes one of them
+        self.late_reports: dict[int, list[str]] = {}
         self.sampler = SERVICE_HOURS[plan.industry]
         self.activity = self.tl.season or cal.activity[plan.industry]
         weekday = WEEKDAY_ACTIVITY[plan.industry]
@@ -84,6 +86,9 @@ class MerchantRun:
             self.changes.setdefault(day, []).append((sec, change))
         self.next_serving = self._next_serving()
         self.refund_rate = REFUND_RATE[plan.industry]
+        complaints = cal.world.complaints
+        self.base_complaints = complaints.background_per_store
+        self.stranded_scale = (complaints.stranded_share_scale, complaints.stranded_delay_scale)
 
     # -- plumbing -------------------------------------------------------------------------------
     def _next_serving(self) -> list[int] | None:
@@ -137,6 +142,8 @@ class MerchantRun:
 
     def _profile(self, day: int, sec: int) -> None:
         p = self.plan
+        if not p.has_profile:  # the platform never received this merchant's registration
+            return
         self._queue(day, sec, "merchants", {
             "merchant_id": p.merchant_id,
             "name": p.name,
@@ -154,9 +161,37 @@ class MerchantRun:
     def _age_days(self, day: int) -> int:
         return (self.cal.date_of(day) - self.plan.opened_on).days
 
+    def custody_step(self, day: int, mode: str) -> None:
+        """Late reports that arrive today, then today's report if one is due."""
+        for late_mode in self.late_reports.pop(day, ()):
+            self._file_custody(day, late_mode)
+        if self._custody_due(day):
+            self._custody_report(day, mode)
+
+    def _custody_due(self, day: int) -> bool:
+        when = self.cal.date_of(day)
+        if when.day != self.plan.report_day:
+            return False
+        cadence = self.world.custody.cadence
+        if cadence == "quarterly":  # Shanghai's platform: the quarter's report in its first month
+            return when.month in (1, 4, 7, 10)
+        if cadence == "irregular":
+            return self.rng.random() < self.world.custody.irregular_rate
+        return True
+
     def _custody_report(self, day: int, mode: str) -> None:
-        if mode in ("compliant", "diligent") and self.rng.random() < HEALTHY_MISS:
+        p = self.plan
+        if not (p.custody_enrolled and p.custody_reports):
             return
+        if mode in ("compliant", "diligent") and self.rng.random() < self.world.custody.miss_rate:
+            return
+        if p.custody_late_days is not None and mode in ("compliant", "diligent"):
+            when = day + self.rng.randint(*p.custody_late_days)
+            self.late_reports.setdefault(when, []).append(mode)
+            return
+        self._file_custody(day, mode)
+
+    def _file_custody(self, day: int, mode: str) -> None:
         balance = self.book.stored_value() / 100
         reported, custody = report_custody(
             self.rng, mode, self.plan.custody_habit, self.custody, balance, self._age_days(day)
@@ -168,8 +203,12 @@ class MerchantRun:
     # -- cards ----------------------------------------------------------------------------------
     def _new_card(self, day: int, bonus: float | None, long_card: bool, over_cap: bool) -> tuple[Card, int]:
         rng, p = self.rng, self.plan
-        product = draw_product(rng, p.industry, p.price_tier, bonus=bonus, long_card=long_card,
-                               over_cap=over_cap)
+        if (p.big_card_share > 0.0 and not (long_card or over_cap)
+                and rng.random() < p.big_card_share):  # a world where big cards are ordinary
+            product = big_card_product(rng, p.industry, p.price_tier, bonus, p.big_card_max)
+        else:
+            product = draw_product(rng, p.industry, p.price_tier, bonus=bonus,
+                                   long_card=long_card, over_cap=over_cap)
         if self.returning and rng.random() < RETURNING_BUYER:
             consumer = self.returning.pop(rng.randrange(len(self.returning)))
         else:
@@ -179,7 +218,7 @@ class MerchantRun:
         card = Card(
             card_id=f"{p.merchant_id}-C{self.card_count:06d}",
             consumer_id=consumer,
-            store_id=rng.choice(p.stores),
+            store_id=rng.choice(self.stores),
             kind=product.kind,
             face=product.face,
             paid_ratio=product.amount / product.face,
@@ -216,8 +255,10 @@ class MerchantRun:
             self._profile(day, self.rng.randrange(3600))
         collapsed = tl.collapse_day is not None and day >= tl.collapse_day
         self._profile_changes(day)
-        if not collapsed and self.cal.date_of(day).day == self.plan.report_day:
-            self._custody_report(day, tl.custody_mode(day))
+        if tl.store_moves:
+            self._move_stores(day)
+        if not collapsed:
+            self.custody_step(day, tl.custody_mode(day))
         if day == tl.collapse_day:
             self._strand(day)
         self._complaints(day, collapsed)
@@ -229,6 +270,25 @@ class MerchantRun:
         self._refunds(day)
         if tl.selling is None or tl.selling[day]:
             self._sales(day, serving)
+
+    def _move_stores(self, day: int) -> None:
+        """A store closes for good; its holders are served by the sister store from now on."""
+        for when, closed, sister in self.tl.store_moves:
+            if when != day or closed not in self.stores:
+                continue
+            self.stores.remove(closed)
+            for card in self.book.cards:
+                if card.store_id == closed:
+                    card.store_id = sister
+
+    def _complaint_later(self, day: int, category: str, store_id: str | None, money: int) -> None:
+        """A complaint about an incident of today, lodged after the world's usual delay."""
+        if self.complaint_delay > 0.0:
+            when = day + int(self.rng.expovariate(1.0 / self.complaint_delay))
+            if when > day:
+                self.pending.setdefault(when, []).append((category, store_id, money))
+                return
+        self._complaint(day, category, store_id, money)
 
     def _profile_changes(self, day: int) -> None:
         for sec, change in self.changes.pop(day, ()):
@@ -247,28 +307,28 @@ class MerchantRun:
             return
         rng = self.rng
         for card in self.book.cards:
-            if card.remaining > 0 and rng.random() < stranded.share:
-                when = day + int(rng.expovariate(1.0 / stranded.mean_delay))
+            if card.remaining > 0 and rng.random() < stranded.share * self.stranded_scale[0]:
+                when = day + int(rng.expovariate(1.0 / (stranded.mean_delay * self.stranded_scale[1])))
                 category = cp.pick(rng, stranded.categories)
                 self.pending.setdefault(when, []).append(
                     (category, card.store_id, card.paid_remaining)
                 )
 
     def _complaints(self, day: int, collapsed: bool) -> None:
-        rng, p = self.rng, self.plan
+        rng = self.rng
         for category, store_id, money in self.pending.pop(day, ()):
             self._complaint(day, category, store_id, money)
         if not collapsed:
-            lam = BASE_COMPLAINTS_PER_STORE * len(p.stores) * self.cal.complaint_season(day)
+            lam = self.base_complaints * len(self.stores) * self.cal.complaint_season(day)
             for _ in range(poisson(rng, lam)):
-                store = rng.choice(p.stores) if rng.random() < 0.85 else None
+                store = rng.choice(self.stores) if rng.random() < 0.85 else None
                 card = self.book.cards[rng.randrange(len(self.book.cards))] if self.book.cards else None
                 category = cp.pick(rng, cp.BASE_CATEGORIES)
                 self._complaint(day, category, store, None if card is None else card.paid_remaining)
         for category, rates in self.tl.complaint_rates.items():
             for _ in range(poisson(rng, rates[day])):
                 card = self.book.cards[rng.randrange(len(self.book.cards))] if self.book.cards else None
-                self._complaint(day, category, rng.choice(p.stores),
+                self._complaint(day, category, rng.choice(self.stores),
                                 None if card is None else card.paid_remaining,
                                 self.tl.complaint_channels)
 
@@ -290,7 +350,7 @@ class MerchantRun:
                 continue
             if honour < 1.0 and rng.random() > honour:  # "fully booked", "the coach left"
                 if rng.random() < cp.REFUSED_VISIT_COMPLAINT:
-                    self._complaint(day, "service_unavailable", card.store_id, card.paid_remaining)
+                    self._complaint_later(day, "service_unavailable", card.store_id, card.paid_remaining)
                 book.schedule(card, day + rng.randint(2, 7))
                 continue
             if rng.random() < DORMANT_PER_VISIT:  # the holder stops coming for months, or for good
@@ -344,7 +404,7 @@ class MerchantRun:
                 continue
             if not cooling_off and rng.random() > honour:
                 if rng.random() < cp.REFUSED_REFUND_COMPLAINT:
-                    self._complaint(day, "refund_refused", card.store_id, card.paid_remaining)
+                    self._complaint_later(day, "refund_refused", card.store_id, card.paid_remaining)
                 continue
             fee = 0.0 if cooling_off else rng.choice((0.0, 0.0, 0.05, 0.1))
             amount = int(card.paid_remaining * (1.0 - fee))
@@ -369,8 +429,8 @@ class MerchantRun:
                 progress = (day - window.first) / max(window.last - window.first, 1)
                 lam *= 1.0 + (window.peak_boost - 1.0) * (0.4 + 0.6 * progress)
                 self.last_promo_end = window.last
-        elif day - self.last_promo_end <= POST_PROMO_DAYS:
-            lam *= POST_PROMO_DIP  # demand pulled forward by the promotion
+        elif day - self.last_promo_end <= self.promos.post_days:
+            lam *= self.promos.post_dip  # demand pulled forward by the promotion
         deal_share = 0.0 if tl.deal_share is None else tl.deal_share[day]
         long_share = 0.0 if tl.long_share is None else tl.long_share[day]
         over_cap = 0.0 if tl.over_cap_share is None else tl.over_cap_share[day]
@@ -378,7 +438,7 @@ class MerchantRun:
             bonus: float | None = None
             if deal_share > 0.0 and rng.random() < deal_share:
                 bonus = tl.deal_bonus[day] if tl.deal_bonus is not None else None
-            elif promo_bonus is not None and rng.random() < PROMO_BONUS_SHARE:
+            elif promo_bonus is not None and rng.random() < self.promos.bonus_share:
                 bonus = promo_bonus
             card, amount = self._new_card(
                 day, bonus, long_share > 0.0 and rng.random() < long_share,
@@ -400,5 +460,5 @@ class MerchantRun:
         if promo not in self.promo_terms:
             appetite = self.tl.promo_appetite or self.plan.promo_appetite
             joins = self.rng.random() < appetite
-            self.promo_terms[promo] = self.rng.uniform(0.1, 0.3) if joins else None
+            self.promo_terms[promo] = self.rng.uniform(*self.promos.bonus) if joins else None
         return self.promo_terms[promo]
