@@ -39,14 +39,27 @@ from rich.table import Table  # noqa: E402
 from river.base import AnomalyDetector  # noqa: E402
 
 from bench.nab_scoring import PROFILES, CorpusScore, score_corpus  # noqa: E402
-from models.detectors import AdaptiveBaseline, ScaledHalfSpaceTrees  # noqa: E402
+from models.detectors import (  # noqa: E402
+    AdaptiveBaseline,
+    GaussianSurprise,
+    ScaledHalfSpaceTrees,
+)
 
 # NAB's scoreboard (README of numenta/NAB v1.1), standard profile.
 PUBLISHED = {"numenta": 70.5, "windowedGaussian": 39.6, "null": 0.0}
 
+# The engine's two detectors as it builds them, then every variant reported in docs/nab.md.
 DETECTORS: dict[str, Callable[[], AnomalyDetector]] = {
     "AdaptiveBaseline()": AdaptiveBaseline,
     "ScaledHalfSpaceTrees(seed=7)": lambda: ScaledHalfSpaceTrees(seed=7),
+    "AdaptiveBaseline(two_sided=True)": lambda: AdaptiveBaseline(two_sided=True),
+    "AdaptiveBaseline(two_sided=True, fading_factor=0.001)":
+        lambda: AdaptiveBaseline(two_sided=True, fading_factor=0.001),
+    "ScaledHalfSpaceTrees(seed=7, log_amounts=False)":
+        lambda: ScaledHalfSpaceTrees(seed=7, log_amounts=False),
+    # novelty_window=0: the plain windowed Gaussian (every row scored by its own surprise).
+    "GaussianSurprise(novelty_window=0)": lambda: GaussianSurprise(novelty_window=0),
+    "GaussianSurprise()": GaussianSurprise,
 }
 
 
@@ -183,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = measure(args.nab, args.detector or list(DETECTORS), args.reproduce, args.profile,
                        args.files)
     except (NabError, ValueError) as error:
-        Console(stderr=True).print(f"[red]error:[/red] {error}", highlight=False)
+        Console(stderr=True).print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         return 1
     render(rows, args.profile, console)
     if args.json:

@@ -24,6 +24,9 @@ class AdaptiveBaseline(AnomalyDetector):
         Upward deviation, in standard deviations, where the score starts rising.
     grace_period
         Observations needed before scoring.
+    two_sided
+        Score deviations below the baseline too (by their absolute z-score). Off by default:
+        in the engine only rises are distress (sales, refunds, complaints).
 
     Examples
     --------
@@ -40,12 +43,20 @@ class AdaptiveBaseline(AnomalyDetector):
     'daily_sales'
     """
 
+    # Class default, so detectors pickled before the option existed unpickle as one-sided.
+    two_sided = False
+
     def __init__(
-        self, fading_factor: float = 0.05, z_threshold: float = 4.0, grace_period: int = 28
+        self,
+        fading_factor: float = 0.05,
+        z_threshold: float = 4.0,
+        grace_period: int = 28,
+        two_sided: bool = False,
     ) -> None:
         self.fading_factor = fading_factor
         self.z_threshold = z_threshold
         self.grace_period = grace_period
+        self.two_sided = two_sided
         self._means: dict[str, stats.EWMean] = {}
         self._vars: dict[str, stats.EWVar] = {}
         self._seen = 0
@@ -63,7 +74,8 @@ class AdaptiveBaseline(AnomalyDetector):
         mean = self._means[name].get()
         # A floor on the spread keeps near-constant features from producing huge z-scores.
         spread = max(math.sqrt(max(self._vars[name].get(), 0.0)), 0.1 * abs(mean), 1e-9)
-        return (value - mean) / spread
+        z = (value - mean) / spread
+        return abs(z) if self.two_sided else z
 
     def _zscores(self, x: dict[str, float]) -> dict[str, float]:
         if self._seen < self.grace_period:
