@@ -1,0 +1,280 @@
+"""Tests of the simulator's worlds: assumptions drawn per ``world_seed`` (issue 14, item 3).
+
+Small configs and plans only (a plan draws timelines without generating records), so the whole
+file runs in seconds without services.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import typer
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from yujing.simulator import Simulation, SimulationConfig, scaled_mix, simulate
+from yujing.simulator.assumptions import (
+    CLASSIC,
+    NOTICE_REGIMES,
+    QUIRKS,
+    HealthyAssumptions,
+    draw_world,
+)
+from yujing.simulator.cli import simulate_command
+from yujing.simulator.labels import REFEREE_FIELDS
+
+WORLD_SEEDS = range(1, 7)
+SALONS = ("beauty", "hairdressing")
+REFEREE_SCORER = Path(__file__).resolve().parents[2] / "shared" / "pilot" / "score.py"
+
+
+def _digest(config: SimulationConfig) -> str:
+    digest = hashlib.sha256()
+    for kind, record in simulate(config).events():
+        digest.update(kind.encode())
+        digest.update(orjson.dumps(record))
+    return digest.hexdigest()
+
+
+def _plans(**overrides: Any) -> dict[int, Simulation]:
+    """One planned world per world seed (no records generated)."""
+    base = {"merchants": 400, "days": 300, "seed": 1, "mix": scaled_mix(0.15, 0.15)}
+    return {ws: Simulation(SimulationConfig(**{**base, **overrides}, world_seed=ws))
+            for ws in WORLD_SEEDS}
+
+
+# -- determinism and the classic world --------------------------------------------------------------
+def test_the_classic_world_is_unchanged() -> None:
+    """Without a world seed the records are those of the simulator before worlds existed."""
+    assert SimulationConfig().assumptions == CLASSIC
+    assert _digest(SimulationConfig(merchants=12, days=60, seed=3)) == (
+        "c8a62343b6159e9f82812e572eb6809656e3fed9559a127c4009909847ea04b6"
+    )
+
+
+def test_same_seeds_give_identical_files_and_another_world_does_not(tmp_path: Path) -> None:
+    config = SimulationConfig(merchants=15, days=60, seed=3, world_seed=4)
+    first = simulate(config).write(tmp_path / "a")
+    second = simulate(config).write(tmp_path / "b")
+    assert first == second and "world.json" in first and "labels.json" in first
+    for name in first:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    other = simulate(config.model_copy(update={"world": draw_world(5), "world_seed": 5}))
+    other.write(tmp_path / "c")
+    for name in ("transactions.jsonl", "world.json"):
+        assert (tmp_path / "a" / name).read_bytes() != (tmp_path / "c" / name).read_bytes()
+    world = json.loads((tmp_path / "a" / "world.json").read_text())
+    assert world["world_seed"] == 4 and world == draw_world(4).model_dump(mode="json")
+
+
+def test_a_world_is_drawn_from_its_seed_or_given_explicitly() -> None:
+    assert SimulationConfig(world_seed=9).world == draw_world(9)
+    explicit = SimulationConfig(world=draw_world(9))
+    assert explicit.assumptions == draw_world(9)
+    with pytest.raises(ValidationError):
+        SimulationConfig(world_seed=8, world=draw_world(9))
+    assert draw_world(9) != draw_world(10)
+
+
+# -- worlds differ ----------------------------------------------------------------------------------
+def _big_card_share(world_seed: int) -> float:
+    config = SimulationConfig(merchants=40, days=60, seed=1, world_seed=world_seed,
+                              mix={"healthy": 1.0})
+    sim = simulate(config)
+    industry = {label["merchant_id"]: label["industry"] for label in sim.labels}
+    sales = big = 0
+    for kind, record in sim.events():
+        if (kind == "transactions" and record["type"] == "card_sale"
+                and record["occurred_at"] >= "2025-09-01"
+                and industry[record["merchant_id"]] in SALONS):
+            sales += 1
+            big += record["amount"] > 5_000
+    return big / sales
+
+
+def test_big_cards_among_healthy_salons_are_common_in_some_worlds_and_rare_in_others() -> None:
+    shares = [_big_card_share(ws) for ws in WORLD_SEEDS]
+    assert min(shares) < 0.03, shares
+    assert max(shares) > 0.10, shares
+
+
+def test_custody_cadence_differs_between_worlds() -> None:
+    """Healthy merchants' report months: three in a monthly world, only October in a quarterly one."""
+    cadences = {ws: draw_world(ws).custody.cadence for ws in range(1, 30)}
+    assert set(cadences.values()) == {"monthly", "quarterly", "irregular"}
+    months: dict[str, set[int]] = {}
+    for cadence in ("monthly", "quarterly"):
+        ws = next(w for w, c in cadences.items() if c == cadence)
+        sim = simulate(SimulationConfig(merchants=30, days=91, seed=2, world_seed=ws,
+                                        mix={"healthy": 1.0}))
+        plain = {m.merchant_id for m in sim.plan.merchants
+                 if not m.quirks and m.custody_late_days is None}
+        seen: dict[str, int] = collections.Counter()
+        found = set()
+        for kind, record in sim.events():
+            if kind == "merchants" and record["merchant_id"] in plain:
+                seen[record["merchant_id"]] += 1
+                day = date.fromisoformat(record["updated_at"][:10])
+                if seen[record["merchant_id"]] > 1 and day >= date(2025, 9, 1):
+                    found.add(day.month)
+        months[cadence] = found
+    assert months["monthly"] == {9, 10, 11}
+    assert months["quarterly"] == {10}
+
+
+def test_every_quirk_notice_regime_and_collapse_variant_occurs_across_a_few_worlds() -> None:
+    quirks: collections.Counter[str] = collections.Counter()
+    notes: collections.Counter[str] = collections.Counter()
+    for sim in _plans().values():
+        for label in sim.labels:
+            quirks.update(label["quirks"])
+            notes.update(label["notes"])
+            if label["quirks"]:
+                assert label["kind"] == "healthy" and label["episode"] is not None
+    assert set(quirks) == set(QUIRKS), quirks
+    assert {f"notice_{regime}" for regime in NOTICE_REGIMES} <= set(notes), notes
+    for variant in ("surge", "no_surge", "custody_gap", "registry_change", "fake_renovation"):
+        assert notes[variant] > 0, notes
+
+
+def test_worlds_differ_in_their_assumptions() -> None:
+    worlds = [draw_world(ws) for ws in range(1, 21)]
+
+    def spread(values: list[float]) -> float:
+        return max(values) - min(values)
+
+    assert spread([w.complaints.background_per_store for w in worlds]) > 0.01
+    assert spread([w.complaints.delay_mean_days for w in worlds]) > 7
+    assert spread([w.healthy.quirk_share for w in worlds]) > 0.15
+    assert spread([w.collapses.runaway_surge_share for w in worlds]) > 0.3
+    assert spread([w.collapses.leads["slow_decline"][1] for w in worlds]) > 60
+    assert spread([w.industries["fitness"].big_card_share for w in worlds]) > 0.05
+    assert any(w.industries["fitness"].big_card_share == 0 for w in worlds)
+    promotions = {tuple(p.name for p in w.promotions.windows) for w in worlds}
+    assert len(promotions) > 3
+    names = {p.name for w in worlds for p in w.promotions.windows}
+    assert {"618", "double11", "double12", "38", "new_year_fitness", "spring_festival"} <= names
+
+
+# -- quirks and notices in the records --------------------------------------------------------------
+@pytest.fixture(scope="module")
+def quirky() -> tuple[Simulation, list[tuple[str, dict[str, Any]]]]:
+    """A world where every healthy merchant has a quirk, every quirk equally likely."""
+    world = draw_world(3)
+    world = world.model_copy(update={"healthy": HealthyAssumptions(
+        registry_noise=(0.0, 0.0, 0.0), quirk_share=1.0)})
+    sim = simulate(SimulationConfig(merchants=60, days=200, seed=4, world=world,
+                                    mix={"healthy": 1.0}))
+    return sim, list(sim.events())
+
+
+def _iso_day(sim: Simulation, timestamp: str) -> int:
+    return sim.plan.calendar.index(date.fromisoformat(timestamp[:10]))
+
+
+def test_holiday_closures_serve_nobody_and_consolidated_stores_go_quiet(quirky: Any) -> None:
+    sim, events = quirky
+    checked = collections.Counter()
+    for merchant in sim.plan.merchants:
+        tl = merchant.timeline
+        mine = [r for k, r in events if k == "transactions" and r["merchant_id"] == merchant.merchant_id]
+        if merchant.quirks == ["holiday_closure"]:
+            first, last = tl.episode
+            assert not any(first <= _iso_day(sim, r["occurred_at"]) <= last
+                           for r in mine if r["type"] != "refund")  # refunds go on by transfer
+            checked["holiday_closure"] += 1
+        for day, closed, sister in tl.store_moves:
+            after = [r for r in mine if _iso_day(sim, r["occurred_at"]) > day]
+            assert after and all(r["store_id"] != closed for r in after)
+            assert any(r["store_id"] == sister for r in after)
+            checked["store_consolidation"] += 1
+    assert checked["holiday_closure"] and checked["store_consolidation"], checked
+
+
+def test_corporate_bulk_buys_dozens_of_cards_in_days(quirky: Any) -> None:
+    sim, events = quirky
+    bulk = [m for m in sim.plan.merchants if m.quirks == ["corporate_bulk"]]
+    assert bulk
+    for merchant in bulk:
+        first, last = merchant.timeline.episode
+        sold = sum(1 for k, r in events if k == "transactions" and r["type"] == "card_sale"
+                   and r["merchant_id"] == merchant.merchant_id
+                   and first <= _iso_day(sim, r["occurred_at"]) <= last)
+        assert sold >= 8, (merchant.merchant_id, sold)
+
+
+def test_renovation_notices_follow_their_regime() -> None:
+    world = draw_world(2)
+    sim = simulate(SimulationConfig(merchants=60, days=240, seed=6, world=world,
+                                    mix={"announced_renovation": 1.0}))
+    statuses: dict[str, list[tuple[int, str]]] = collections.defaultdict(list)
+    for kind, record in sim.events():
+        if kind == "merchants" and record["updated_at"] >= "2025-09-01T00:00:00+08:00":
+            statuses[record["merchant_id"]].append((_iso_day(sim, record["updated_at"]),
+                                                    record["status"]))
+    regimes = collections.Counter()
+    for merchant in sim.plan.merchants:
+        tl = merchant.timeline
+        regime, pause = tl.notes["notice"], tl.notes["pause"]
+        regimes[regime] += 1
+        suspended = [day for day, status in statuses[merchant.merchant_id] if status == "suspended"]
+        if not merchant.has_profile:
+            assert not statuses[merchant.merchant_id]
+        elif regime == "none":
+            assert not suspended
+        elif tl.notes["announced"] >= 0:
+            notice = pause - suspended[0]
+            assert {"same_day": notice == 0, "short": 1 <= notice <= 29,
+                    "long": 30 <= notice <= 60}[regime], (regime, notice)
+    assert len(regimes) == len(NOTICE_REGIMES), regimes
+
+
+# -- labels and the command -----------------------------------------------------------------------
+def test_labels_json_follows_the_referee_layout(tmp_path: Path) -> None:
+    config = SimulationConfig(merchants=30, days=150, seed=2, world_seed=7,
+                              mix=scaled_mix(0.3, 0.3))
+    simulate(config).write(tmp_path)
+    referee = json.loads((tmp_path / "labels.json").read_text())
+    rows = [json.loads(line) for line in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    assert set(referee) == {row["merchant_id"] for row in rows}
+    for row in rows:
+        entry = referee[row["merchant_id"]]
+        assert tuple(entry) == REFEREE_FIELDS
+        assert entry["kind"] == row["scenario"]
+        assert entry["group"] == {"collapse": "collapse", "lookalike": "trap",
+                                  "healthy": "healthy"}[row["kind"]]
+        assert (entry["collapse_date"] is not None) == (entry["group"] == "collapse")
+        assert isinstance(entry["quirks"], list) and isinstance(entry["notes"], list)
+        if entry["group"] == "collapse":
+            assert entry["signal_start"] < entry["collapse_date"]
+        if entry["group"] == "trap" and entry["kind"] != "seasonal_gym":
+            assert len(entry["episode"]) == 2 and entry["episode"][0] <= entry["episode"][1]
+    if not REFEREE_SCORER.is_file():
+        pytest.skip("the referee's score.py is not at hand")
+    (tmp_path / "none.jsonl").write_text("")
+    result = subprocess.run(
+        [sys.executable, str(REFEREE_SCORER), "--labels", str(tmp_path / "labels.json"),
+         "--warnings", str(tmp_path / "none.jsonl"), "--json"],
+        capture_output=True, text=True, check=True,
+    )
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["per_kind"]["healthy"]["n"] == sum(r["kind"] == "healthy" for r in rows)
+
+
+def test_cli_draws_a_world_and_writes_it(tmp_path: Path) -> None:
+    app = typer.Typer()
+    app.command()(simulate_command)
+    result = CliRunner().invoke(app, ["--out", str(tmp_path), "--merchants", "12", "--days",
+                                      "45", "--seed", "2", "--world-seed", "5"])
+    assert result.exit_code == 0, result.output
+    assert "world 5" in result.output and "world.json" in result.output
+    assert json.loads((tmp_path / "world.json").read_text())["world_seed"] == 5
