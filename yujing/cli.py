@@ -31,6 +31,7 @@ def _register_parts() -> None:
     from yujing.broker import broker_app
     from yujing.cases.cli import cases_app
     from yujing.database import db_app
+    from yujing.explain_cli import explain_command
     from yujing.simulator.cli import simulate_command
     from yujing.thresholds_cli import thresholds_app
 
@@ -41,6 +42,9 @@ def _register_parts() -> None:
                   help="Threshold versions: validate, compare, publish to running workers, history.")
     app.command("simulate", help="Simulate merchants, consumers and complaints (files or Kafka).")(
         simulate_command
+    )
+    app.command("explain", help="One merchant's timeline: activity, readings, score, levels, warnings (text + PNG).")(
+        explain_command
     )
 
 
