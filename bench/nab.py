@@ -191,7 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--files", nargs="*", default=[], help="only files whose path contains one")
     parser.add_argument("--json", type=Path, help="also write the table here as JSON")
     args = parser.parse_args(argv)
-    console = Console()
+    # Piped output gets room for the detector names (rich assumes 80 columns off a terminal).
+    console = Console(width=None if sys.stdout.isatty() else 150)
     try:
         rows = measure(args.nab, args.detector or list(DETECTORS), args.reproduce, args.profile,
                        args.files)
