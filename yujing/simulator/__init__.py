@@ -3,10 +3,16 @@
 >>> sim = simulate(SimulationConfig(merchants=12, days=60, seed=1))
 >>> sorted({label["kind"] for label in sim.labels})
 ['collapse', 'healthy', 'lookalike']
+
+A run lives in the classic world unless given a ``world_seed`` (see ``docs/worlds.md``):
+
+>>> SimulationConfig(world_seed=3).world == draw_world(3)
+True
 """
 
 from __future__ import annotations
 
+from .assumptions import WorldAssumptions, draw_world
 from .config import (
     COLLAPSE_SCENARIOS,
     DEFAULT_MIX,
@@ -31,6 +37,8 @@ __all__ = [
     "SCENARIOS",
     "Simulation",
     "SimulationConfig",
+    "WorldAssumptions",
+    "draw_world",
     "scaled_mix",
     "scenario_kind",
     "simulate",

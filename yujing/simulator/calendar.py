@@ -11,8 +11,9 @@ Modelling choices:
   first lunar month (正月不剃头), gyms are quiet in the summer holidays and over the festival and
   busy in January and March-May.
 * Weekly seasonality: salons are busiest at weekends; gyms on weekday evenings.
-* Promotion windows (618, Double 11, pre-Spring-Festival, Women's Day for beauty, New Year for
-  gyms) raise card sales and bonus depth for the merchants taking part.
+* Promotion windows (classic world: 618, Double 11, pre-Spring-Festival, Women's Day for beauty,
+  New Year for gyms; a drawn world has its own calendar, lengths and boosts) raise card sales and
+  bonus depth for the merchants taking part. The complaint peak's height is the world's too.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ the balance still outstanding at the window's start (the platform's opening snap
 consumption before the window is not replayed). Their custody reports during that year follow the
 same snapshot, so every balance a reader derives from the stream is consistent with the reports.
 
+Rates that differ between worlds (background complaints, custody cadence and habits, complaint
+delays, promotion terms, big cards) are read from the world's assumptions (``cal.world``).
+
 A record is queued as ``(day, second, merchant index, sequence, topic, record)``; sorting on the
 first four fields gives the global event-time order.
 """
