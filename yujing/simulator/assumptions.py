@@ -210,8 +210,9 @@ def _weights(rng: random.Random, names: tuple[str, ...], floor: float = 0.1) -> 
 def _industries(rng: random.Random) -> dict[str, IndustryMarket]:
     # (chance big cards are common, common range, rare ceiling): salons sell 5,000-30,000 yuan
     # named cards routinely in some districts; gyms under the 三限 mostly do not, some still do.
-    big = {"beauty": (0.5, (0.08, 0.4), 0.04), "hairdressing": (0.4, (0.05, 0.25), 0.03),
-           "other": (0.3, (0.03, 0.2), 0.02), "fitness": (0.45, (0.02, 0.15), 0.0)}
+    # Where they are common they can be most of a premium salon's sales.
+    big = {"beauty": (0.5, (0.08, 0.6), 0.04), "hairdressing": (0.4, (0.05, 0.45), 0.03),
+           "other": (0.3, (0.03, 0.3), 0.02), "fitness": (0.45, (0.02, 0.15), 0.0)}
     markets = {}
     for industry in INDUSTRIES:
         common, (lo, hi), rare = big[industry]
