@@ -94,7 +94,9 @@ def write_png(timeline: Timeline, out: Path, since: date | None = None, until: d
         if timeline.label:
             title += f" · label {timeline.label['kind']}"
             if timeline.label.get("collapse_date"):
-                title += f", collapse {timeline.label['collapse_date']}"
+                title += f", collapse {timeline.label['collapse_date']} (solid black line; dashed: first sign)"
+            elif timeline.label.get("episode"):
+                title += " (grey: the look-alike's episode)"
         fig.suptitle(title, x=0.01, ha="left", fontsize=10, fontweight="bold")
         if timeline.days:
             axes[-1].set_xlim(timeline.days[0].day - timedelta(days=1), timeline.days[-1].day + timedelta(days=1))
@@ -126,7 +128,7 @@ def _activity(ax: Any, timeline: Timeline, cjk: bool) -> None:
             label=_text("退款", "refunds", cjk))
     ax.set_ylabel(_text("元/天", "yuan / day", cjk))
     ax.set_title(_text("每日售卡、核销与退款", "daily card sales, redemptions and refunds", cjk))
-    ax.legend(loc="upper left", fontsize=7, ncol=3, frameon=False)
+    ax.legend(loc="best", fontsize=7, ncol=3, framealpha=0.8)
 
 
 def _balance(ax: Any, timeline: Timeline, cjk: bool) -> None:
@@ -139,7 +141,7 @@ def _balance(ax: Any, timeline: Timeline, cjk: bool) -> None:
             label=_text("应存管", "custody required", cjk))
     ax.set_ylabel(_text("元", "yuan", cjk))
     ax.set_title(_text("预收余额与存管", "prepaid balance and custody", cjk))
-    ax.legend(loc="upper left", fontsize=7, ncol=3, frameon=False)
+    ax.legend(loc="best", fontsize=7, ncol=3, framealpha=0.8)
 
 
 def _complaints(ax: Any, timeline: Timeline, cjk: bool) -> None:
@@ -189,7 +191,7 @@ def _heat(fig: Any, ax: Any, timeline: Timeline, codes: list[str], cjk: bool) ->
     for d in timeline.days:
         for r in d.readings:
             grid[index[r.code], (d.day - first).days] = r.score
-    start = mdates.date2num(first - timedelta(hours=12))
+    start = mdates.date2num(first) - 0.5  # a day's cell is centred on it, as its bar is
     colours = matplotlib.colormaps["Reds"].with_extremes(bad="#e9e9e9")  # no reading: does not apply that day
     image = ax.imshow(grid, aspect="auto", cmap=colours, vmin=0.0, vmax=1.0, interpolation="nearest",
                       extent=(start, start + grid.shape[1], len(codes) - 0.5, -0.5))
@@ -200,6 +202,8 @@ def _heat(fig: Any, ax: Any, timeline: Timeline, codes: list[str], cjk: bool) ->
 
 
 def _score(ax: Any, timeline: Timeline, cjk: bool) -> None:
+    import matplotlib.dates as mdates
+
     days = [d.day for d in timeline.days]
     ax.plot(days, [d.score for d in timeline.days], color="#222222", lw=1.0, label=_text("综合分", "fused score", cjk))
     for level, cut in timeline.cutoffs.items():
@@ -207,7 +211,7 @@ def _score(ax: Any, timeline: Timeline, cjk: bool) -> None:
         ax.text(1.002, cut, f"{LEVEL_ZH.get(level, '') if cjk else ''}{level}", transform=ax.get_yaxis_transform(),
                 color=LEVEL_COLOURS.get(level, "grey"), fontsize=7, va="center")
     for start, end, level in _runs(timeline):
-        ax.axvspan(start - timedelta(hours=12), end + timedelta(hours=12), ymin=0.0, ymax=0.06,
+        ax.axvspan(mdates.date2num(start) - 0.5, mdates.date2num(end) + 0.5, ymin=0.0, ymax=0.06,
                    color=LEVEL_COLOURS[level], lw=0)
     for w in timeline.warnings:
         day = w.raised_at.astimezone(SHANGHAI).date()
