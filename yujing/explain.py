@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -238,19 +239,21 @@ def linked_merchants(groups: dict[str, set[str]], merchant_id: str) -> set[str]:
     return {m for m, g in groups.items() if g & own} | {merchant_id}
 
 
-def _filtered(sources: dict[str, Path], keep: set[int], partitions: int, merchant_id: str, target: Path,
+def _filtered(sources: dict[str, Path], keep: set[int], partitions: int, merchant_id: str, target: Path | None,
               scan: _Scan) -> int:
-    """Copy the records of the kept partitions into ``target``, in file order; returns how many."""
+    """Copy the records of the kept partitions into ``target`` (None: only count them), in file
+    order; returns how many."""
     copied = 0
     for path in sources.values():
-        with path.open("rb") as lines, (target / path.name).open("wb") as out:
+        with path.open("rb") as lines, (target / path.name).open("wb") if target else nullcontext() as out:
             for line in lines:
                 merchant = _merchant_of(line)
                 if merchant is None:
                     continue  # a dead letter: it changes no state
                 scan.known = scan.known or merchant == merchant_id
                 if partition_for(merchant, partitions) in keep:
-                    out.write(line if line.endswith(b"\n") else line + b"\n")
+                    if out is not None:
+                        out.write(line if line.endswith(b"\n") else line + b"\n")
                     copied += 1
     return copied
 
@@ -283,8 +286,8 @@ def collect(
             days.append(explained_day(result))
 
     with tempfile.TemporaryDirectory(prefix="yujing-explain-") as scratch:
-        replay_dir = Path(scratch)
-        total = _filtered(sources, keep, partitions, merchant_id, replay_dir, scan)
+        replay_dir = events_dir if full else Path(scratch)  # everything: no copy needed
+        total = _filtered(sources, keep, partitions, merchant_id, None if full else replay_dir, scan)
         if not scan.known:
             raise UnknownMerchant(f"merchant {merchant_id} not found in {events_dir} "
                                   f"({', '.join(p.name for p in sources.values())})")
