@@ -102,6 +102,9 @@ class DaySummary(NamedTuple):
     complaints: int
     severe_complaints: int
     refund_refused_complaints: int
+    # "Store closed" complaints on their own: consumers saying the door is shut (default: states
+    # pickled before this field read it as 0).
+    closure_complaints: int = 0
 
 
 class ProfileVersion(NamedTuple):
@@ -150,6 +153,10 @@ class MerchantState:
     # Case dispositions by staff (alerts/feedback.py MerchantFeedback); opaque here. A plain
     # default: states pickled before this field existed read it as None.
     feedback: object | None = None
+    # Reading scores (code -> score) of the merchant's last raise or escalation: what a case
+    # outcome about that warning teaches the partition's learner (models/online.py). A plain
+    # default, as above.
+    last_readings: dict[str, float] | None = None
 
     def fold(self, day: int, totals: DayTotals | None) -> DaySummary:
         """Close ``day``: add its totals to the running balance and the rolling history."""
@@ -175,6 +182,7 @@ class MerchantState:
             complaints=sum(t.complaints.values()),
             severe_complaints=severe,
             refund_refused_complaints=t.complaints.get("refund_refused", 0),
+            closure_complaints=t.complaints.get("store_closed", 0),
         )
         self.history.append(summary)
         self.last_closed_day = day
