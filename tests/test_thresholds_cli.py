@@ -1,4 +1,7 @@
-"""`yujing thresholds show|validate|diff` on files and the built-in set (no Kafka needed)."""
+"""`yujing thresholds show|validate|diff` on files and the built-in set (no Kafka needed).
+
+The built-in weights and cut-offs are learned (``yujing train``): the edits below find their text
+from the built-in values instead of writing them down."""
 
 from __future__ import annotations
 
@@ -7,7 +10,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from yujing.cli import app
-from yujing.thresholds import builtin_thresholds, load_thresholds
+from yujing.thresholds import ThresholdSet, builtin_thresholds, load_thresholds
+from yujing.thresholds import _num as shown_number
+from yujing.thresholds import _yaml_number as yaml_number
 
 runner = CliRunner()
 
@@ -20,6 +25,23 @@ def shown(tmp_path: Path) -> Path:
     return path
 
 
+def cutoffs_text(cutoffs: dict[str, float]) -> str:
+    """The level cut-offs as ``render_yaml`` writes them."""
+    return "  cutoffs:\n" + "".join(f"    {level}: {yaml_number(cut)}\n" for level, cut in cutoffs.items())
+
+
+def with_cutoffs(text: str, cutoffs: dict[str, float]) -> str:
+    old = cutoffs_text(builtin_thresholds().levels.cutoffs)
+    assert text.count(old) == 1
+    return text.replace(old, cutoffs_text(cutoffs))
+
+
+def weight_text(ts: ThresholdSet, code: str, weight: float | None = None) -> str:
+    t = ts.indicators[code]
+    return (f"  {code}:\n    threshold: {yaml_number(t.threshold)}\n    saturation: {yaml_number(t.saturation)}\n"
+            f"    weight: {yaml_number(t.weight if weight is None else weight)}\n")
+
+
 def test_show_prints_a_file_that_loads_back_as_the_same_version(tmp_path: Path) -> None:
     path = shown(tmp_path)
     assert path.read_text().startswith(f"# builtin: version {builtin_thresholds().version}\n")
@@ -28,19 +50,22 @@ def test_show_prints_a_file_that_loads_back_as_the_same_version(tmp_path: Path) 
 
 def test_validate_lists_every_problem_with_its_key_and_range(tmp_path: Path) -> None:
     path = shown(tmp_path)
-    text = path.read_text().replace("orange: 0.6\n", "orange: 0.4\n")
-    text = text.replace("  silence:\n    threshold: 4.0\n    saturation: 3.0\n    weight: 0.75",
-                        "  silence:\n    threshold: 4.0\n    saturation: 3.0\n    weight: 1.75")
+    builtin = builtin_thresholds()
+    text = with_cutoffs(path.read_text(), {"blue": 0.3, "yellow": 0.45, "orange": 0.4, "red": 0.8})
+    assert text.count(weight_text(builtin, "silence")) == 1
+    text = text.replace(weight_text(builtin, "silence"), weight_text(builtin, "silence", 21.75))
     path.write_text(text)
     result = runner.invoke(app, ["thresholds", "validate", str(path)])
     assert result.exit_code == 1
-    assert "indicators.silence.weight: 1.75 is outside the allowed range 0 to 1" in result.stderr
+    assert "indicators.silence.weight: 21.75 is outside the allowed range -20 to 20 (log-odds)" in result.stderr
     assert "levels.cutoffs.orange: 0.4 must be above yellow's 0.45" in result.stderr
+    assert result.stderr.count("\n") == 2, result.stderr
 
 
 def test_validate_names_the_version_of_a_good_file(tmp_path: Path) -> None:
     path = shown(tmp_path)
-    path.write_text(path.read_text().replace("orange: 0.6\n", "orange: 0.55\n"))
+    cutoffs = builtin_thresholds().levels.cutoffs
+    path.write_text(with_cutoffs(path.read_text(), {**cutoffs, "orange": (cutoffs["yellow"] + cutoffs["orange"]) / 2}))
     result = runner.invoke(app, ["thresholds", "validate", str(path)])
     assert result.exit_code == 0, result.output
     version = load_thresholds(path).version
@@ -49,13 +74,19 @@ def test_validate_names_the_version_of_a_good_file(tmp_path: Path) -> None:
 
 def test_diff_shows_each_changed_key_with_old_and_new_values(tmp_path: Path) -> None:
     path = shown(tmp_path)
-    path.write_text(path.read_text().replace("orange: 0.6\n", "orange: 0.55\n").replace("margin: 0.05", "margin: 0.1"))
+    builtin = builtin_thresholds()
+    orange = builtin.levels.cutoffs["orange"]
+    lowered = round((builtin.levels.cutoffs["yellow"] + orange) / 2, 6)
+    margin = builtin.levels.margin
+    assert path.read_text().count(f"  margin: {yaml_number(margin)}\n") == 1
+    path.write_text(with_cutoffs(path.read_text(), {**builtin.levels.cutoffs, "orange": lowered}).replace(
+        f"  margin: {yaml_number(margin)}\n", f"  margin: {yaml_number(margin * 2)}\n"))
     result = runner.invoke(app, ["thresholds", "diff", "builtin", str(path)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     rows = [line for line in result.stdout.splitlines() if "levels." in line]
     assert len(rows) == 2
-    assert "levels.cutoffs.orange" in rows[0] and "0.6" in rows[0] and "0.55" in rows[0]
-    assert "levels.margin" in rows[1] and "0.05" in rows[1] and "0.1" in rows[1]
+    assert "levels.cutoffs.orange" in rows[0] and shown_number(orange) in rows[0] and shown_number(lowered) in rows[0]
+    assert "levels.margin" in rows[1] and shown_number(margin) in rows[1] and shown_number(margin * 2) in rows[1]
     assert "2 value(s) change" in result.stdout
     same = runner.invoke(app, ["thresholds", "diff", "builtin", str(shown(tmp_path))])
     assert same.exit_code == 0 and "no difference" in same.stdout
