@@ -343,91 +343,14 @@ def demo(
         console.print("as Prometheus saw it: " + "; ".join(state.metrics) + ".")
 
 
-@app.command()
-def evaluate(
-    events: Path | None = typer.Option(None, "--events", help="Judge existing files: a directory with labels.jsonl."),
-    warnings_file: Path = typer.Option(Path("warnings.jsonl"), "--warnings", help="With --events: the warnings to judge."),
-    seeds: str = typer.Option("7,11,13", help="Without --events: simulate and replay these seeds."),
-    merchants: int = typer.Option(1000, help="Simulated merchants per seed."),
-    days: int = typer.Option(365, help="Simulated days per seed."),
-    work_dir: Path = typer.Option(Path(".yujing/evaluate"), help="Where simulated files and warnings go."),
-    plots: Path | None = typer.Option(None, "--plots", help="Write lead_time.png and score_trajectories.png here."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
-    simulate_staff: bool = typer.Option(
-        False, "--simulate-staff",
-        help="Without --events: replay each seed a second time with simulated case staff marking every "
-        "orange/red warning of a non-collapsing merchant a false alarm (3 days later); compare.",
-    ),
-) -> None:
-    """Recall, lead time and false alarms against the simulator's labels (simulate + backtest, or files)."""
-    import orjson
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+def _register_evaluate() -> None:
+    from yujing.evaluate_cli import evaluate_command
 
-    from yujing.evaluation import (
-        Report,
-        SeedRun,
-        StaffComparison,
-        combine,
-        combine_staff,
-        run_seed,
-        staff_rows,
-        write_plots,
-    )
-    from yujing.evaluation import evaluate as judge
+    app.command("evaluate", help="Recall, lead time and false alarms by the referee's rules, on randomised simulated "
+                "worlds or any labelled files; --indicators: the indicator evidence table.")(evaluate_command)
 
-    reports: dict[str, Report] = {}
-    runs: list[SeedRun] = []
-    staffed: dict[str, StaffComparison] = {}
-    if events is not None:
-        try:
-            labels = [orjson.loads(line) for line in (events / "labels.jsonl").read_bytes().splitlines() if line.strip()]
-            warnings = [orjson.loads(line) for line in warnings_file.read_bytes().splitlines() if line.strip()]
-        except (OSError, orjson.JSONDecodeError) as exc:
-            fail(f"cannot read labels or warnings: {exc}")
-        reports[str(events)] = judge(labels, warnings)
-    else:
-        try:
-            seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-        except ValueError:
-            fail(f"--seeds must be comma-separated integers, not {seeds!r}")
-        settings = get_settings()
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} events"),
-                      TimeElapsedColumn(), console=err, transient=True) as progress:
-            for seed in seed_list:
-                task = progress.add_task(f"seed {seed}: simulate + replay", total=None)
-                run = run_seed(seed, merchants=merchants, days=days, work_dir=work_dir,
-                               partitions=settings.input_partitions,
-                               allowed_lateness_hours=settings.allowed_lateness_hours,
-                               on_event=lambda task=task: progress.advance(task), simulate_staff=simulate_staff)
-                runs.append(run)
-                reports[f"seed {seed}"] = run.report
-                if run.staff is not None:
-                    staffed[f"seed {seed}"] = run.staff
-        if len(runs) > 1:
-            reports["all seeds"] = combine(run.report for run in runs)
-            if staffed:
-                staffed["all seeds"] = combine_staff(staffed.values())
-    if plots is not None and runs:
-        for path in write_plots(runs, plots):
-            err.print(f"wrote {path}")
-    if as_json:
-        payload = {name: _report_json(r) for name, r in reports.items()}
-        for name, comparison in staffed.items():
-            payload[name]["simulated_staff"] = comparison.to_json()
-        console.print_json(orjson.dumps(payload).decode())
-        return
-    for name, report in reports.items():
-        _print_report(name, report)
-    if staffed:
-        from rich.table import Table
 
-        for name, comparison in staffed.items():
-            table = Table(title=f"{name}: simulated staff marking non-collapsing merchants' orange/red false alarms")
-            for column in ("figure", "without feedback", "with feedback"):
-                table.add_column(column)
-            for row in staff_rows(comparison):
-                table.add_row(*row)
-            console.print(table)
+_register_evaluate()
 
 
 @app.command()
@@ -448,43 +371,6 @@ def indicators(
     for r in indicator_rows():
         table.add_row(r["code"], r["name_zh"], r["name_en"], r["group"], r["range"], r["weight"])
     console.print(table)
-
-
-def _report_json(report: object) -> dict:
-    rows = [*report.scenarios.values(), report.overall]  # type: ignore[attr-defined]
-    payload: dict = {
-        r.scenario: {
-            "kind": r.kind, "merchants": r.merchants, "caught": r.caught, "recall": r.recall, "late": r.late,
-            "median_lead_days": r.median_lead_days, "p25_lead_days": r.p25_lead_days,
-            "flagged": r.flagged, "false_alarm_rate": r.false_alarm_rate,
-        }
-        for r in rows
-    }
-    payload["false_alarm_rate_healthy"] = report.false_alarm_rate("healthy")  # type: ignore[attr-defined]
-    payload["false_alarm_rate_lookalike"] = report.false_alarm_rate("lookalike")  # type: ignore[attr-defined]
-    payload["precision"] = report.precision  # type: ignore[attr-defined]
-    return payload
-
-
-def _print_report(name: str, report: object) -> None:
-    from rich.table import Table
-
-    def pct(value: float | None) -> str:
-        return "" if value is None else f"{value:.1%}"
-
-    def days(value: float | None) -> str:
-        return "" if value is None else f"{value:.0f}"
-
-    table = Table(title=f"{name}: orange/red warnings against labels")
-    for column in ("scenario", "kind", "merchants", "recall", "late", "median lead (d)", "p25 lead (d)", "false alarms"):
-        table.add_column(column)
-    for r in [*report.scenarios.values(), report.overall]:  # type: ignore[attr-defined]
-        table.add_row(r.scenario, r.kind, str(r.merchants), pct(r.recall), str(r.late) if r.kind == "collapse" else "",
-                      days(r.median_lead_days), days(r.p25_lead_days), pct(r.false_alarm_rate))
-    console.print(table)
-    console.print(f"false alarms: healthy {report.false_alarm_rate('healthy'):.1%}, "  # type: ignore[attr-defined]
-                  f"look-alikes {report.false_alarm_rate('lookalike'):.1%}; precision "
-                  f"{pct(report.precision)} (flagged merchants warned before their collapse)")  # type: ignore[attr-defined]
 
 
 def main() -> None:

@@ -1,8 +1,10 @@
-"""Detection quality of a set of warnings against simulator labels.
+"""Detection quality of warnings against labelled outcomes: simulated worlds replayed and judged.
 
-A collapse counts as caught when the merchant is raised or escalated to orange or red before its
-collapse date; the lead time is the number of days between that warning (event time) and the
-collapse. Any orange or red warning on a healthy merchant or a look-alike is a false alarm.
+The judging itself follows the referee's rules (:mod:`yujing.judging`, re-exported here). This
+module runs the worlds: simulate (a randomised world per ``world_seed``, or the classic world),
+replay with the live scoring core, judge, and optionally record every scored merchant-day for the
+indicator evidence table (:mod:`yujing.indicator_evidence`), replay again with simulated case
+staff, and draw plots.
 
 >>> labels = [{"merchant_id": "a", "scenario": "runaway_after_surge", "kind": "collapse",
 ...            "collapse_date": "2026-03-01"},
@@ -11,107 +13,37 @@ collapse. Any orange or red warning on a healthy merchant or a look-alike is a f
 ...              "raised_at": "2026-02-01T10:00:00+08:00"}]
 >>> report = evaluate(labels, warnings)
 >>> report.overall.recall, report.overall.median_lead_days, report.false_alarm_rate("healthy")
-(1.0, 28.0, 0.0)
+(1.0, 28, 0.0)
 >>> report.precision
 1.0
 """
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from yujing.judging import Report, ScenarioFigures, combine, evaluate
+from yujing.labels import Label
+
+if TYPE_CHECKING:
+    from yujing.indicator_evidence import EvidenceRow
+    from yujing.recording import MerchantDays
+    from yujing.threshold_history import ThresholdSchedule
+
+__all__ = ["Report", "ScenarioFigures", "combine", "evaluate"]
 
 URGENT = ("orange", "red")
 
 
-@dataclass
-class ScenarioFigures:
-    scenario: str
-    kind: str
-    merchants: int = 0
-    caught: int = 0  # collapses: orange/red before the collapse date
-    late: int = 0  # collapses: first orange/red on or after the collapse date
-    flagged: int = 0  # healthy and look-alikes: any orange/red
-    lead_days: list[float] = field(default_factory=list)
-
-    @property
-    def recall(self) -> float | None:
-        return self.caught / self.merchants if self.kind == "collapse" and self.merchants else None
-
-    @property
-    def false_alarm_rate(self) -> float | None:
-        return self.flagged / self.merchants if self.kind != "collapse" and self.merchants else None
-
-    @property
-    def median_lead_days(self) -> float | None:
-        return float(statistics.median(self.lead_days)) if self.lead_days else None
-
-    @property
-    def p25_lead_days(self) -> float | None:
-        if len(self.lead_days) < 2:
-            return self.median_lead_days
-        return float(statistics.quantiles(self.lead_days, n=4, method="inclusive")[0])
+def _simulator_kind(label: Label) -> str:
+    return "lookalike" if label.group == "trap" else label.group
 
 
-@dataclass
-class Report:
-    scenarios: dict[str, ScenarioFigures]
-    overall: ScenarioFigures
-
-    def false_alarm_rate(self, kind: str) -> float:
-        rows = [s for s in self.scenarios.values() if s.kind == kind]
-        merchants = sum(s.merchants for s in rows)
-        return sum(s.flagged for s in rows) / merchants if merchants else 0.0
-
-    @property
-    def precision(self) -> float | None:
-        """Of the merchants flagged orange/red, the share that collapsed after the flag.
-
-        Strict: a flag on or after the collapse day counts against precision, as it warns
-        nobody in time."""
-        false = sum(s.flagged for s in self.scenarios.values() if s.kind != "collapse")
-        late = sum(s.late for s in self.scenarios.values() if s.kind == "collapse")
-        flagged = self.overall.caught + late + false
-        return self.overall.caught / flagged if flagged else None
-
-
-def first_urgent(warnings: Iterable[dict]) -> dict[str, date]:
-    """Event-time day of each merchant's first orange or red warning."""
-    first: dict[str, date] = {}
-    for w in warnings:
-        if w["level"] in URGENT and w["transition"] in ("raised", "escalated"):
-            day = date.fromisoformat(w["raised_at"][:10])
-            if w["merchant_id"] not in first or day < first[w["merchant_id"]]:
-                first[w["merchant_id"]] = day
-    return first
-
-
-def evaluate(labels: Iterable[dict], warnings: Iterable[dict]) -> Report:
-    first = first_urgent(warnings)
-    scenarios: dict[str, ScenarioFigures] = {}
-    overall = ScenarioFigures("all collapses", "collapse")
-    for label in labels:
-        row = scenarios.setdefault(label["scenario"], ScenarioFigures(label["scenario"], label["kind"]))
-        row.merchants += 1
-        warned = first.get(label["merchant_id"])
-        if label["kind"] == "collapse":
-            overall.merchants += 1
-            collapse = date.fromisoformat(label["collapse_date"])
-            if warned is not None and warned < collapse:
-                for target in (row, overall):
-                    target.caught += 1
-                    target.lead_days.append(float((collapse - warned).days))
-            elif warned is not None:
-                row.late += 1
-                overall.late += 1
-        elif warned is not None:
-            row.flagged += 1
-    return Report(dict(sorted(scenarios.items())), overall)
-
-
-def urgent_alarms(labels: Iterable[dict], warnings: Iterable[dict]) -> dict[str, int]:
+def urgent_alarms(labels: Iterable[dict] | Iterable[Label], warnings: Iterable[dict]) -> dict[str, int]:
     """Orange/red raises and escalations per merchant kind (every one, not only the first):
     what the case desk receives.
 
@@ -120,7 +52,10 @@ def urgent_alarms(labels: Iterable[dict], warnings: Iterable[dict]) -> dict[str,
     ...                {"merchant_id": "b", "level": "orange", "transition": "de-escalated"}])
     {'healthy': 1}
     """
-    kind_of = {label["merchant_id"]: label["kind"] for label in labels}
+    kind_of = dict(
+        (label.merchant_id, _simulator_kind(label)) if isinstance(label, Label) else (label["merchant_id"], label["kind"])
+        for label in labels
+    )
     counts: dict[str, int] = dict.fromkeys(sorted(set(kind_of.values())), 0)
     for w in warnings:
         if w["level"] in URGENT and w["transition"] in ("raised", "escalated") and w["merchant_id"] in kind_of:
@@ -131,7 +66,7 @@ def urgent_alarms(labels: Iterable[dict], warnings: Iterable[dict]) -> dict[str,
 STAFF_DELAY_DAYS = 3  # a realistic handling time between a warning and the case's disposition
 
 
-def false_alarm_desk(labels: dict[str, dict], delay_days: int = STAFF_DELAY_DAYS):  # type: ignore[no-untyped-def]
+def false_alarm_desk(labels: Mapping[str, Label], delay_days: int = STAFF_DELAY_DAYS):  # type: ignore[no-untyped-def]
     """Simulated case staff for ``run_backtest(staff=...)``: after each orange/red raise or
     escalation of a merchant the simulator does not let collapse, a ``false_alarm`` disposition
     with that warning's level, score and indicators, effective ``delay_days`` after it."""
@@ -142,7 +77,7 @@ def false_alarm_desk(labels: dict[str, dict], delay_days: int = STAFF_DELAY_DAYS
     def answer(warning):  # type: ignore[no-untyped-def]
         label = labels.get(warning.merchant_id)
         if (
-            label is None or label["kind"] == "collapse"
+            label is None or label.group == "collapse"
             or warning.level not in URGENT or warning.transition not in ("raised", "escalated")
         ):
             return []
@@ -237,50 +172,223 @@ def combine_staff(comparisons: Iterable[StaffComparison]) -> StaffComparison:
     )
 
 
+
+@dataclass(frozen=True)
+class World:
+    """One labelled set to replay and judge: a world to simulate into ``events_dir`` first
+    (``config``), or event files that are there already (``config`` None)."""
+
+    name: str
+    events_dir: Path
+    config: object | None = None  # a SimulationConfig
+    labels_file: Path | None = None  # default: labels.json or labels.jsonl in events_dir
+
+    @property
+    def world_seed(self) -> int | None:
+        return getattr(self.config, "world_seed", None)
+
+    @property
+    def seed(self) -> int | None:
+        return getattr(self.config, "seed", None)
+
+
+def plan_worlds(
+    world_seeds: list[int] | None, seeds: list[int] | None, *, merchants: int, days: int, work_dir: Path,
+) -> list[World]:
+    """The simulated worlds to run. With world seeds, world seed *i* is simulated with population
+    seed *i* of ``seeds``, by default 100 + the world seed (so world 1 is seed 101); without
+    them, the classic world with each of ``seeds``. Raises ``ValueError`` when the lists differ
+    in length."""
+    from yujing.simulator import SimulationConfig
+
+    if world_seeds is None:
+        return [World(f"seed {s}", work_dir / f"seed-{s}", SimulationConfig(merchants=merchants, days=days, seed=s))
+                for s in seeds or ()]
+    paired = seeds if seeds is not None else [100 + w for w in world_seeds]
+    if len(paired) != len(world_seeds):
+        raise ValueError(f"{len(world_seeds)} world seeds but {len(paired)} seeds: give one seed per world seed")
+    return [
+        World(f"world {w}", work_dir / f"world-{w}",
+              SimulationConfig(merchants=merchants, days=days, seed=s, world_seed=w))
+        for w, s in zip(world_seeds, paired, strict=True)
+    ]
+
+
 @dataclass
-class SeedRun:
-    """One evaluated simulation: its report and the score trajectories kept for plots."""
+class WorldRun:
+    """One replayed and judged world: its report, the labels, a few score trajectories for the
+    plots and, when recorded, every scored merchant-day."""
 
-    seed: int
+    world: World
     report: Report
-    trajectories: dict[str, list[tuple[date, float]]]
-    labels: dict[str, dict]
-    staff: StaffComparison | None = None  # with ``simulate_staff``
+    labels: dict[str, Label]
+    trajectories: dict[str, list[tuple[date, float]]] = field(default_factory=dict)
+    days: MerchantDays | None = None
+    staff: StaffComparison | None = None
+
+    @property
+    def name(self) -> str:
+        return self.world.name
 
 
-def combine(reports: Iterable[Report]) -> Report:
-    """Pool several reports (e.g. seeds) into one, merchant by merchant."""
-    scenarios: dict[str, ScenarioFigures] = {}
-    overall = ScenarioFigures("all collapses", "collapse")
-    for report in reports:
-        for row in [*report.scenarios.values(), report.overall]:
-            target = overall if row is report.overall else scenarios.setdefault(
-                row.scenario, ScenarioFigures(row.scenario, row.kind)
-            )
-            target.merchants += row.merchants
-            target.caught += row.caught
-            target.late += row.late
-            target.flagged += row.flagged
-            target.lead_days.extend(row.lead_days)
-    return Report(dict(sorted(scenarios.items())), overall)
+def world_labels(world: World) -> dict[str, Label]:
+    """The world's labels; ``ValueError`` (one readable line) when there are none or they do not read."""
+    from yujing.labels import find_labels, load_labels
+
+    path = world.labels_file or find_labels(world.events_dir)
+    if path is None:
+        raise ValueError(f"no labels.json or labels.jsonl in {world.events_dir} (give --labels FILE)")
+    try:
+        return load_labels(path)
+    except OSError as exc:
+        raise ValueError(f"cannot read labels {path}: {exc.strerror or exc}") from exc
 
 
-def pick_examples(labels: dict[str, dict], per_scenario: int = 1) -> list[str]:
-    """A few merchants to draw: the first of each non-healthy scenario, and one healthy one."""
+def count_records(events_dir: Path) -> int:
+    """Lines in the input files: what a replay of ``events_dir`` will read (for a progress bar)."""
+    from yujing.backtest import INPUT_FILES
+
+    total = 0
+    for name in INPUT_FILES.values():
+        path = events_dir / name
+        if path.is_file():
+            with open(path, "rb") as source:
+                total += sum(chunk.count(b"\n") for chunk in iter(lambda: source.read(1 << 20), b""))
+    return total
+
+
+def _as_dicts(warnings: Iterable[object]) -> list[dict]:
+    return [w.model_dump(mode="json") for w in warnings]  # type: ignore[attr-defined]
+
+
+def run_world(
+    world: World,
+    *,
+    partitions: int,
+    allowed_lateness_hours: float,
+    schedule: ThresholdSchedule | None = None,
+    record: bool = False,
+    simulate_staff: bool = False,
+    on_event: Callable[[], None] | None = None,
+    on_phase: Callable[[str, int], None] | None = None,
+) -> WorldRun:
+    """Simulate (when the world has a config), replay with the live scoring core, judge.
+
+    A simulated world's warnings are written to ``events_dir/warnings.jsonl``; event files given
+    are only read. ``record``: keep every scored merchant-day (:class:`~yujing.recording.DayRecorder`).
+    ``on_phase(description, records)`` is told before each replay how many records it reads.
+    With ``simulate_staff`` the world is replayed a second time with :func:`false_alarm_desk`
+    answering the warnings, into ``events_dir/staff/``: ``feedback.jsonl`` (what staff sent),
+    ``warnings.jsonl`` and links to the inputs, so ``yujing backtest --events .../staff`` replays it."""
+    from datetime import timedelta
+
+    from models.calendar import day_date
+    from yujing.backtest import run_backtest, write_warnings
+    from yujing.engine import DayResult
+    from yujing.recording import DayRecorder
+
+    if world.config is not None:
+        from yujing.simulator import simulate
+
+        if on_phase is not None:
+            on_phase(f"{world.name}: simulate", 0)
+        simulate(world.config).write(world.events_dir)  # type: ignore[arg-type]
+    labels = world_labels(world)
+    wanted = set(pick_examples(labels))
+    trajectories: dict[str, list[tuple[date, float]]] = {m: [] for m in wanted}
+    recorder = DayRecorder() if record else None
+
+    def keep(result: DayResult) -> None:
+        if result.merchant_id in wanted:
+            trajectories[result.merchant_id].append((day_date(result.day), result.score.score))
+        if recorder is not None:
+            recorder(result)
+
+    total = count_records(world.events_dir)
+    if on_phase is not None:
+        on_phase(f"{world.name}: replay", total)
+    lateness = timedelta(hours=allowed_lateness_hours)
+    result = run_backtest(world.events_dir, partitions=partitions, allowed_lateness=lateness, schedule=schedule,
+                          on_day_scored=keep, on_event=on_event)
+    if world.config is not None:
+        write_warnings(result.warnings, world.events_dir / "warnings.jsonl")
+    warnings = _as_dicts(result.warnings)
+    report = evaluate(labels, warnings)
+    run = WorldRun(world, report, labels, trajectories, recorder.finish() if recorder is not None else None)
+    if simulate_staff:
+        if on_phase is not None:
+            on_phase(f"{world.name}: replay with simulated staff", total)
+        staffed = run_backtest(world.events_dir, partitions=partitions, allowed_lateness=lateness,
+                               schedule=schedule, on_event=on_event, staff=false_alarm_desk(labels))
+        run.staff = _staff_comparison(world.events_dir, labels, report, warnings, staffed)
+    return run
+
+
+def _staff_comparison(events_dir: Path, labels: dict[str, Label], report: Report, warnings: list[dict],
+                      staffed: object) -> StaffComparison:
+    from yujing.backtest import FEEDBACK_FILE, write_records, write_warnings
+
+    staff_dir = events_dir / "staff"
+    staff_dir.mkdir(exist_ok=True)
+    for name in ("transactions.jsonl", "complaints.jsonl", "merchants.jsonl", "labels.jsonl", "labels.json"):
+        link = staff_dir / name
+        link.unlink(missing_ok=True)
+        if (events_dir / name).exists():
+            link.symlink_to(Path("..") / name)
+    write_records(staffed.feedback, staff_dir / FEEDBACK_FILE)  # type: ignore[attr-defined]
+    write_warnings(staffed.warnings, staff_dir / "warnings.jsonl")  # type: ignore[attr-defined]
+    after = _as_dicts(staffed.warnings)  # type: ignore[attr-defined]
+
+    def of_collapses(ws: list[dict]) -> list[dict]:
+        return [{k: v for k, v in w.items() if k != "emitted_at"} for w in ws
+                if w["merchant_id"] in labels and labels[w["merchant_id"]].group == "collapse"]
+
+    return StaffComparison(
+        before=report,
+        after=evaluate(labels, after),
+        alarms_before=urgent_alarms(labels.values(), warnings),
+        alarms_after=urgent_alarms(labels.values(), after),
+        feedback=len(staffed.feedback),  # type: ignore[attr-defined]
+        collapses_unchanged=of_collapses(warnings) == of_collapses(after),
+    )
+
+
+def evidence(runs: list[WorldRun], fire_at: float = 0.0) -> list[EvidenceRow]:
+    """The indicator evidence table of one recorded run, or of several pooled merchant by merchant
+    (merchant ids are prefixed with the world's name, so equal ids of two worlds stay apart)."""
+    import numpy as np
+
+    from yujing.indicator_evidence import evidence_table
+    from yujing.recording import MerchantDays
+
+    recorded = [run for run in runs if run.days is not None]
+    if len(recorded) == 1:
+        return evidence_table(recorded[0].days, recorded[0].labels, fire_at)  # type: ignore[arg-type]
+    parts, labels = [], {}
+    for run in recorded:
+        days = run.days
+        assert days is not None
+        prefixed = np.array([f"{run.name}/{m}" for m in days.merchant_ids], dtype=object)
+        parts.append(replace(days, merchant_ids=prefixed))
+        labels.update({f"{run.name}/{m}": replace(label, merchant_id=f"{run.name}/{m}")
+                       for m, label in run.labels.items()})
+    return evidence_table(MerchantDays.concat(parts), labels, fire_at)
+
+
+def pick_examples(labels: Mapping[str, Label], per_scenario: int = 1) -> list[str]:
+    """A few merchants to draw: the first of each kind (scenario), healthy included."""
     chosen: list[str] = []
     seen: dict[str, int] = {}
     for merchant_id, label in labels.items():
-        count = seen.get(label["scenario"], 0)
+        count = seen.get(label.kind, 0)
         if count < per_scenario:
             chosen.append(merchant_id)
-            seen[label["scenario"]] = count + 1
+            seen[label.kind] = count + 1
     return chosen
 
 
-def write_plots(runs: list[SeedRun], out_dir: object) -> list[object]:
+def write_plots(runs: list[WorldRun], out_dir: object) -> list[object]:
     """Lead-time distribution and score trajectories as PNG files; returns their paths."""
-    from pathlib import Path
-
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -292,11 +400,11 @@ def write_plots(runs: list[SeedRun], out_dir: object) -> list[object]:
 
     pooled = combine(run.report for run in runs)
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    leads = {name: row.lead_days for name, row in pooled.scenarios.items() if row.kind == "collapse"}
+    leads = {name: row.lead_days for name, row in pooled.scenarios.items() if row.group == "collapse"}
     ax.hist(list(leads.values()), bins=range(0, 181, 7), stacked=True, label=list(leads.keys()))
     ax.set_xlabel("lead time: days between the first orange/red warning and the collapse")
     ax.set_ylabel("collapsing merchants")
-    ax.set_title(f"Lead time, {len(runs)} seed(s), recall {pooled.overall.recall or 0:.0%}")
+    ax.set_title(f"Lead time, {len(runs)} world(s), recall {pooled.overall.recall or 0:.0%}")
     ax.legend(fontsize=8)
     fig.tight_layout()
     paths.append(out / "lead_time.png")
@@ -304,101 +412,21 @@ def write_plots(runs: list[SeedRun], out_dir: object) -> list[object]:
     plt.close(fig)
 
     run = runs[0]
-    examples = pick_examples(run.labels)
-    fig, axes = plt.subplots(len(examples), 1, figsize=(9, 1.6 * len(examples)), sharex=True)
-    for ax, merchant_id in zip(axes, examples, strict=False):
-        points = run.trajectories.get(merchant_id, [])
+    examples = [m for m in pick_examples(run.labels) if m in run.trajectories]
+    fig, axes = plt.subplots(len(examples), 1, figsize=(9, 1.6 * len(examples)), sharex=True, squeeze=False)
+    for ax, merchant_id in zip(axes[:, 0], examples, strict=True):
+        points = run.trajectories[merchant_id]
         label = run.labels[merchant_id]
         ax.plot([p[0] for p in points], [p[1] for p in points], lw=1)
         for cut, colour in ((0.3, "tab:blue"), (0.45, "gold"), (0.6, "darkorange"), (0.8, "red")):
             ax.axhline(cut, color=colour, lw=0.6, ls="--")
-        if label.get("collapse_date"):
-            ax.axvline(date.fromisoformat(label["collapse_date"]), color="black", lw=1.2)
+        if label.collapse_date is not None:
+            ax.axvline(label.collapse_date, color="black", lw=1.2)
         ax.set_ylim(0, 1)
-        ax.set_ylabel(label["scenario"], rotation=0, ha="right", fontsize=8)
-    axes[-1].set_xlabel(f"event time (seed {run.seed}); black line: collapse date; dashed: level cut-offs")
+        ax.set_ylabel(label.kind, rotation=0, ha="right", fontsize=8)
+    axes[-1, 0].set_xlabel(f"event time ({run.name}); black line: collapse date; dashed: level cut-offs")
     fig.tight_layout()
     paths.append(out / "score_trajectories.png")
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
     return paths
-
-
-def run_seed(
-    seed: int,
-    *,
-    merchants: int,
-    days: int,
-    work_dir: object,
-    partitions: int,
-    allowed_lateness_hours: float,
-    on_event: object | None = None,
-    simulate_staff: bool = False,
-) -> SeedRun:
-    """Simulate one seed into ``work_dir/seed-N``, replay it with the live scoring core, judge it.
-
-    With ``simulate_staff`` it is replayed a second time with :func:`false_alarm_desk` answering
-    the warnings, into ``seed-N/staff/``: ``feedback.jsonl`` (what staff sent), ``warnings.jsonl``
-    and links to the simulated inputs, so ``yujing backtest --events seed-N/staff`` replays it."""
-    from datetime import timedelta
-    from pathlib import Path
-
-    import orjson
-
-    from models.calendar import day_date
-    from yujing.backtest import FEEDBACK_FILE, run_backtest, write_records, write_warnings
-    from yujing.simulator import SimulationConfig, simulate
-
-    events_dir = Path(str(work_dir)) / f"seed-{seed}"
-    simulation = simulate(SimulationConfig(merchants=merchants, days=days, seed=seed))
-    simulation.write(events_dir)
-    labels = {label["merchant_id"]: label for label in simulation.labels}
-    wanted = set(pick_examples(labels))
-    trajectories: dict[str, list[tuple[date, float]]] = {m: [] for m in wanted}
-
-    def keep(result) -> None:  # type: ignore[no-untyped-def]
-        if result.merchant_id in wanted:
-            trajectories[result.merchant_id].append((day_date(result.day), result.score.score))
-
-    result = run_backtest(
-        events_dir,
-        partitions=partitions,
-        allowed_lateness=timedelta(hours=allowed_lateness_hours),
-        on_day_scored=keep,
-        on_event=on_event,  # type: ignore[arg-type]
-    )
-    write_warnings(result.warnings, events_dir / "warnings.jsonl")
-    warnings = [orjson.loads(orjson.dumps(w.model_dump(mode="json"))) for w in result.warnings]
-    report = evaluate(labels.values(), warnings)
-    staff = None
-    if simulate_staff:
-        staffed = run_backtest(
-            events_dir,
-            partitions=partitions,
-            allowed_lateness=timedelta(hours=allowed_lateness_hours),
-            on_event=on_event,  # type: ignore[arg-type]
-            staff=false_alarm_desk(labels),
-        )
-        staff_dir = events_dir / "staff"
-        staff_dir.mkdir(exist_ok=True)
-        for name in ("transactions.jsonl", "complaints.jsonl", "merchants.jsonl", "labels.jsonl"):
-            link = staff_dir / name
-            link.unlink(missing_ok=True)
-            link.symlink_to(Path("..") / name)
-        write_records(staffed.feedback, staff_dir / FEEDBACK_FILE)
-        write_warnings(staffed.warnings, staff_dir / "warnings.jsonl")
-        after = [orjson.loads(orjson.dumps(w.model_dump(mode="json"))) for w in staffed.warnings]
-
-        def of_collapses(ws: list[dict]) -> list[dict]:
-            return [{k: v for k, v in w.items() if k != "emitted_at"} for w in ws
-                    if labels.get(w["merchant_id"], {}).get("kind") == "collapse"]
-
-        staff = StaffComparison(
-            before=report,
-            after=evaluate(labels.values(), after),
-            alarms_before=urgent_alarms(labels.values(), warnings),
-            alarms_after=urgent_alarms(labels.values(), after),
-            feedback=len(staffed.feedback),
-            collapses_unchanged=of_collapses(warnings) == of_collapses(after),
-        )
-    return SeedRun(seed, report, trajectories, labels, staff)
