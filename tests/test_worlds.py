@@ -278,3 +278,124 @@ def test_cli_draws_a_world_and_writes_it(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "world 5" in result.output and "world.json" in result.output
     assert json.loads((tmp_path / "world.json").read_text())["world_seed"] == 5
+
+
+# -- how a collapse is told: dimensions added when two worlds told it two ways ------------------------
+WIDE_SEEDS = range(1, 9)
+SEVERE = {"refund_refused", "store_closed", "service_unavailable"}
+COLLAPSING = {"runaway_after_surge": 0.5, "ownership_transfer": 0.2, "chain_collapse": 0.3}
+
+
+def test_how_collapses_are_told_varies_across_world_seeds() -> None:
+    worlds = [draw_world(ws) for ws in WIDE_SEEDS]
+    trends = [w.distress.service_trend for w in worlds]
+    assert min(trends) < -0.3 and max(trends) > 0.2, trends  # staff gone ... holders rushing in
+    intensity = [w.distress.complaint_intensity for w in worlds]
+    assert min(intensity) == 0.0 and max(intensity) > 1.5, intensity
+    severe = [w.distress.severe_share for w in worlds]
+    assert min(severe) < 0.4 and max(severe) > 0.8, severe
+    deep = [w.distress.push_deep_share for w in worlds]
+    assert min(lo for lo, _ in deep) < 0.4 and max(hi for _, hi in deep) == 1.0, deep
+    depth = [w.distress.push_depth for w in worlds]
+    assert min(lo for lo, _ in depth) < 1.4 and max(hi for _, hi in depth) > 1.8, depth
+    weeks = [w.distress.push_weeks for w in worlds]
+    assert min(lo for lo, _ in weeks) <= 3 and max(hi for _, hi in weeks) >= 9, weeks
+    history = [w.history_days for w in worlds]
+    assert 0 in history and max(history) > 365, history
+    registry = [w.collapses.registry_before_share for w in worlds]
+    assert min(registry) < 0.1 and max(registry) > 0.5, registry
+    legal = [w.legal_promotions for w in worlds]
+    assert min(p.depth[0] for p in legal) < 1.3 and max(p.depth[1] for p in legal) >= 1.9
+    assert min(p.deep_share[0] for p in legal) < 0.4 and max(p.deep_share[1] for p in legal) > 0.9
+    bonus = [w.promotions.bonus[1] for w in worlds]
+    assert min(bonus) < 0.4 and max(bonus) > 0.7, bonus  # calendar promotions as deep as pushes
+    assert CLASSIC.distress.service_trend is None and CLASSIC.history_days == 730
+
+
+@pytest.fixture(scope="module")
+def collapsing_worlds() -> dict[int, tuple[Simulation, list[tuple[str, dict[str, Any]]]]]:
+    """Seeds 1-8, collapses only: small enough to generate every record."""
+    out = {}
+    for ws in WIDE_SEEDS:
+        sim = simulate(SimulationConfig(merchants=30, days=200, seed=5, world_seed=ws,
+                                        mix=COLLAPSING))
+        out[ws] = (sim, list(sim.events()))
+    return out
+
+
+def _collapse_days(sim: Simulation) -> dict[str, int]:
+    return {m.merchant_id: m.timeline.collapse_day for m in sim.plan.merchants}
+
+
+def test_history_before_the_window_is_there_or_not_as_the_world_says(collapsing_worlds: Any) -> None:
+    for ws, (sim, events) in collapsing_worlds.items():
+        first = min(_iso_day(sim, r["occurred_at"]) for k, r in events if k == "transactions")
+        history = draw_world(ws).history_days
+        if history == 0:
+            assert first >= 0, ws  # the data start with the window
+        else:
+            assert -history <= first < -history // 2, (ws, first, history)
+
+
+def test_complaints_before_collapses_follow_the_worlds_intensity(collapsing_worlds: Any) -> None:
+    severe: dict[int, float] = {}
+    for ws, (sim, events) in collapsing_worlds.items():
+        collapse = _collapse_days(sim)
+        before = [r for k, r in events if k == "complaints" and r["category"] in SEVERE
+                  and 0 < collapse[r["merchant_id"]] - _iso_day(sim, r["occurred_at"]) <= 42]
+        severe[ws] = len(before) / len(collapse)
+    by_intensity = sorted(WIDE_SEEDS, key=lambda ws: draw_world(ws).distress.complaint_intensity
+                          * draw_world(ws).distress.severe_share)
+    silent, loud = by_intensity[0], by_intensity[-1]
+    assert severe[silent] < 1.0 and severe[loud] > 4 * max(severe[silent], 0.5), severe
+
+
+def test_the_deep_bonus_push_follows_the_world(collapsing_worlds: Any) -> None:
+    deep: dict[int, float] = {}
+    for ws, (sim, events) in collapsing_worlds.items():
+        surged = {m.merchant_id: m.timeline.collapse_day for m in sim.plan.merchants
+                  if m.scenario == "runaway_after_surge" and "surge" in m.timeline.tags}
+        sold = [r["face_value"] / r["amount"] for k, r in events
+                if k == "transactions" and r["type"] == "card_sale" and r["merchant_id"] in surged
+                and 0 < surged[r["merchant_id"]] - _iso_day(sim, r["occurred_at"]) <= 14]
+        deep[ws] = sum(ratio >= 1.3 for ratio in sold) / len(sold)
+    shares = {ws: draw_world(ws).distress.push_deep_share for ws in WIDE_SEEDS}
+    widest = max(WIDE_SEEDS, key=lambda ws: shares[ws][0])
+    narrowest = min(WIDE_SEEDS, key=lambda ws: shares[ws][1])
+    assert deep[widest] > 0.6 and deep[narrowest] < 0.5, deep
+    assert deep[widest] > deep[narrowest] + 0.3, deep
+
+
+def test_service_before_a_collapse_rises_or_falls_with_the_world() -> None:
+    """The same collapses told with a rise and with a decline of redemptions before the date."""
+    redemptions: dict[float, list[int]] = {}
+    for trend in (-0.5, 0.4):
+        world = draw_world(6)
+        world = world.model_copy(update={
+            "distress": world.distress.model_copy(update={"service_trend": trend})})
+        sim = simulate(SimulationConfig(merchants=20, days=200, seed=5, world=world,
+                                        mix={"runaway_after_surge": 0.5, "chain_collapse": 0.5}))
+        collapse = _collapse_days(sim)
+        counts = collections.Counter(
+            r["merchant_id"] for k, r in sim.events()
+            if k == "transactions" and r["type"] == "redemption"
+            and 0 < collapse[r["merchant_id"]] - _iso_day(sim, r["occurred_at"]) <= 28)
+        redemptions[trend] = [counts[m] for m in sorted(collapse)]
+    pairs = list(zip(redemptions[-0.5], redemptions[0.4], strict=True))
+    fewer = sum(down < up for down, up in pairs)
+    assert fewer >= 0.8 * len(pairs), pairs
+    assert sum(redemptions[-0.5]) < 0.6 * sum(redemptions[0.4]), redemptions
+
+
+def test_legal_promotions_run_as_deep_and_as_long_as_pushes() -> None:
+    depths, lengths = [], []
+    for ws in WIDE_SEEDS:
+        sim = Simulation(SimulationConfig(merchants=40, days=300, seed=1, world_seed=ws,
+                                          mix={"legal_promotion": 1.0}))
+        for merchant in sim.plan.merchants:
+            tl = merchant.timeline
+            first, last = tl.episode
+            depths.append(1.0 + tl.deal_bonus[first])
+            lengths.append(last - first + 1)
+    assert min(depths) < 1.3 and max(depths) > 1.9, (min(depths), max(depths))
+    assert min(lengths) <= 14 and max(lengths) >= 63, (min(lengths), max(lengths))

@@ -158,6 +158,41 @@ class CollapseAssumptions(_Frozen):
     )
 
 
+class DistressAssumptions(_Frozen):
+    """How a collapse looks in the weeks before its date; the classic world keeps its scripts.
+
+    Worlds written by different hands tell the same collapse differently: redemptions rise (new
+    holders) or fall (staff gone), complaints build for weeks or not at all, the last push sells
+    a few deep cards or nearly only "充1000送800".
+    """
+
+    service_trend: float | None = Field(
+        None, ge=-0.6, le=0.5,
+        description="Redemptions at the collapse vs before the first sign (-0.5 = halved), "
+                    "the world's centre for run-aways, transfers and chains; None: scripted.",
+    )
+    complaint_intensity: float = Field(
+        1.0, ge=0, description="Scales complaints before the collapse date (0: none until then).")
+    severe_share: float | None = Field(
+        None, ge=0, le=1,
+        description="Share of pre-collapse complaints that are severe (refund refused, store "
+                    "closed, service unavailable); None: the scenario's own mix.",
+    )
+    push_deep_share: tuple[float, float] | None = Field(
+        None, description="Share of a collapse's push sales carrying the deep bonus.")
+    push_depth: tuple[float, float] | None = Field(
+        None, description="Face value / price of the push's deep bonus (1.8 = 充1000送800).")
+    push_weeks: Span | None = Field(None, description="Length of the deep-bonus push, weeks.")
+
+
+class LegalPromotionAssumptions(_Frozen):
+    """Look-alike promotions as varied as the collapses' pushes; None: the classic script."""
+
+    deep_share: tuple[float, float] | None = None
+    depth: tuple[float, float] | None = None
+    weeks: Span | None = None
+
+
 class HealthyAssumptions(_Frozen):
     registry_noise: tuple[float, float, float] = (0.03, 0.02, 0.005)  # new rep, capital up, cut
     quirk_share: float = Field(0.0, ge=0, le=1, description="Healthy merchants with a quirk.")
@@ -177,6 +212,13 @@ class WorldAssumptions(_Frozen):
     promotions: PromotionAssumptions = Field(default_factory=PromotionAssumptions)
     collapses: CollapseAssumptions = Field(default_factory=CollapseAssumptions)
     healthy: HealthyAssumptions = Field(default_factory=HealthyAssumptions)
+    distress: DistressAssumptions = Field(default_factory=DistressAssumptions)
+    legal_promotions: LegalPromotionAssumptions = Field(default_factory=LegalPromotionAssumptions)
+    history_days: int = Field(
+        730, ge=0, le=730,
+        description="Days of card history the platform holds before the window (0: the data "
+                    "start with the window and balances build from nothing).",
+    )
 
     @classmethod
     def classic(cls) -> WorldAssumptions:
@@ -329,9 +371,57 @@ def _collapses(rng: random.Random) -> CollapseAssumptions:
     )
 
 
+def _range(rng: random.Random, lo: float, hi: float, width: float) -> tuple[float, float]:
+    """A sub-range of ``[lo, hi]`` at most ``width`` wide, placed at random."""
+    first = rng.uniform(lo, hi - 0.02)
+    return round(first, 3), round(min(hi, first + rng.uniform(0.02, width)), 3)
+
+
+def _distress(rng: random.Random) -> DistressAssumptions:
+    return DistressAssumptions(
+        service_trend=round(rng.uniform(-0.5, 0.4), 3),
+        complaint_intensity=0.0 if rng.random() < 0.25 else round(rng.uniform(0.05, 2.5), 3),
+        severe_share=round(rng.uniform(0.2, 1.0), 3),
+        push_deep_share=_range(rng, 0.2, 1.0, 0.3),
+        push_depth=_range(rng, 1.3, 2.0, 0.35),
+        push_weeks=_span(rng, (2, 8), (0, 4)),
+    )
+
+
+def _legal_promotions(rng: random.Random) -> LegalPromotionAssumptions:
+    first_week = rng.randint(1, 8)
+    return LegalPromotionAssumptions(
+        deep_share=_range(rng, 0.2, 1.0, 0.4),
+        depth=_range(rng, 1.1, 2.0, 0.4),
+        weeks=(first_week, min(12, first_week + rng.randint(0, 4))),
+    )
+
+
+def _widen(world: WorldAssumptions, world_seed: int) -> WorldAssumptions:
+    """Dimensions added when two worlds told collapses two ways (issue 14): their own stream,
+    so the earlier dimensions of every world stay as they were drawn."""
+    rng = random.Random(f"yujing-world-distress:{world_seed}")
+    distress = _distress(rng)
+    legal = _legal_promotions(rng)
+    lo = rng.uniform(0.05, 0.5)  # calendar promotions: from 送5% up to 充1000送1000
+    promotions = world.promotions.model_copy(update={
+        "bonus": (round(lo, 3), round(min(1.0, lo + rng.uniform(0.05, 0.5)), 3)),
+        "bonus_share": round(rng.uniform(0.3, 1.0), 3),
+    })
+    history = 0 if rng.random() < 0.35 else round(rng.randint(1, 24) * 365 / 12)
+    return world.model_copy(update={
+        "distress": distress, "legal_promotions": legal, "promotions": promotions,
+        "history_days": min(730, history),
+    })
+
+
 def draw_world(world_seed: int) -> WorldAssumptions:
     """A random world; the same seed always gives the same world."""
     rng = random.Random(f"yujing-world:{world_seed}")
+    return _widen(_draw_base(rng, world_seed), world_seed)
+
+
+def _draw_base(rng: random.Random, world_seed: int) -> WorldAssumptions:
     return WorldAssumptions(
         world_seed=world_seed,
         industries=_industries(rng),

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from .assumptions import WorldAssumptions
 from .config import SCENARIOS, SimulationConfig, scenario_kind
 from .output import BrokerUnreachable, Simulation
 
@@ -59,7 +60,18 @@ def _world_summary(config: SimulationConfig) -> str:
         f"  run-aways with a surge {w.collapses.runaway_surge_share:.0%}; registry change before "
         f"collapse {w.collapses.registry_before_share:.0%}; healthy with quirks "
         f"{w.healthy.quirk_share:.0%}",
+        _distress_summary(w),
     ])
+
+
+def _distress_summary(w: WorldAssumptions) -> str:
+    d = w.distress
+    if d.service_trend is None or d.push_deep_share is None or d.push_depth is None:
+        return "  before collapses: as scripted"
+    return (f"  before collapses: service {d.service_trend:+.0%}, complaints x"
+            f"{d.complaint_intensity:.2f} ({d.severe_share or 0:.0%} severe), push "
+            f"{d.push_deep_share[0]:.0%}-{d.push_deep_share[1]:.0%} deep at x{d.push_depth[0]:.2f}-"
+            f"{d.push_depth[1]:.2f} for {d.push_weeks} weeks; history {w.history_days} d")
 
 
 def simulate_command(

@@ -9,12 +9,15 @@ mix of complaints are drawn per merchant, so no two collapses follow one templat
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
-from .assumptions import CLASSIC, WorldAssumptions
+from .assumptions import CLASSIC, DistressAssumptions, WorldAssumptions
 from .merchants import MerchantPlan
 from .timeline import Stranded, Timeline, TimelineBuilder
+
+_SCRIPTED = DistressAssumptions()
 
 
 @dataclass
@@ -24,6 +27,7 @@ class CollapseContext:
     days: int
     serial_representatives: list[str]
     world: WorldAssumptions = CLASSIC
+    seed: int = 0
 
     def lead(self, rng: random.Random, scenario: str, collapse_day: int) -> int:
         return _lead(rng, collapse_day, *self.world.collapses.leads[scenario])
@@ -72,6 +76,38 @@ class CollapseContext:
             first = min(first, day)
         return first
 
+    def shape_distress(
+        self,
+        plan: MerchantPlan,
+        b: TimelineBuilder,
+        collapse: int,
+        signal: int,
+        pushes: list[tuple[int, int]],
+        service: bool,
+    ) -> int:
+        """The world's telling of the weeks before a collapse; returns the (earlier) first sign.
+
+        Deep-bonus pushes over ``pushes`` (the scenario's deal windows), the service trend (if
+        ``service``) and the pre-collapse complaints, drawn from a stream of their own so the
+        scenario's other draws stay put. The classic world keeps its scripts.
+        """
+        d = self.world.distress
+        if d == _SCRIPTED:
+            return signal
+        rng = random.Random(f"yujing-distress:{self.seed}:{plan.index}")
+        for first, last in pushes:
+            signal = min(signal, _push(b, rng, d, first, last))
+        unsettled = signal  # from here on refused visits and refunds are the world's complaints
+        if service and d.service_trend is not None:
+            unsettled, shown = _service_trend(b, rng, d.service_trend, collapse, signal)
+            signal = min(signal, shown)
+        intensity = d.complaint_intensity * math.exp(rng.gauss(0.0, 0.3))
+        severe = min(1.0, max(0.0, (d.severe_share if d.severe_share is not None else 0.8)
+                              + rng.gauss(0.0, 0.1)))
+        b.reshape_complaints(collapse, intensity, severe)
+        b.hold("complaint_scale", min(signal, unsettled), collapse - 1, intensity * severe)
+        return signal
+
     def closure_record(self, rng: random.Random, scenario: str, day: int) -> list[tuple[int, int, dict]]:
         """The registry sometimes learns of the closure days or weeks later; often never."""
         notices = self.world.notices
@@ -90,6 +126,39 @@ class CollapseContext:
     def draw_collapse_day(self, rng: random.Random, room_after: int = 0) -> int:
         lo, hi = self.window
         return rng.randint(lo, max(lo, hi - room_after))
+
+
+def _push(b: TimelineBuilder, rng: random.Random, d: DistressAssumptions, first: int,
+          last: int) -> int:
+    """The world's deep-bonus push over the last weeks of a deal window; its first day."""
+    if d.push_deep_share is None or d.push_depth is None or d.push_weeks is None or last < first:
+        return last
+    start = max(first, last + 1 - 7 * rng.randint(*d.push_weeks))
+    b.hold("deal_share", first, last, 0.0)
+    b.hold("deal_share", start, last, rng.uniform(*d.push_deep_share))
+    b.hold("deal_bonus", start, last, rng.uniform(*d.push_depth) - 1.0)
+    return start
+
+
+def _service_trend(b: TimelineBuilder, rng: random.Random, centre: float, collapse: int,
+                   signal: int) -> tuple[int, int]:
+    """Redemptions settle at ``1 + trend`` of normal over the last five weeks or so: holders
+    rushing in (rise) or staff gone and bookings refused (decline). Returns when the trend
+    starts and when it shows as a sign (a decline of over 20%; else ``signal``).
+
+    Visits are booked an interval ahead, so the level is reached well before the last month.
+    """
+    trend = min(0.5, max(-0.6, centre + rng.gauss(0.0, 0.1)))
+    start = max(0, collapse - max(collapse - signal, rng.randint(42, 70)))
+    full = max(start + (collapse - start) // 3, collapse - 35)
+    level = 1.0 + trend
+    b.ramp("visit_mult", start, full, 1.0, level, multiply=True)
+    b.hold("visit_mult", full + 1, collapse - 1, level, multiply=True)
+    if trend >= 0.0:
+        return start, signal
+    b.ramp("honour", start, full, 1.0, 1.0 + trend / 2, multiply=True)  # some visits refused
+    b.hold("honour", full + 1, collapse - 1, 1.0 + trend / 2, multiply=True)
+    return start, min(signal, full) if trend < -0.2 else signal
 
 
 def _custody_tag(tags: list[str], custody: str) -> list[str]:
@@ -134,6 +203,8 @@ def runaway_after_surge(plan: MerchantPlan, rng: random.Random, ctx: CollapseCon
     tags = ["surge" if surged else "no_surge"]
     signal = surge if surged or custody != "compliant" else collapse - tail
     signal = min(signal, ctx.distress_extras(plan, rng, collapse, lead, changes, tags))
+    pushes = [(surge, collapse - 1)] if surged else []
+    signal = ctx.shape_distress(plan, b, collapse, signal, pushes, service=True)
     return b.build(
         collapse_day=collapse,
         signal_start=signal,
@@ -178,6 +249,8 @@ def slow_decline(plan: MerchantPlan, rng: random.Random, ctx: CollapseContext) -
     changes = ctx.closure_record(rng, "slow_decline", collapse)
     tags = ["clearance_sale"] if clearance else []
     first_sign = min(decline, ctx.distress_extras(plan, rng, collapse, lead, changes, tags))
+    pushes = [(first, collapse - 1)] if clearance else []
+    first_sign = ctx.shape_distress(plan, b, collapse, first_sign, pushes, service=False)
     return b.build(
         collapse_day=collapse,
         signal_start=first_sign,
@@ -236,9 +309,11 @@ def ownership_transfer(plan: MerchantPlan, rng: random.Random, ctx: CollapseCont
         tags.append("fake_renovation")
     changes += ctx.closure_record(rng, "ownership_transfer", collapse + 15)
     custody = ctx.custody(rng, "ownership_transfer")
+    signal = ctx.shape_distress(plan, b, collapse, transfer, [(promo_first, promo_last)],
+                                service=True)
     return b.build(
         collapse_day=collapse,
-        signal_start=transfer,
+        signal_start=signal,
         tags=_custody_tag(tags, custody),
         custody_modes=[(transfer, custody)],
         profile_changes=changes,
@@ -285,7 +360,8 @@ def chain_member(
     b.complaints("service_unavailable", signal, collapse - 1, 0.01, 0.05 + 0.25 * strength)
     b.ramp("honour", signal, collapse - 1, 1.0, 1.0 - rng.uniform(0.1, 0.4) * strength)
     b.ramp("refund_honour", signal, collapse - 1, 0.9, rng.uniform(0.1, 0.5))
-    if rng.random() < 0.7:  # selling cards while in distress
+    selling = rng.random() < 0.7
+    if selling:  # selling cards while in distress
         b.hold("sales_mult", signal, first - 1, 1.0 + rng.uniform(0.2, 1.5) * strength)
         b.hold("deal_share", signal, first - 1, rng.uniform(0.3, 0.6))
         b.hold("deal_bonus", signal, first - 1, rng.uniform(0.3, 0.7))
@@ -301,6 +377,8 @@ def chain_member(
     changes = ctx.closure_record(rng, "chain_collapse", collapse)
     tags: list[str] = []
     first_sign = min(signal, ctx.distress_extras(plan, rng, collapse, collapse - signal, changes, tags))
+    pushes = [(signal, first - 1)] if selling else []
+    first_sign = ctx.shape_distress(plan, b, collapse, first_sign, pushes, service=True)
     return b.build(
         collapse_day=collapse,
         signal_start=first_sign,

@@ -1,6 +1,7 @@
 """The opening card book of merchants that already trade when the window starts.
 
-For each day of the two years before the window (or since opening), cards are drawn as the
+For each day of the history the platform holds before the window (two years in the classic world;
+0-24 months in a drawn one, see ``WorldAssumptions.history_days``), or since opening, cards are drawn as the
 merchant would have sold them; the part a holder would have used by the window's start is taken off, and
 cards still carrying a balance are emitted as ``card_sale`` records at their real sale time with
 ``face_value`` = the balance outstanding at the start and ``amount`` = the money paid for it.
@@ -22,8 +23,10 @@ def opening_book(run: MerchantRun) -> None:
     plan, cal, rng, book = run.plan, run.cal, run.rng, run.book
     if run.tl.active_from >= 0:
         return  # opens inside the window: no history
-    first = max(-cal.history, cal.index(plan.opened_on))
-    run._profile(first, rng.randrange(3600))
+    history = min(cal.history, run.world.history_days)
+    first = max(-history, cal.index(plan.opened_on))
+    # Data that start with the window: the profile arrives at its first instant, before any event.
+    run._profile(first, 0 if first == 0 and history < cal.history else rng.randrange(3600))
     off = cal.offset
     for day in range(first, 0):
         if day > first:

@@ -3,7 +3,8 @@
 Each look-alike shares one surface feature with a collapse but stays sound:
 
 * ``new_opening``: pre-opening card push with early-bird bonuses (opens inside the window).
-* ``legal_promotion``: a big promotion within the caps, custody topped up right after it.
+* ``legal_promotion``: a big promotion within the caps, custody topped up right after it. In a
+  drawn world its deep-bonus share, depth and length are drawn as widely as a collapse's push.
 * ``announced_renovation``: a pause, then ``open`` again. Classic: ``suspended`` published at least
   30 days ahead; drawn worlds also announce it days ahead, on the day, or not at all.
 * ``viral_complaints``: a few days of complaint storm (social media) while business continues.
@@ -80,12 +81,19 @@ def legal_promotion(
         first = _window_day(rng, days, 30, 30)
         last = first + rng.randint(7, 21)
     peak = rng.uniform(2.0, 4.5)
+    deal_share, deal_bonus = rng.uniform(0.6, 0.9), rng.uniform(0.15, 0.5)
+    terms = world.legal_promotions
+    if terms.deep_share is not None and terms.depth is not None and terms.weeks is not None:
+        own = random.Random(f"yujing-legal-promotion:{plan.merchant_id}")  # keeps rng's draws
+        deal_share, deal_bonus = own.uniform(*terms.deep_share), own.uniform(*terms.depth) - 1.0
+        if last - first < 7 * terms.weeks[0] or own.random() < 0.5:  # its own length, not the calendar's
+            last = min(days - 1, first + 7 * own.randint(*terms.weeks) - 1)
     b = TimelineBuilder(days)
     climb = max(1, (last - first) // 2)
     b.ramp("sales_mult", first, first + climb, 1.5, peak)
     b.hold("sales_mult", first + climb, last, peak)
-    b.hold("deal_share", first, last, rng.uniform(0.6, 0.9))
-    b.hold("deal_bonus", first, last, rng.uniform(0.15, 0.5))
+    b.hold("deal_share", first, last, deal_share)
+    b.hold("deal_bonus", first, last, deal_bonus)
     top_up = (last + rng.randint(1, 5), _office_second(rng), {"_custody_report": True})
     return b.build(
         signal_start=first,

@@ -111,7 +111,7 @@ def plan_world(config: SimulationConfig) -> WorldPlan:
     ]
     ctx = collapses.CollapseContext(
         days=config.days, serial_representatives=[pseudonym(rng, "lr") for _ in range(3)],
-        world=world,
+        world=world, seed=config.seed,
     )
     _attach_timelines(merchants, rows, cal, ctx, config.seed)
     return WorldPlan(config=config, calendar=cal, merchants=merchants)

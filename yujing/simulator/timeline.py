@@ -27,6 +27,12 @@ _DEFAULTS: dict[str, float] = {
     "honour": 1.0,
     "refund_mult": 1.0,
     "refund_honour": BASE_REFUND_HONOUR,
+    "complaint_scale": 1.0,
+}
+#: Complaints that say the money is at risk; the rest are everyday grievances.
+SEVERE_COMPLAINTS: tuple[str, ...] = ("refund_refused", "store_closed", "service_unavailable")
+MILD_COMPLAINTS: dict[str, float] = {
+    "service_quality": 0.4, "contract_dispute": 0.35, "false_advertising": 0.1, "other": 0.15,
 }
 
 
@@ -57,6 +63,7 @@ class Timeline:
     honour: list[float] | None = None  # probability a visit is served (redemption recorded)
     refund_mult: list[float] | None = None  # refund requests relative to normal
     refund_honour: list[float] | None = None  # probability a refund request is paid
+    complaint_scale: list[float] | None = None  # scales complaints of refused visits/refunds
     selling: list[bool] | None = None  # None: selling whenever active and not collapsed
     serving: list[bool] | None = None  # None: serving whenever active and not collapsed
     complaint_rates: dict[str, list[float]] = field(default_factory=dict)  # extra per day
@@ -124,6 +131,33 @@ class TimelineBuilder:
             return
         steps = np.arange(lo, hi, dtype=float)
         array[lo:hi] += begin + (end - begin) * (steps - first) / max(last - first, 1)
+
+    def reshape_complaints(self, before: int, intensity: float, severe_share: float) -> None:
+        """Scale the extra complaints before day ``before`` by ``intensity``, re-split so that
+        ``severe_share`` of them are severe (in the scripted proportions) and the rest mild.
+
+        >>> b = TimelineBuilder(10)
+        >>> b.complaints("refund_refused", 0, 9, 1.0, 1.0)
+        >>> b.reshape_complaints(5, 2.0, 0.25)
+        >>> t = b.build().complaint_rates
+        >>> t["refund_refused"][4], t["refund_refused"][5], round(t["service_quality"][4], 2)
+        (0.5, 1.0, 0.6)
+        """
+        hi = min(max(before, 0), self.days)
+        if hi == 0 or not self._complaints:
+            return
+        total = sum(a[:hi] for a in self._complaints.values()) * intensity
+        severe = {c: self._complaints.setdefault(c, np.zeros(self.days)) for c in SEVERE_COMPLAINTS}
+        severe_total = sum(a[:hi] for a in severe.values())
+        fallback = severe_total <= 0.0  # no severe script: they go to "service unavailable"
+        for category, array in severe.items():
+            weight = np.divide(array[:hi], severe_total, out=np.zeros(hi), where=~fallback)
+            if category == "service_unavailable":
+                weight[fallback] = 1.0
+            array[:hi] = total * severe_share * weight
+        for category, weight in MILD_COMPLAINTS.items():
+            self._complaints.setdefault(category, np.zeros(self.days))[:hi] = (
+                total * (1.0 - severe_share) * weight)
 
     def stop_selling(self, first: int, last: int | None = None) -> None:
         if self._selling is None:

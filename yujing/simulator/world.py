@@ -5,8 +5,8 @@ Per merchant and day, in this order: profile changes and the custody report, com
 never redeemed on the day it is sold). Every merchant has its own ``random.Random`` seeded from the
 config seed and its index, so runs are deterministic and merchants independent of each other.
 
-Pre-existing merchants start with an opening card book: cards sold during the two years before
-the window that still carry a balance, emitted as ``card_sale`` records at their real sale dates with
+Pre-existing merchants start with an opening card book: cards sold during the history the world's
+platform holds before the window (two years in the classic world, none in some) that still carry a balance, emitted as ``card_sale`` records at their real sale dates with
 the balance still outstanding at the window's start (the platform's opening snapshot; the
 consumption before the window is not replayed). Their custody reports during that year follow the
 same snapshot, so every balance a reader derives from the stream is consistent with the reports.
@@ -92,6 +92,7 @@ class MerchantRun:
         complaints = cal.world.complaints
         self.base_complaints = complaints.background_per_store
         self.stranded_scale = (complaints.stranded_share_scale, complaints.stranded_delay_scale)
+        self.complaint_scale = self.tl.complaint_scale  # the world's pre-collapse complaints
 
     # -- plumbing -------------------------------------------------------------------------------
     def _next_serving(self) -> list[int] | None:
@@ -335,6 +336,11 @@ class MerchantRun:
                                 None if card is None else card.paid_remaining,
                                 self.tl.complaint_channels)
 
+    def _refusal_complaint(self, day: int, chance: float) -> float:
+        """How likely a refused visit or refund is complained about, as the world tells it."""
+        scale = self.complaint_scale
+        return chance if scale is None else chance * scale[day]
+
     def _visits(self, day: int, serving: bool) -> None:
         bucket = self.book.visits.pop(day, None)
         if not bucket:
@@ -352,7 +358,7 @@ class MerchantRun:
             if not card.active or card.next_visit != day:
                 continue
             if honour < 1.0 and rng.random() > honour:  # "fully booked", "the coach left"
-                if rng.random() < cp.REFUSED_VISIT_COMPLAINT:
+                if rng.random() < self._refusal_complaint(day, cp.REFUSED_VISIT_COMPLAINT):
                     self._complaint_later(day, "service_unavailable", card.store_id, card.paid_remaining)
                 book.schedule(card, day + rng.randint(2, 7))
                 continue
@@ -406,7 +412,7 @@ class MerchantRun:
             if not card.active or card.remaining <= 0:
                 continue
             if not cooling_off and rng.random() > honour:
-                if rng.random() < cp.REFUSED_REFUND_COMPLAINT:
+                if rng.random() < self._refusal_complaint(day, cp.REFUSED_REFUND_COMPLAINT):
                     self._complaint_later(day, "refund_refused", card.store_id, card.paid_remaining)
                 continue
             fee = 0.0 if cooling_off else rng.choice((0.0, 0.0, 0.05, 0.1))
