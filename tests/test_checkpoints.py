@@ -1,7 +1,10 @@
 """Replay checkpoints (yujing.backtest.Replay, yujing.checkpoints): a replay stopped at a moment
 of event time, pickled and resumed, gives exactly what one replay from the start gives, also with
 a threshold schedule that changes at the window; the cache finds a checkpoint only for the same
-code, settings, thresholds and file prefixes, and keeps it valid when records are appended."""
+code, settings, thresholds and file prefixes, and keeps it valid when records are appended.
+
+Replays use the set whose fusion ``tests/stated_fusion.py`` states, so that they raise warnings
+whatever ``yujing train`` last learned."""
 
 from __future__ import annotations
 
@@ -13,12 +16,13 @@ import orjson
 import pytest
 
 from models.calendar import SHANGHAI, day_start
+from tests.stated_fusion import STATED_CUTOFFS, stated_data, stated_thresholds
 from yujing.backtest import Replay, run_backtest
 from yujing.checkpoints import CheckpointCache
 from yujing.contract import Feedback, Warning
 from yujing.simulator import SimulationConfig, simulate
 from yujing.threshold_history import ThresholdSchedule
-from yujing.thresholds import ThresholdSet, builtin_thresholds
+from yujing.thresholds import ThresholdSet
 from yujing.whatif import schedule_for, warm_up
 
 SIMULATION = SimulationConfig(merchants=16, days=120, seed=11)
@@ -37,8 +41,9 @@ def events_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def candidate() -> ThresholdSet:
-    data = builtin_thresholds().model_dump()
+    data = stated_data()
     data["levels"]["cutoffs"] = {"blue": 0.2, "yellow": 0.3, "orange": 0.45, "red": 0.65}
+    assert all(data["levels"]["cutoffs"][level] < cut for level, cut in STATED_CUTOFFS.items())
     return ThresholdSet.from_mapping(data)
 
 
@@ -52,7 +57,7 @@ def day_of(warning: Warning) -> date:
 
 def warm(events_dir: Path, until: date) -> Replay:
     replay = Replay(events_dir, partitions=PARTITIONS, allowed_lateness=LATENESS,
-                    schedule=ThresholdSchedule(builtin_thresholds()))
+                    schedule=ThresholdSchedule(stated_thresholds()))
     replay.run(day_start(until.toordinal()))
     return replay
 
@@ -60,20 +65,20 @@ def warm(events_dir: Path, until: date) -> Replay:
 def test_a_pickled_checkpoint_resumed_with_the_candidate_equals_a_replay_from_the_start(
     events_dir: Path, candidate: ThresholdSet,
 ) -> None:
-    schedule = schedule_for(builtin_thresholds(), candidate, SINCE)
+    schedule = schedule_for(stated_thresholds(), candidate, SINCE)
     whole = run_backtest(events_dir, partitions=PARTITIONS, allowed_lateness=LATENESS, schedule=schedule)
     checkpoint = warm(events_dir, SINCE).checkpoint()
     assert checkpoint.closed_through is not None and checkpoint.closed_through < SINCE.toordinal()
     assert 0 < checkpoint.result.events < whole.events
     resumed = Replay.resume(pickle.loads(pickle.dumps(checkpoint)),
-                            schedule=schedule_for(builtin_thresholds(), candidate, SINCE)).run()
+                            schedule=schedule_for(stated_thresholds(), candidate, SINCE)).run()
     assert comparable(resumed.warnings) == comparable(whole.warnings)
     assert (resumed.events, resumed.duplicates, resumed.late, len(resumed.deadletters)) == (
         whole.events, whole.duplicates, whole.late, len(whole.deadletters))
     # The candidate changed something in the window (else this test would prove little) and
     # nothing before it.
     builtin = run_backtest(events_dir, partitions=PARTITIONS, allowed_lateness=LATENESS,
-                           schedule=ThresholdSchedule(builtin_thresholds())).warnings
+                           schedule=ThresholdSchedule(stated_thresholds())).warnings
     before = [w for w in builtin if day_of(w) < SINCE]
     assert comparable(whole.warnings[:len(before)]) == comparable(before)
     assert comparable(whole.warnings) != comparable(builtin)
@@ -81,8 +86,11 @@ def test_a_pickled_checkpoint_resumed_with_the_candidate_equals_a_replay_from_th
 
 
 def test_a_replay_can_stop_and_go_on_in_the_same_process(events_dir: Path) -> None:
-    whole = run_backtest(events_dir, partitions=PARTITIONS, allowed_lateness=LATENESS)
-    replay = Replay(events_dir, partitions=PARTITIONS, allowed_lateness=LATENESS)
+    whole = run_backtest(events_dir, partitions=PARTITIONS, allowed_lateness=LATENESS,
+                         schedule=ThresholdSchedule(stated_thresholds()))
+    assert whole.warnings, "the replay must raise warnings to prove anything"
+    replay = Replay(events_dir, partitions=PARTITIONS, allowed_lateness=LATENESS,
+                    schedule=ThresholdSchedule(stated_thresholds()))
     for day in (SINCE, SINCE, LATER):
         replay.run(day_start(day.toordinal()))
     assert comparable(replay.run().warnings) == comparable(whole.warnings)
@@ -103,11 +111,13 @@ def test_staff_answers_waiting_at_the_checkpoint_are_kept(events_dir: Path) -> N
         )]
 
     def replay(stop: date | None) -> tuple[list[Warning], list[Feedback]]:
-        replay = Replay(events_dir, partitions=PARTITIONS, allowed_lateness=LATENESS, staff=staff)
+        replay = Replay(events_dir, partitions=PARTITIONS, allowed_lateness=LATENESS, staff=staff,
+                        schedule=ThresholdSchedule(stated_thresholds()))
         if stop is not None:
             replay.run(day_start(stop.toordinal()))
             assert replay.checkpoint().scheduled, "answers must be waiting at the checkpoint"
-            replay = Replay.resume(pickle.loads(pickle.dumps(replay.checkpoint())), staff=staff)
+            replay = Replay.resume(pickle.loads(pickle.dumps(replay.checkpoint())), staff=staff,
+                                   schedule=ThresholdSchedule(stated_thresholds()))
         result = replay.run()
         return result.warnings, result.feedback
 
@@ -140,7 +150,7 @@ def test_the_cache_finds_a_checkpoint_only_for_the_same_history_code_and_setting
 ) -> None:
     cache = CheckpointCache(tmp_path / "cache")
     stop_at = day_start(SINCE.toordinal())
-    version = builtin_thresholds().version
+    version = stated_thresholds().version
     options = {"partitions": PARTITIONS, "allowed_lateness": LATENESS, "thresholds_version": version, "stop_at": stop_at}
     # Made on the history as it stood a little after the window opened...
     earlier = _truncated(events_dir, tmp_path / "earlier", SINCE + timedelta(days=3))
@@ -150,8 +160,8 @@ def test_the_cache_finds_a_checkpoint_only_for_the_same_history_code_and_setting
     found = cache.load(events_dir, **options)
     assert found is not None and found.events_dir == events_dir
     whole = run_backtest(events_dir, partitions=PARTITIONS, allowed_lateness=LATENESS,
-                         schedule=ThresholdSchedule(builtin_thresholds()))
-    assert comparable(Replay.resume(found, schedule=ThresholdSchedule(builtin_thresholds())).run().warnings) == (
+                         schedule=ThresholdSchedule(stated_thresholds()))
+    assert comparable(Replay.resume(found, schedule=ThresholdSchedule(stated_thresholds())).run().warnings) == (
         comparable(whole.warnings))
     # Not for another moment, thresholds version, partitioning or lateness.
     assert cache.load(events_dir, **{**options, "stop_at": stop_at + timedelta(days=1)}) is None
@@ -191,7 +201,7 @@ def test_the_cache_keeps_the_most_recently_used_entries(events_dir: Path, tmp_pa
 def test_a_damaged_entry_is_passed_over(events_dir: Path, tmp_path: Path) -> None:
     cache = CheckpointCache(tmp_path / "cache")
     stop_at = day_start(SINCE.toordinal())
-    version = builtin_thresholds().version
+    version = stated_thresholds().version
     entry = cache.save(warm(events_dir, SINCE).checkpoint(), thresholds_version=version, stop_at=stop_at)
     (entry / "checkpoint.pickle").write_bytes(b"not a pickle")
     assert cache.load(events_dir, partitions=PARTITIONS, allowed_lateness=LATENESS, thresholds_version=version,
@@ -207,16 +217,16 @@ def test_checkpoint_refuses_other_partitioning(events_dir: Path) -> None:
 def test_a_window_moved_forward_goes_on_from_the_earlier_checkpoint(events_dir: Path, tmp_path: Path) -> None:
     cache = CheckpointCache(tmp_path / "cache")
     options = {"partitions": PARTITIONS, "allowed_lateness": LATENESS, "cache": cache}
-    _, first = warm_up(events_dir, builtin_thresholds(), SINCE, **options)  # type: ignore[arg-type]
+    _, first = warm_up(events_dir, stated_thresholds(), SINCE, **options)  # type: ignore[arg-type]
     assert not first.cached and first.resumed_from is None
-    moved, later = warm_up(events_dir, builtin_thresholds(), LATER, **options)  # type: ignore[arg-type]
+    moved, later = warm_up(events_dir, stated_thresholds(), LATER, **options)  # type: ignore[arg-type]
     assert not later.cached and later.resumed_from == SINCE
     assert later.closed_through is not None and first.closed_through is not None
     assert first.closed_through < later.closed_through < LATER
-    fresh, _ = warm_up(events_dir, builtin_thresholds(), LATER, partitions=PARTITIONS, allowed_lateness=LATENESS)
+    fresh, _ = warm_up(events_dir, stated_thresholds(), LATER, partitions=PARTITIONS, allowed_lateness=LATENESS)
     assert moved.positions == fresh.positions and moved.result.events == fresh.result.events
-    rest = [Replay.resume(c, schedule=ThresholdSchedule(builtin_thresholds())).run().warnings for c in (moved, fresh)]
+    rest = [Replay.resume(c, schedule=ThresholdSchedule(stated_thresholds())).run().warnings for c in (moved, fresh)]
     assert comparable(rest[0]) == comparable(rest[1])
     # And the moved window's own checkpoint is kept: the next what-if there starts from it.
-    _, again = warm_up(events_dir, builtin_thresholds(), LATER, **options)  # type: ignore[arg-type]
+    _, again = warm_up(events_dir, stated_thresholds(), LATER, **options)  # type: ignore[arg-type]
     assert again.cached

@@ -1,7 +1,10 @@
 """Judging a recorded window again (yujing.rejudge): for every kind of thresholds change, the
 warnings are exactly a full replay's with the candidate published to take effect at the window,
 on a history with chains, shared legal representatives and staff's feedback; a trace that does
-not fit the replay is refused (Diverged), and a what-if then replays instead."""
+not fit the replay is refused (Diverged), and a what-if then replays instead.
+
+The current side is the set whose fusion ``tests/stated_fusion.py`` states (the built-in weights
+and cut-offs are learned and change with every ``yujing train``); each candidate changes it."""
 
 from __future__ import annotations
 
@@ -15,13 +18,14 @@ import orjson
 import pytest
 
 from models.calendar import day_start
+from tests.stated_fusion import STATED_CUTOFFS, stated_data, stated_thresholds
 from yujing.backtest import Replay, run_backtest, write_records
 from yujing.checkpoints import CheckpointCache
 from yujing.contract import Feedback, Warning
 from yujing.rejudge import Diverged, Trace, rejudge
 from yujing.simulator import SimulationConfig, simulate
 from yujing.threshold_history import ThresholdSchedule
-from yujing.thresholds import ThresholdSet, builtin_thresholds
+from yujing.thresholds import ThresholdSet
 from yujing.whatif import compare, schedule_for
 
 # Seed 1 of this size has chains and shared representatives whose levels reach sister stores.
@@ -53,7 +57,8 @@ def events_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             warning_ids=[warning.warning_id], effective_from=decided, decided_at=decided, decided_by_role="simulated",
         )]
 
-    staffed = run_backtest(target, partitions=PARTITIONS, allowed_lateness=LATENESS, staff=staff)
+    staffed = run_backtest(target, partitions=PARTITIONS, allowed_lateness=LATENESS, staff=staff,
+                           schedule=ThresholdSchedule(stated_thresholds()))
     assert {f.disposition for f in staffed.feedback} == {"confirmed_risk", "false_alarm"}
     write_records(staffed.feedback, target / "feedback.jsonl")
     return target
@@ -61,12 +66,12 @@ def events_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def recorded(events_dir: Path) -> tuple[bytes, Trace, list[Warning]]:
-    """The checkpoint at the window (pickled) and the trace of the window replayed with the built-in set."""
+    """The checkpoint at the window (pickled) and the trace of the window replayed with the stated set."""
     replay = Replay(events_dir, partitions=PARTITIONS, allowed_lateness=LATENESS,
-                    schedule=ThresholdSchedule(builtin_thresholds()))
+                    schedule=ThresholdSchedule(stated_thresholds()))
     replay.run(day_start(SINCE.toordinal()))
     checkpoint = pickle.dumps(replay.checkpoint())
-    resumed = Replay.resume(pickle.loads(checkpoint), schedule=ThresholdSchedule(builtin_thresholds()))
+    resumed = Replay.resume(pickle.loads(checkpoint), schedule=ThresholdSchedule(stated_thresholds()))
     trace = Trace()
     resumed.tracer = resumed.engine.tracer = trace
     warnings = resumed.run().warnings
@@ -78,7 +83,7 @@ def comparable(warnings: list[Warning]) -> list[bytes]:
 
 
 def changed(edit: Callable[[dict[str, Any]], None]) -> ThresholdSet:
-    data = builtin_thresholds().model_dump()
+    data = stated_data()
     edit(data)
     return ThresholdSet.from_mapping(data)
 
@@ -108,6 +113,7 @@ CANDIDATES = {
     "silence alarms sooner": _indicator("silence", "threshold", 0.5),
     "wider hysteresis": _levels("margin", 0.1),
 }
+assert STATED_CUTOFFS == {"blue": 0.3, "yellow": 0.45, "orange": 0.6, "red": 0.8}, "the cut-off candidates move these"
 
 
 @pytest.mark.parametrize("name", CANDIDATES)
@@ -116,9 +122,9 @@ def test_judging_the_recording_equals_a_full_replay(
 ) -> None:
     checkpoint, trace, _ = recorded
     candidate = changed(CANDIDATES[name])
-    schedule = schedule_for(builtin_thresholds(), candidate, SINCE)
+    schedule = schedule_for(stated_thresholds(), candidate, SINCE)
     full = run_backtest(events_dir, partitions=PARTITIONS, allowed_lateness=LATENESS,
-                        schedule=schedule_for(builtin_thresholds(), candidate, SINCE)).warnings
+                        schedule=schedule_for(stated_thresholds(), candidate, SINCE)).warnings
     judged = rejudge(pickle.loads(checkpoint), trace, schedule)
     assert comparable(judged) == comparable(full)
     assert comparable(full) != comparable(recorded[2]), f"{name} must change some warning to prove anything"
@@ -129,9 +135,9 @@ def test_the_recording_itself_is_the_current_sides_replay(
 ) -> None:
     checkpoint, trace, warnings = recorded
     plain = run_backtest(events_dir, partitions=PARTITIONS, allowed_lateness=LATENESS,
-                         schedule=ThresholdSchedule(builtin_thresholds())).warnings
+                         schedule=ThresholdSchedule(stated_thresholds())).warnings
     assert comparable(warnings) == comparable(plain)
-    assert comparable(rejudge(pickle.loads(checkpoint), trace, ThresholdSchedule(builtin_thresholds()))) == (
+    assert comparable(rejudge(pickle.loads(checkpoint), trace, ThresholdSchedule(stated_thresholds()))) == (
         comparable(plain))
     kinds = {op[0] for call in trace.calls for op in call.ops}
     assert kinds == {"member", "feedback", "close"}, "the window must hold every kind of traced step"
@@ -149,15 +155,15 @@ def test_a_trace_that_does_not_fit_is_refused(recorded: tuple[bytes, Trace, list
             call.ops.remove(members[0])
             break
     with pytest.raises(Diverged, match="other merchants scored"):
-        rejudge(pickle.loads(checkpoint), Trace(calls=calls), ThresholdSchedule(builtin_thresholds()))
+        rejudge(pickle.loads(checkpoint), Trace(calls=calls), ThresholdSchedule(stated_thresholds()))
     # Without the chain watermarks the replay had, or cut short before one.
     with pytest.raises(Diverged, match="chain watermark"):
         rejudge(pickle.loads(checkpoint), Trace(calls=[c for c in trace.calls if c.kind == "process"]),
-                ThresholdSchedule(builtin_thresholds()))
+                ThresholdSchedule(stated_thresholds()))
     first_watermark = next(i for i, c in enumerate(trace.calls) if c.kind == "watermark")
     with pytest.raises(Diverged, match="ended early"):
         rejudge(pickle.loads(checkpoint), Trace(calls=trace.calls[:first_watermark]),
-                ThresholdSchedule(builtin_thresholds()))
+                ThresholdSchedule(stated_thresholds()))
 
 
 def test_a_what_if_replays_the_candidate_when_the_recording_does_not_fit(
@@ -166,9 +172,9 @@ def test_a_what_if_replays_the_candidate_when_the_recording_does_not_fit(
     candidate = changed(CANDIDATES["lower cut-offs"])
     options: dict[str, Any] = {"partitions": PARTITIONS, "allowed_lateness": LATENESS, "since": SINCE,
                                "cache": CheckpointCache(tmp_path / "cache")}
-    first = compare(events_dir, builtin_thresholds(), candidate, **options)
+    first = compare(events_dir, stated_thresholds(), candidate, **options)
     assert first.method == "replayed"
-    judged = compare(events_dir, builtin_thresholds(), candidate, **options)
+    judged = compare(events_dir, stated_thresholds(), candidate, **options)
     assert judged.method == "judged on the recording"
     assert judged.summary == first.summary
 
@@ -176,7 +182,7 @@ def test_a_what_if_replays_the_candidate_when_the_recording_does_not_fit(
         raise Diverged("other merchants scored on day 1 of partition 0")
 
     monkeypatch.setattr("yujing.whatif.rejudge", refuse)
-    replayed = compare(events_dir, builtin_thresholds(), candidate, **options)
+    replayed = compare(events_dir, stated_thresholds(), candidate, **options)
     assert replayed.method.startswith("replayed (the candidate changes which merchants are scored")
     assert replayed.summary == first.summary
     assert "the candidate changes which merchants are scored" in replayed.timing

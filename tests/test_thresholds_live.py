@@ -1,7 +1,10 @@
 """Hot reload on the real broker: a published thresholds version reaches a running worker and
 changes the next warnings (and their ``thresholds_version``) without a restart, exactly as a
 replay given the same publication scores them; an invalid version is refused and the last good
-one kept (log line and metric)."""
+one kept (log line and metric).
+
+The worker starts from the set whose fusion ``tests/stated_fusion.py`` states (a thresholds file),
+not the built-in one, whose weights and cut-offs are learned and change with every ``yujing train``."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from kafka import KafkaProducer
 
 from models.calendar import SHANGHAI, day_start, local_day
 from tests.conftest import _free_port
+from tests.stated_fusion import stated_thresholds
 from tests.test_end_to_end import publish_with_redeliveries, read_topic, wait_until_consumed
 from yujing.backtest import INPUT_FILES, iter_events, run_backtest, write_records
 from yujing.kafka_io import publish_thresholds
@@ -24,7 +28,7 @@ from yujing.processes import start_worker, stop_worker
 from yujing.settings import Settings
 from yujing.simulator import SimulationConfig, simulate
 from yujing.threshold_history import ThresholdSchedule, publication
-from yujing.thresholds import ThresholdSet, builtin_thresholds
+from yujing.thresholds import ThresholdSet, builtin_thresholds, render_yaml
 
 pytestmark = pytest.mark.kafka
 
@@ -43,9 +47,9 @@ def split(events_dir: Path, cut: datetime, before: Path, after: Path) -> None:
 
 
 def sensitive(base: ThresholdSet) -> ThresholdSet:
-    """A candidate an operator might try: every level's cut-off 0.1 lower."""
+    """A candidate an operator might try: every level's cut-off a quarter lower."""
     data = base.model_dump(mode="json")
-    data["levels"]["cutoffs"] = {level: round(cut - 0.1, 2) for level, cut in data["levels"]["cutoffs"].items()}
+    data["levels"]["cutoffs"] = {level: round(cut * 0.75, 6) for level, cut in data["levels"]["cutoffs"].items()}
     return ThresholdSet.from_mapping(data)
 
 
@@ -61,13 +65,16 @@ def comparable(warning: dict) -> bytes:
 def test_a_published_version_changes_the_next_warnings_without_a_restart(
     kafka_settings: Settings, tmp_path: Path, worker_processes: list
 ) -> None:
-    settings = kafka_settings.model_copy(update={"metrics_port": _free_port()})
+    base = stated_thresholds()
+    base_file = tmp_path / "stated.yaml"
+    base_file.write_text(render_yaml(base), encoding="utf-8")
+    settings = kafka_settings.model_copy(update={"metrics_port": _free_port(), "thresholds_file": base_file})
     events = tmp_path / "events"
     simulate(SIMULATION).write(events)
     times = sorted(record.occurred_at for _, record in iter_events(events))
     cut = times[int(len(times) * 0.6)]
     split(events, cut, tmp_path / "before", tmp_path / "after")
-    candidate = sensitive(builtin_thresholds())
+    candidate = sensitive(base)
     # In force from a week after the first delivery's last day: the worker has not scored it yet.
     effective = day_start(local_day(cut) + 7).astimezone(SHANGHAI)
 
@@ -76,12 +83,12 @@ def test_a_published_version_changes_the_next_warnings_without_a_restart(
     publish_with_redeliveries(tmp_path / "before", settings)
     wait_until_consumed(settings)
 
-    published = publication(candidate, author="ops-test", reason="lower every cut-off by 0.1",
+    published = publication(candidate, author="ops-test", reason="lower every cut-off by a quarter",
                             published_at=datetime.now(UTC), effective_from=effective)
     publish_thresholds(settings, published)
-    # An invalid version after it (a weight of 1.5, as a hand-edited record would carry): refused.
+    # An invalid version after it (a weight of 21.5, as a hand-edited record would carry): refused.
     invalid = published.model_dump(mode="json")
-    invalid["thresholds"]["indicators"]["silence"]["weight"] = 1.5
+    invalid["thresholds"]["indicators"]["silence"]["weight"] = 21.5
     invalid["publication_id"] = "broken@1"
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap)
     producer.send(settings.topics.thresholds, key=b"broken@1", value=orjson.dumps(invalid)).get(timeout=30)
@@ -92,7 +99,8 @@ def test_a_published_version_changes_the_next_warnings_without_a_restart(
     text = log.read_text()
     assert f"thresholds {candidate.version} by ops-test" in text and "applies from event day" in text
     assert re.search(rf"thresholds {candidate.version} by ops-test refused, keeping {candidate.version}: "
-                     r"indicators\.silence\.weight: 1\.5 is outside the allowed range 0 to 1", text), text[-3000:]
+                     r"indicators\.silence\.weight: 21\.5 is outside the allowed range -20 to 20 \(log-odds\)",
+                     text), text[-3000:]
     metrics = httpx.get(f"http://127.0.0.1:{settings.metrics_port}/metrics", timeout=10).text
     assert "yujing_thresholds_refused_total 1.0" in metrics
 
@@ -100,20 +108,20 @@ def test_a_published_version_changes_the_next_warnings_without_a_restart(
     wait_until_consumed(settings)
     live = read_topic(settings.topics.warnings, settings)
 
-    # The next warnings carry the new version, none dated before it applies; the old ones the built-in.
+    # The next warnings carry the new version, none dated before it applies; the old ones the base set's.
     versions = {w["thresholds_version"] for w in live}
-    assert versions == {builtin_thresholds().version, candidate.version}
+    assert versions == {base.version, candidate.version}
     for w in live:
         applies = datetime.fromisoformat(w["raised_at"]) >= effective
-        assert w["thresholds_version"] == (candidate.version if applies else builtin_thresholds().version), w
+        assert w["thresholds_version"] == (candidate.version if applies else base.version), w
     # Exactly what a replay given the same publication scores, field for field.
-    schedule = ThresholdSchedule()
+    schedule = ThresholdSchedule(base)
     schedule.add(published)
     expected = backtest(events, settings, schedule)
     assert sorted(comparable(w) for w in live) == sorted(
         comparable(w.model_dump(mode="json")) for w in expected)
-    # ...and not what the built-in thresholds alone would have raised.
-    unchanged = backtest(events, settings, ThresholdSchedule())
+    # ...and not what the base set alone would have raised.
+    unchanged = backtest(events, settings, ThresholdSchedule(base))
     assert len(unchanged) < len(expected)
     assert stop_worker(worker_processes.pop(), timeout=60) == 0
 
@@ -125,7 +133,6 @@ def test_publish_and_history_through_the_cli(kafka_settings: Settings, tmp_path:
     from yujing.cli import app
     from yujing.processes import settings_env
     from yujing.settings import get_settings
-    from yujing.thresholds import render_yaml
 
     for key, value in settings_env(kafka_settings).items():
         monkeypatch.setenv(key, value)

@@ -1,6 +1,9 @@
 """What-if before apply (yujing.whatif and ``yujing backtest --compare``): the current side's
 figures are a plain backtest's, a looser candidate flags more merchants with reasons, a set
-compared with itself changes nothing, the HTML report renders, the CLI works (pure: no Kafka)."""
+compared with itself changes nothing, the HTML report renders, the CLI works (pure: no Kafka).
+
+The current side is the set whose fusion ``tests/stated_fusion.py`` states, not the built-in one:
+the built-in weights and cut-offs are learned and change with every ``yujing train``."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from typer.testing import CliRunner
 
 from alerts.levels import LEVELS, RANK
 from models.calendar import SHANGHAI
+from tests.stated_fusion import STATED_CUTOFFS, stated_data, stated_thresholds
 from yujing.backtest import run_backtest
 from yujing.checkpoints import CheckpointCache
 from yujing.cli import app
@@ -23,15 +27,17 @@ from yujing.evaluation import evaluate
 from yujing.settings import get_settings
 from yujing.simulator import SimulationConfig, simulate
 from yujing.threshold_history import ThresholdSchedule
-from yujing.thresholds import ThresholdSet, builtin_thresholds, render_yaml
+from yujing.thresholds import ThresholdSet, render_yaml
+from yujing.thresholds import _yaml_number as yaml_number
 from yujing.whatif import WhatIf, _merged, compare, render_html, schedule_for, tally
 
 # Small enough to replay in a few seconds; each seed's mix still has collapses, look-alikes and
-# healthy merchants, and the looser candidate below flags merchants the built-in set does not.
+# healthy merchants, and the looser candidate below flags merchants the stated set does not.
 SIMULATION = SimulationConfig(merchants=12, days=90, seed=7)
 PARTITIONS = 6
 LATENESS = timedelta(hours=6)
 LOWER_CUTOFFS = {"blue": 0.2, "yellow": 0.3, "orange": 0.45, "red": 0.65}
+assert all(LOWER_CUTOFFS[level] < cut for level, cut in STATED_CUTOFFS.items())
 ENTERING = ("raised", "escalated")
 
 
@@ -44,7 +50,7 @@ def events_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def lower() -> ThresholdSet:
-    data = builtin_thresholds().model_dump()
+    data = stated_data()
     data["levels"]["cutoffs"] = dict(LOWER_CUTOFFS)
     return ThresholdSet.from_mapping(data)
 
@@ -52,14 +58,14 @@ def lower() -> ThresholdSet:
 @pytest.fixture(scope="module")
 def plain(events_dir: Path) -> list[Warning]:
     """A plain backtest with the schedule the what-if's current side uses."""
-    schedule = ThresholdSchedule(builtin_thresholds())
+    schedule = ThresholdSchedule(stated_thresholds())
     return run_backtest(events_dir, partitions=PARTITIONS, allowed_lateness=LATENESS, schedule=schedule).warnings
 
 
 @pytest.fixture(scope="module")
 def whatif(events_dir: Path, lower: ThresholdSet) -> WhatIf:
-    return compare(events_dir, builtin_thresholds(), lower, partitions=PARTITIONS, allowed_lateness=LATENESS,
-                   labels=events_dir / "labels.jsonl", current_label="builtin", candidate_label="lower")
+    return compare(events_dir, stated_thresholds(), lower, partitions=PARTITIONS, allowed_lateness=LATENESS,
+                   labels=events_dir / "labels.jsonl", current_label="stated", candidate_label="lower")
 
 
 def top_code(warning: Warning) -> str:
@@ -76,7 +82,7 @@ def without_emission_time(warnings: list[Warning]) -> list[dict]:
 
 def test_current_side_equals_a_plain_backtest(whatif: WhatIf, plain: list[Warning], events_dir: Path) -> None:
     cur = whatif.current
-    assert cur.version == builtin_thresholds().version
+    assert cur.version == stated_thresholds().version
     assert sorted(map(orjson.dumps, without_emission_time(cur.warnings))) == sorted(
         map(orjson.dumps, without_emission_time(plain)))
     entering = [w for w in plain if w.transition in ENTERING]
@@ -102,7 +108,7 @@ def test_current_side_equals_a_plain_backtest(whatif: WhatIf, plain: list[Warnin
 def test_a_window_counts_its_own_warnings_and_levels_carried_into_it(plain: list[Warning]) -> None:
     days = sorted({local(w) for w in plain})
     since, until = days[len(days) // 2], days[-2]
-    side = tally(plain, label="builtin", version="v", since=since, until=until)
+    side = tally(plain, label="stated", version="v", since=since, until=until)
     inside = [w for w in plain if since <= local(w) <= until]
     assert sorted(w.warning_id for w in side.warnings) == sorted(w.warning_id for w in inside)
     assert sum(side.entering.values()) == sum(1 for w in inside if w.transition in ENTERING)
@@ -135,7 +141,7 @@ def test_lower_cutoffs_flag_more_merchants_with_reasons(whatif: WhatIf) -> None:
 
 
 def test_a_set_compared_with_itself_changes_nothing(events_dir: Path, whatif: WhatIf) -> None:
-    same = compare(events_dir, builtin_thresholds(), builtin_thresholds(), partitions=PARTITIONS,
+    same = compare(events_dir, stated_thresholds(), stated_thresholds(), partitions=PARTITIONS,
                    allowed_lateness=LATENESS, labels=events_dir / "labels.jsonl")
     assert same.changes == [] and same.newly_flagged == [] and same.no_longer_flagged == []
     assert same.summary, "the table is not empty"
@@ -171,17 +177,18 @@ def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 
 
 def test_the_cli_writes_a_what_if_report(events_dir: Path, lower: ThresholdSet, tmp_path: Path, own_cache: Path) -> None:
-    candidate = tmp_path / "cand.yaml"
+    candidate, current = tmp_path / "cand.yaml", tmp_path / "stated.yaml"
     candidate.write_text(render_yaml(lower), encoding="utf-8")
+    current.write_text(render_yaml(stated_thresholds()), encoding="utf-8")
     report = tmp_path / "out.html"
-    command = ["backtest", "--events", str(events_dir), "--thresholds", str(candidate), "--compare", "builtin",
+    command = ["backtest", "--events", str(events_dir), "--thresholds", str(candidate), "--compare", str(current),
                "--report", str(report), "--since", "2025-10-15"]
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.output
     assert "newly flagged" in result.output and lower.version in result.output
     assert "before the window replayed once and kept" in result.output
     html = report.read_text(encoding="utf-8")
-    assert lower.version in html and builtin_thresholds().version in html
+    assert lower.version in html and stated_thresholds().version in html
     assert "2025-10-15 to end" in html
     # The next what-if on this history and window starts from the checkpoint; --fresh does not.
     again = CliRunner().invoke(app, command)
@@ -203,17 +210,17 @@ def test_with_a_window_the_candidate_applies_from_its_first_day(
     cache = CheckpointCache(tmp_path / "cache")
     options = {"partitions": PARTITIONS, "allowed_lateness": LATENESS, "since": since,
                "labels": events_dir / "labels.jsonl", "cache": cache}
-    first = compare(events_dir, builtin_thresholds(), lower, **options)  # type: ignore[arg-type]
+    first = compare(events_dir, stated_thresholds(), lower, **options)  # type: ignore[arg-type]
     assert first.warm_up is not None and not first.warm_up.cached
     assert 0 < first.warm_up.events < first.current.events
     assert first.warm_up.closed_through is not None and first.warm_up.closed_through < since
-    schedule = schedule_for(builtin_thresholds(), lower, since)
+    schedule = schedule_for(stated_thresholds(), lower, since)
     plain = run_backtest(events_dir, partitions=PARTITIONS, allowed_lateness=LATENESS, schedule=schedule).warnings
     in_window = [w for w in plain if local(w) >= since]
     assert sorted(map(orjson.dumps, without_emission_time(first.candidate.warnings))) == sorted(
         map(orjson.dumps, without_emission_time(in_window)))
     assert {w.thresholds_version for w in in_window} == {lower.version}
-    second = compare(events_dir, builtin_thresholds(), lower, **options)  # type: ignore[arg-type]
+    second = compare(events_dir, stated_thresholds(), lower, **options)  # type: ignore[arg-type]
     assert second.warm_up is not None and second.warm_up.cached
     assert second.warm_up.events == first.warm_up.events
     assert second.summary == first.summary
@@ -222,7 +229,14 @@ def test_with_a_window_the_candidate_applies_from_its_first_day(
 
 def test_the_cli_names_the_key_of_a_malformed_thresholds_file(events_dir: Path, tmp_path: Path) -> None:
     candidate = tmp_path / "cand.yaml"
-    candidate.write_text(render_yaml(builtin_thresholds()).replace("weight: 0.75", "weight: 1.4"), encoding="utf-8")
+    stated = stated_thresholds()
+    silence = "\n".join([
+        "  silence:", f"    threshold: {yaml_number(stated.indicators['silence'].threshold)}",
+        f"    saturation: {yaml_number(stated.indicators['silence'].saturation)}", "    weight: {}\n"])
+    text = render_yaml(stated)
+    assert text.count(silence.format(yaml_number(stated.indicators["silence"].weight))) == 1
+    candidate.write_text(text.replace(silence.format(yaml_number(stated.indicators["silence"].weight)),
+                                      silence.format("21.4")), encoding="utf-8")
     result = CliRunner().invoke(app, ["backtest", "--events", str(events_dir), "--thresholds", str(candidate),
                                       "--compare", "builtin", "--report", str(tmp_path / "out.html")])
     assert result.exit_code == 1
