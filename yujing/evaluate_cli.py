@@ -14,6 +14,8 @@ from yujing.settings import get_settings
 
 _out = Console()
 _err = Console(stderr=True)
+if not _out.is_terminal:
+    _out.width = max(_out.width, 140)  # piped or redirected: the tables' ten columns, unfolded
 DEFAULT_WORLD_SEEDS = "1,2,3"
 
 
