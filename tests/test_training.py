@@ -1,0 +1,121 @@
+"""Learning the fusion from labelled worlds (yujing/training.py, models/fusion.py): pure, no services."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import numpy as np
+import pytest
+
+from models.fusion import LogisticFusion
+from yujing.labels import Label, load_labels
+from yujing.recording import MerchantDays
+from yujing.training import (
+    LEVEL_ORDER,
+    World,
+    alarm_figures,
+    fit_worlds,
+    leave_one_world_out,
+    render_learned_module,
+    training_rows,
+)
+
+CODES = ("sales_surge", "deep_discount_share", "registry_change", "over_cap_cards")
+COLLAPSE = date(2025, 6, 1)
+
+
+def synthetic_world(seed: int, merchants: int = 120, days: int = 120) -> World:
+    """Collapsing merchants show a surge *with* deep bonuses in their last 40 days; healthy ones
+    show each sign alone now and then, and breach caps as often as collapsing ones do."""
+    rng = np.random.default_rng(seed)
+    ids, day_rows, readings, labels = [], [], [], {}
+    first = COLLAPSE.toordinal() - days
+    for m in range(merchants):
+        collapsing = m % 6 == 0
+        merchant_id = f"w{seed}-m{m}"
+        labels[merchant_id] = Label(merchant_id, "run_away" if collapsing else "healthy",
+                                    "collapse" if collapsing else "healthy", COLLAPSE if collapsing else None)
+        lone_sign = rng.integers(0, 2)  # which single sign a healthy merchant may show
+        for d in range(first, first + days):
+            row = np.zeros(len(CODES), dtype=np.float32)
+            row[3] = float(rng.random() < 0.3)  # cap breaches: common and uninformative
+            if collapsing and COLLAPSE.toordinal() - d <= 40:
+                row[0] = row[1] = float(rng.random() < 0.8)
+            elif not collapsing and rng.random() < 0.05:
+                row[lone_sign] = 1.0
+            ids.append(merchant_id)
+            day_rows.append(d)
+            readings.append(row)
+    n = len(ids)
+    days_columns = MerchantDays(np.array(ids, dtype=object), np.array(day_rows, dtype=np.int32), CODES,
+                                np.array(readings), np.zeros(n, dtype=np.float32), (), np.zeros((n, 0), np.float32))
+    return World(f"world {seed}", days_columns, labels)
+
+
+def test_rows_after_a_collapse_are_left_out_and_the_horizon_sets_the_target() -> None:
+    world = synthetic_world(1, merchants=6, days=120)
+    mask, target = training_rows(world.days, world.labels, horizon=30)
+    collapsing = world.days.merchant_ids == "w1-m0"
+    assert mask[collapsing].sum() == 120  # every day lies before the collapse
+    days_before = COLLAPSE.toordinal() - world.days.days[mask & collapsing]
+    assert target[: collapsing.sum()].sum() == (days_before <= 30).sum() == 30
+
+
+def test_the_fit_learns_that_signs_together_mean_collapse_and_cap_breaches_do_not() -> None:
+    fit = fit_worlds([synthetic_world(s) for s in (1, 2, 3)], l2=1.0)
+    assert fit.pairs[("sales_surge", "deep_discount_share")] > 1.0
+    assert abs(fit.weights["over_cap_cards"]) < 0.5
+    assert list(fit.cutoffs) == list(LEVEL_ORDER)
+    assert all(a < b for a, b in zip(fit.cutoffs.values(), list(fit.cutoffs.values())[1:], strict=False))
+
+
+def test_held_out_worlds_are_judged_by_a_fit_on_the_others() -> None:
+    worlds = [synthetic_world(s) for s in (1, 2, 3)]
+    held = leave_one_world_out(worlds, l2=1.0)
+    assert [h.world for h in held] == ["world 1", "world 2", "world 3"]
+    for h in held:
+        assert h.figures.recall >= 0.9 and h.figures.healthy_false_alarms <= 0.05
+        assert len(h.probabilities) == len(h.target)
+
+
+def test_alarm_figures_follow_the_referees_rules() -> None:
+    c = COLLAPSE.toordinal()
+    days = MerchantDays(np.array(["a", "b", "h", "h"], dtype=object), np.array([c - 10, c + 2, c - 50, c - 49]),
+                        ("x",), np.zeros((4, 1), np.float32), np.zeros(4, np.float32), (), np.zeros((4, 0), np.float32))
+    labels = {"a": Label("a", "run_away", "collapse", COLLAPSE), "b": Label("b", "run_away", "collapse", COLLAPSE),
+              "h": Label("h", "healthy", "healthy", None)}
+    figures = alarm_figures(days, np.array([0.9, 0.9, 0.1, 0.95]), labels, cutoff=0.5)
+    assert (figures.recall, figures.late, figures.median_lead_days, figures.healthy_false_alarms) == (0.5, 0.5, 10.0, 1.0)
+
+
+def test_the_generated_module_holds_exactly_the_fit(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    fit = fit_worlds([synthetic_world(s) for s in (1, 2)], l2=1.0)
+    source = render_learned_module(fit, "Made by a test.")
+    namespace: dict = {}
+    exec(compile(source, "learned.py", "exec"), namespace)  # noqa: S102 - our own generated source
+    fusion, cutoffs = namespace["FUSION"], namespace["LEVEL_CUTOFFS"]
+    assert (fusion.intercept, dict(fusion.weights), dict(fusion.pairs), fusion.cap) == (
+        fit.intercept, fit.weights, fit.pairs, fit.cap)
+    assert cutoffs == fit.cutoffs
+
+
+def test_one_reading_and_the_matrix_form_give_the_same_probability() -> None:
+    fusion = LogisticFusion(-5.0, {"a": 2.0, "b": 1.0, "c": -1.0}, pairs={("a", "b"): 3.0}, cap=2.5)
+    rows = np.array([[1.0, 1.0, 0.0], [0.5, 0.2, 1.0], [0.0, 0.0, 0.0]])
+    matrix = fusion.probabilities(rows, ("a", "b", "c"))
+    for row, p in zip(rows, matrix, strict=True):
+        assert fusion.probability(dict(zip(("a", "b", "c"), row, strict=True))) == pytest.approx(p)
+    assert fusion.contributions({"a": 1.0, "b": 1.0})["a"] == 2.5  # capped
+    assert math.isclose(fusion.probability({}), 1 / (1 + math.exp(5.0)))
+
+
+def test_labels_of_both_layouts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "labels.json").write_text('{"m1": {"kind": "renovation", "group": "trap", "collapse_date": null}}')
+    (tmp_path / "labels.jsonl").write_text(
+        '{"merchant_id": "m2", "scenario": "slow_decline", "kind": "collapse", "collapse_date": "2025-04-01"}\n')
+    assert load_labels(tmp_path / "labels.json")["m1"].group == "trap"
+    assert load_labels(tmp_path / "labels.jsonl")["m2"].collapse_date == date(2025, 4, 1)
+    (tmp_path / "bad.json").write_text("[1, 2")
+    with pytest.raises(ValueError, match="not a labels file"):
+        load_labels(tmp_path / "bad.json")
