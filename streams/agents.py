@@ -215,6 +215,9 @@ def observe_state(pipeline: Pipeline, owned: set[int]) -> None:
               if p in owned and clock is not None and clock.closed_through is not None]
     if closed and len(closed) == len(owned):
         metrics.set_watermark(day_end(min(closed)))
+    learners = [getattr(clock, "learner", None) for p, clock in engine.clocks.items() if p in owned]
+    metrics.set_corrections([learner.correction if learner else {} for learner in learners],
+                            sum(learner.examples for learner in learners if learner))
 
 
 def observe_lag(pipeline: Pipeline) -> None:

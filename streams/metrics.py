@@ -26,6 +26,8 @@ from prometheus_client import (
 )
 
 from alerts.levels import LEVELS
+from models.indicators import ALL_INDICATORS
+from models.scoring import DETECTOR_CODE, JOINT_DETECTOR_CODE
 from yujing.contract import DEADLETTER_REASONS, Transition, Warning
 from yujing.districts import INDUSTRY_LABELS, TOWN_LABELS, industry_label, town_label
 
@@ -44,6 +46,7 @@ WORKER_ERRORS = ("send_failed", "processing")
 LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 12 * 3600, 86400)
 PROCESSING_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
 SCORE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
+READING_CODES = tuple(sorted({c.code for c in ALL_INDICATORS} | {DETECTOR_CODE, JOINT_DETECTOR_CODE}))
 
 
 class WorkerMetrics:
@@ -127,6 +130,18 @@ class WorkerMetrics:
             "Each threshold version this worker took in: the event time it scores days from (unix seconds).",
             ["version"], registry=registry,
         )
+        self.weight_corrections = Gauge(
+            "yujing_feedback_weight_correction",
+            "What case outcomes taught the fusion (models/online.py): each indicator's weight correction in "
+            "log-odds, averaged over this worker's partitions (0: as learned offline).",
+            ["indicator"], registry=registry,
+        )
+        self.outcomes_learned = Gauge(
+            "yujing_feedback_outcomes_learned", "Case outcomes learned from on this worker's partitions.",
+            registry=registry,
+        )
+        for code in READING_CODES:
+            self.weight_corrections.labels(indicator=code)
         for kind in SOURCE_KINDS:
             self.partition_stalls.labels(topic=kind)
         for kind in INPUT_KINDS:
@@ -163,6 +178,22 @@ class WorkerMetrics:
             counts[(level, town_label(district), industry_label(industry))] += 1
         for (level, town, industry), count in counts.items():
             self.active.labels(level=level, town=town, industry=industry).set(count)
+
+    def set_corrections(self, corrections: list[dict[str, float]], examples: int) -> None:
+        """Each indicator's weight correction averaged over ``corrections`` (one per partition;
+        a partition that has learned nothing counts as 0), and the outcomes learned.
+
+        >>> from prometheus_client import CollectorRegistry
+        >>> registry = CollectorRegistry()
+        >>> metrics = WorkerMetrics(registry)
+        >>> metrics.set_corrections([{"over_cap_cards": -0.6}, {}], examples=3)
+        >>> registry.get_sample_value("yujing_feedback_weight_correction", {"indicator": "over_cap_cards"})
+        -0.3
+        """
+        for code in READING_CODES:
+            total = sum(c.get(code, 0.0) for c in corrections)
+            self.weight_corrections.labels(indicator=code).set(total / len(corrections) if corrections else 0.0)
+        self.outcomes_learned.set(examples)
 
     def set_watermark(self, closed_day_end: datetime | None) -> None:
         if closed_day_end is not None:

@@ -97,6 +97,11 @@ class Settings(BaseSettings):
         description="Thresholds file (YAML/TOML, yujing.thresholds) in force before any version "
         "published on the thresholds topic; unset: the built-in thresholds.",
     )
+    online_learning: bool = Field(
+        default=True,
+        description="Case outcomes (false alarms, confirmed risks) correct the learned fusion's weights, "
+        "per input partition, within +-2 log-odds (models/online.py); false: the learned weights alone.",
+    )
     topics: TopicNames = Field(default_factory=TopicNames)
 
     def base_thresholds(self) -> ThresholdSet:
