@@ -1,6 +1,6 @@
 """Warning levels with hysteresis: escalate at once, calm down only after sustained improvement.
 
->>> policy = LevelPolicy()
+>>> policy = LevelPolicy(cutoffs={"blue": 0.3, "yellow": 0.45, "orange": 0.6, "red": 0.8})
 >>> state = AlertState()
 >>> [policy.step(state, s) for s in (0.2, 0.72, 0.9, 0.6)]
 [None, ('raised', None, 'orange'), ('escalated', 'orange', 'red'), None]
@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from models.learned import LEVEL_CUTOFFS
 
 LEVELS: tuple[str, ...] = ("blue", "yellow", "orange", "red")
 RANK = {level: i for i, level in enumerate(LEVELS)}
@@ -29,10 +31,14 @@ class AlertState:
 
 @dataclass(frozen=True)
 class LevelPolicy:
-    """Score cut-offs per level, a hysteresis margin and the days of calm before stepping down."""
+    """Score cut-offs per level, a hysteresis margin and the days of calm before stepping down.
+
+    The built-in cut-offs are probabilities of collapse within the horizon, chosen with the learned
+    fusion (``models/learned.py``, ``yujing train``): each is the lowest that at most a set share
+    of the training worlds' healthy merchants ever reach."""
 
     cutoffs: dict[str, float] = field(
-        default_factory=lambda: {"blue": 0.3, "yellow": 0.45, "orange": 0.6, "red": 0.8}
+        default_factory=lambda: dict(LEVEL_CUTOFFS)
     )
     margin: float = 0.05
     deescalate_after_days: int = 7
@@ -41,7 +47,8 @@ class LevelPolicy:
     def level_for(self, score: float) -> str | None:
         """The highest level whose cut-off the score reaches.
 
-        >>> LevelPolicy().level_for(0.62), LevelPolicy().level_for(0.1)
+        >>> policy = LevelPolicy(cutoffs={"blue": 0.3, "yellow": 0.45, "orange": 0.6, "red": 0.8})
+        >>> policy.level_for(0.62), policy.level_for(0.1)
         ('orange', None)
         """
         reached = None

@@ -112,6 +112,11 @@ def merchant_features(
     f["complaints_weighted_14d"] = weighted(_window(history, day, 14))
     f["severe_complaints_14d"] = float(sum(h.severe_complaints for h in _window(history, day, 14)))
     f["severe_complaints_28d"] = float(sum(h.severe_complaints for h in recent))
+    f["closure_complaints_14d"] = float(sum(h.closure_complaints for h in _window(history, day, 14)))
+    # Stored value sold beyond the service given: the liability a 28-day push adds, in units of
+    # the merchant's usual 28 days of service.
+    if "redeemed_baseline_28d" in f:
+        f["net_liability_28d"] = f["sales_face_28d"] - f["redeemed_28d"]
     before = _between(history, day - 14 - 90 + 1, day - 14)
     if before:
         f["complaints_weighted_baseline_14d"] = weighted(before) * 14.0 / len(before)
@@ -145,6 +150,7 @@ def merchant_features(
         else:
             f["custody_report_age_days"] = float(day - max(state.first_day, profile.opened_on))
         f["suspended_notice_days"] = _suspension_notice(state, day, close)
+        f["registered_pause"] = 1.0 if profile.status in PAUSED else 0.0
         f["days_since_registry_change"] = _days_since_registry_change(state, close)
         # Gyms may sell class packages up to 20,000 yuan; other named cards stop at 5,000.
         f["over_cap_sales_28d"] = (
@@ -233,14 +239,18 @@ def case_figures(state: MerchantState, day: int, features: dict[str, float]) -> 
     return {name: None if value is None else round(value, 2) for name, value in figures.items()}
 
 
+PAUSED = frozenset({"suspended", "closed"})  # registered statuses that announce a stop
+
+
 def _suspension_notice(state: MerchantState, day: int, close) -> float:  # type: ignore[no-untyped-def]
-    """Days between announcing the current suspension and the start of the silence (-1: none)."""
+    """Days between registering the current suspension or closure and the start of the silence
+    (-1: none in force; negative below that when registered after the store went quiet)."""
     versions = [p for p in state.profiles if p.updated_at < close]
-    if not versions or versions[-1].status != "suspended":
+    if not versions or versions[-1].status not in PAUSED:
         return -1.0
     since = versions[-1].updated_at
     for p in reversed(versions):
-        if p.status != "suspended":
+        if p.status not in PAUSED:
             break
         since = p.updated_at
     silence_start = (state.last_redemption_day or state.first_day) + 1

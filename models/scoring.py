@@ -1,20 +1,25 @@
-"""From a merchant's state at the close of a day to a composite risk score with its reasons.
+"""From a merchant's state at the close of a day to the probability of collapse, with its reasons.
 
-Indicator scores and the online detector's score are fused with a weighted noisy-OR:
-``score = 1 - prod(1 - weight_i * score_i)``. One indicator alone can reach at most its
-weight (so a single odd figure stays at watch levels), while independent signals that agree
-push the score up quickly, which is how collapses look: surge *and* custody gap *and* silence.
+Readings of the indicators and the online detectors are fused by a logistic model *learned* from
+labelled worlds (:mod:`models.fusion`, weights in :mod:`models.learned`): the score is
+P(collapse within 90 days). Each reading contributes ``weight × score`` log-odds; the warning
+names the contributions that raised the odds, strongest first. A reading whose evidence does not
+separate collapses from healthy merchants gets a weight near 0, whatever it says about
+compliance: such findings stay visible in the readings without raising the level.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from models.detectors import AdaptiveBaseline, ScaledHalfSpaceTrees
 from models.features import merchant_features
+from models.fusion import LogisticFusion, sigmoid
 from models.indicators import ALL_INDICATORS, Indicator, Reading
+from models.learned import FUSION
 from models.state import MerchantState
 
 DETECTOR_CODE = "baseline_anomaly"
@@ -30,10 +35,11 @@ JOINT_NAMES = {
 @dataclass(frozen=True)
 class Contribution:
     reading: Reading
-    weight: float
+    weight: float  # log-odds per unit of reading score
 
     @property
     def amount(self) -> float:
+        """Log-odds this reading adds to the merchant's (negative: it lowers them)."""
         return self.weight * self.reading.score
 
 
@@ -63,46 +69,28 @@ class MerchantScore:
         return [c for c in self.contributions if c.amount > 0]
 
 
-# Exposure says how much consumer money is being gathered or owed; it is how a run-away
-# starts, but also how a legal promotion or a seasonal peak looks. Alone it stays at watch
-# levels; distress (custody gaps, broken caps, complaints, silence, declines, registry changes)
-# is what takes a merchant to orange and red.
+# How the documentation groups the readings: money being gathered or owed (exposure), findings
+# of the rules a regulator checks (compliance), and signs of distress. The grouping explains; the
+# learned weights alone decide how much each counts.
 EXPOSURE = frozenset(
     {"sales_surge", "peer_sales_surge", "deep_discount_share", "liability_months", "baseline_anomaly",
      "joint_anomaly"}
 )
-EXPOSURE_CAP = 0.55
+COMPLIANCE = frozenset({"over_cap_cards", "custody_report_missing", "custody_coverage"})
 # Indicators fed by other merchants' levels (alerts/chains.py).
 LINK_CODES = frozenset({"chain_contagion", "representative_link"})
 
 
-def noisy_or(contributions: Sequence[Contribution]) -> float:
-    """Weighted noisy-OR of contributions.
+def fuse(contributions: Sequence[Contribution], intercept: float = FUSION.intercept) -> float:
+    """P(collapse within the horizon): the logistic of ``intercept`` plus every contribution.
 
     >>> from models.indicators import Reading
-    >>> r = Reading("x", 1.0, 1.0, 1.0, "", "")
-    >>> noisy_or([Contribution(r, 0.5)]), round(noisy_or([Contribution(r, 0.5), Contribution(r, 0.5)]), 2)
-    (0.5, 0.75)
+    >>> surge = Contribution(Reading("sales_surge", 4.0, 2.5, 1.0, "", ""), 1.5)
+    >>> gap = Contribution(Reading("custody_coverage", 0.2, 0.9, 0.5, "", ""), 2.0)
+    >>> round(fuse([surge], intercept=-4.0), 3), round(fuse([surge, gap], intercept=-4.0), 3)
+    (0.076, 0.182)
     """
-    remaining = 1.0
-    for c in contributions:
-        remaining *= 1.0 - min(1.0, max(0.0, c.amount))
-    return 1.0 - remaining
-
-
-def fuse(contributions: Sequence[Contribution]) -> float:
-    """Composite score: exposure (capped) and distress combined by noisy-OR.
-
-    >>> from models.indicators import Reading
-    >>> surge = Contribution(Reading("sales_surge", 4.0, 2.5, 1.0, "", ""), 0.4)
-    >>> deep = Contribution(Reading("deep_discount_share", 0.9, 0.4, 1.0, "", ""), 0.3)
-    >>> gap = Contribution(Reading("custody_coverage", 0.2, 0.9, 1.0, "", ""), 0.45)
-    >>> round(fuse([surge, deep]), 2), round(fuse([surge, deep, gap]), 2)
-    (0.55, 0.75)
-    """
-    exposure = noisy_or([c for c in contributions if c.reading.code in EXPOSURE])
-    distress = noisy_or([c for c in contributions if c.reading.code not in EXPOSURE])
-    return 1.0 - (1.0 - min(exposure, EXPOSURE_CAP)) * (1.0 - distress)
+    return sigmoid(intercept + sum(c.amount for c in contributions))
 
 
 def detector_features(state: MerchantState) -> dict[str, float]:
@@ -144,14 +132,28 @@ class RiskScorer:
     def __init__(
         self,
         indicators: Sequence[Indicator] | None = None,
-        detector_weight: float = 0.25,
+        detector_weight: float | None = None,
         detector_factory: type[AdaptiveBaseline] = AdaptiveBaseline,
-        joint_weight: float = 0.2,
+        joint_weight: float | None = None,
+        intercept: float | None = None,
     ) -> None:
         self.indicators = list(indicators) if indicators is not None else [c() for c in ALL_INDICATORS]
-        self.detector_weight = detector_weight
+        learned = FUSION.weights
+        self.detector_weight = learned.get(DETECTOR_CODE, 0.0) if detector_weight is None else detector_weight
         self.detector_factory = detector_factory
-        self.joint_weight = joint_weight
+        self.joint_weight = learned.get(JOINT_DETECTOR_CODE, 0.0) if joint_weight is None else joint_weight
+        self.intercept = FUSION.intercept if intercept is None else intercept
+
+    @property
+    def fusion(self) -> LogisticFusion:
+        """This scorer's fusion as one model (intercept and a weight per reading code)."""
+        weights = {i.code: i.weight for i in self.indicators}
+        weights.update({DETECTOR_CODE: self.detector_weight, JOINT_DETECTOR_CODE: self.joint_weight})
+        return LogisticFusion(self.intercept, weights, FUSION.horizon_days, FUSION.pairs, FUSION.cap)
+
+    def fuse(self, contributions: Sequence[Contribution]) -> float:
+        """P(collapse within the horizon) from ``contributions`` (see :func:`fuse`)."""
+        return fuse(contributions, self.intercept)
 
     def score(
         self,
@@ -200,8 +202,10 @@ class RiskScorer:
             self._detect_joint(state, learn) if observed else None,
         )
 
-    def judge(self, evidence: Evidence) -> MerchantScore:
-        """Readings of every indicator against this scorer's thresholds, weighted and fused."""
+    def judge(self, evidence: Evidence, correction: Mapping[str, float] | None = None) -> MerchantScore:
+        """Readings of every indicator against this scorer's thresholds, weighted and fused.
+        ``correction``: log-odds per unit score added to a code's weight (learned from case
+        outcomes, :mod:`models.online`)."""
         features = evidence.features
         contributions = []
         for indicator in self.indicators:
@@ -212,8 +216,24 @@ class RiskScorer:
             contributions.append(Contribution(evidence.detector, self.detector_weight))
         if evidence.joint is not None:
             contributions.append(Contribution(evidence.joint, self.joint_weight))
+        if correction:
+            contributions = [Contribution(c.reading, c.weight + correction[c.reading.code])
+                             if c.reading.code in correction else c for c in contributions]
+        contributions = self._with_pairs(contributions)
         contributions.sort(key=lambda c: (-c.amount, c.reading.code))
-        return MerchantScore(round(fuse(contributions), 4), tuple(contributions), features)
+        return MerchantScore(round(fuse(contributions, self.intercept), 4), tuple(contributions), features)
+
+    def _with_pairs(self, contributions: list[Contribution]) -> list[Contribution]:
+        """Each contribution with half of each learned pair it is in, at most the cap: the weight
+        becomes the reading's effective weight, so ``amount`` stays weight × score."""
+        if not FUSION.pairs and FUSION.cap == math.inf:
+            return contributions
+        own = LogisticFusion(0.0, {c.reading.code: c.weight for c in contributions}, pairs=FUSION.pairs, cap=FUSION.cap)
+        shares = own.contributions({c.reading.code: c.reading.score for c in contributions})
+        return [
+            Contribution(c.reading, shares[c.reading.code] / c.reading.score) if c.reading.score > 0 else c
+            for c in contributions
+        ]
 
     def _detect(self, state: MerchantState, learn: bool = True) -> Reading | None:
         if not isinstance(state.detector, AdaptiveBaseline):

@@ -96,6 +96,7 @@ def create_pipeline(
         allowed_lateness=timedelta(hours=settings.allowed_lateness_hours),
         schedule=schedule or ThresholdSchedule(settings.base_thresholds()),
         chain_sources=settings.input_partitions,  # one chain watermark per chain-stage partition
+        online_learning=settings.online_learning,
     )
     internal = {"internal": True, "partitions": settings.input_partitions, **raw}
     chain_notices = app.topic(f"{settings.app_id}-chain-notices", **internal)

@@ -96,7 +96,8 @@ def feedback_on(warning: Warning, disposition: str = "false_alarm", delay_days: 
 
 
 def new_engine() -> PartitionEngine:
-    return PartitionEngine(buckets={}, merchants={}, clocks={}, allowed_lateness=timedelta(hours=6))
+    # The hold alone: what verdicts teach the fusion is tests/test_online_learning.py's.
+    return PartitionEngine(buckets={}, merchants={}, clocks={}, allowed_lateness=timedelta(hours=6), online_learning=False)
 
 
 def replay(events: list[InputEvent], feedback: Iterable[Feedback] = ()) -> tuple[PartitionEngine, list[Warning]]:

@@ -26,12 +26,15 @@ from models.features import (
 )
 from models.indicators import (
     ALL_INDICATORS,
+    AnnouncedPause,
     ChainContagion,
+    ClosureComplaints,
     ComplaintSurge,
     CustodyCoverage,
     CustodyReportMissing,
     DeepDiscountShare,
     Indicator,
+    LiabilityGrowth,
     LiabilityMonths,
     OverCapCards,
     PeerSalesSurge,
@@ -610,6 +613,10 @@ SWEEPS = [
     Sweep(PeerSalesSurge, _ratio("sales_28d", "peer_sales_28d", 100_000), +1),
     Sweep(ChainContagion, lambda v: {"chain_peer_level": v, "chain_peers_urgent": 0.0}, +1),
     Sweep(RepresentativeLink, lambda v: {"representative_linked_urgent": v}, +1),
+    Sweep(LiabilityGrowth, lambda v: {"net_liability_28d": v * 20_000.0, "redeemed_baseline_28d": 20_000.0}, +1),
+    Sweep(ClosureComplaints, lambda v: {"closure_complaints_14d": v}, +1),
+    # The value is how late the pause was registered; the score says how well it was announced.
+    Sweep(AnnouncedPause, lambda v: {"registered_pause": 1.0, "suspended_notice_days": -v}, -1),
 ]
 
 

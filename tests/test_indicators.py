@@ -6,6 +6,7 @@ import pickle
 
 import pytest
 
+from alerts.levels import LevelPolicy
 from models.indicators import ALL_INDICATORS, Indicator
 from models.indicators.custody_coverage import CustodyCoverage
 from models.indicators.liability_months import LiabilityMonths
@@ -34,6 +35,8 @@ def test_scores_stay_within_0_and_1_on_extreme_values(indicator_class: type[Indi
         "redeemed_28d": 0.0, "redeemed_baseline_28d": 1e9, "refunds_28d": 1e6, "refunds_baseline_28d": 0.0,
         "days_since_registry_change": 1.0, "peer_sales_28d": 1.0, "chain_peer_level": 4.0,
         "chain_peers_urgent": 9.0, "representative_linked_urgent": 3.0,
+        "net_liability_28d": 1e9, "closure_complaints_14d": 1e6, "registered_pause": 1.0,
+        "suspended_notice_days": -1e4,
     }
     collapse = {**extreme, "sales_28d": 0.0, "sales_baseline_28d": 1e9}
     newcomer = {k: v for k, v in extreme.items() if k != "sales_baseline_28d"}
@@ -60,7 +63,9 @@ def test_silence_needs_money_at_stake() -> None:
     assert Silence().evaluate({"silent_days": 60, "prepaid_balance": 500, "observed_days": 90}) is None
 
 
-def test_a_new_merchant_without_history_scores_zero() -> None:
+def test_a_new_merchant_without_history_scores_the_base_rate_with_no_reasons() -> None:
     state = MerchantState("new", partition=0, first_day=1)
     state.fold(1, DayTotals())
-    assert RiskScorer().score(state, 1).score == 0.0
+    result = RiskScorer().score(state, 1)
+    assert result.drivers == []
+    assert result.score <= LevelPolicy().cutoffs["blue"] / 2  # nothing fires: far below every level

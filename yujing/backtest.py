@@ -144,6 +144,7 @@ def run_backtest(
     on_event: Callable[[], None] | None = None,
     staff: Callable[[Warning], Iterable[Feedback]] | None = None,
     schedule: ThresholdSchedule | None = None,
+    online_learning: bool = True,
 ) -> BacktestResult:
     """Replay ``events_dir`` through one :class:`PartitionEngine` and the chain stage.
 
@@ -153,11 +154,13 @@ def run_backtest(
     with feedback, which joins the replay at its ``effective_from`` (it must lie ahead of the
     warning's day; earlier feedback would be late). The feedback taken in is in
     ``result.feedback``; written as ``feedback.jsonl`` next to the inputs it replays the same run
-    without ``staff``.
+    without ``staff``. ``online_learning``: case outcomes correct the fusion's weights, as in the
+    worker (``YUJING_ONLINE_LEARNING``).
     """
     return Replay(
         events_dir, partitions=partitions, allowed_lateness=allowed_lateness, thresholds_version=thresholds_version,
         scorer=scorer, on_day_scored=on_day_scored, on_event=on_event, staff=staff, schedule=schedule,
+        online_learning=online_learning,
     ).run()
 
 
@@ -180,6 +183,7 @@ class Checkpoint:
     chains: ChainDirectory
     result: BacktestResult
     scheduled: list[tuple[float, str, Feedback]]
+    online_learning: bool = True  # whether case outcomes corrected the weights (the learners are in clocks)
 
     @property
     def closed_through(self) -> int | None:
@@ -206,6 +210,7 @@ class Replay:
         staff: Callable[[Warning], Iterable[Feedback]] | None = None,
         schedule: ThresholdSchedule | None = None,
         checkpoint: Checkpoint | None = None,
+        online_learning: bool | None = None,
     ) -> None:
         if schedule is None and scorer is None:
             schedule = ThresholdSchedule()  # the built-in thresholds, as a worker without publications
@@ -217,10 +222,13 @@ class Replay:
         start = checkpoint or Checkpoint(
             events_dir=self.events_dir, partitions=partitions, allowed_lateness=allowed_lateness, positions={},
             buckets={}, merchants={}, clocks={}, chains=ChainDirectory(partitions=partitions),
-            result=BacktestResult(), scheduled=[],
+            result=BacktestResult(), scheduled=[], online_learning=True if online_learning is None else online_learning,
         )
         if (start.partitions, start.allowed_lateness) != (partitions, allowed_lateness):
             raise ValueError("a checkpoint goes on only with its own partitions and allowed lateness")
+        if online_learning is not None and online_learning != start.online_learning:
+            raise ValueError("a checkpoint goes on only with its own online learning setting")
+        self.online_learning = start.online_learning
         self.engine = PartitionEngine(
             buckets=start.buckets,
             merchants=start.merchants,
@@ -231,6 +239,7 @@ class Replay:
             on_day_scored=on_day_scored,
             chain_sources=1,
             schedule=schedule,
+            online_learning=self.online_learning,
         )
         self.chains = start.chains
         self.result = start.result
@@ -256,6 +265,7 @@ class Replay:
             events_dir=self.events_dir, partitions=self.partitions, allowed_lateness=self.allowed_lateness,
             positions=dict(self.positions), buckets=dict(self.engine.buckets), merchants=dict(self.engine.merchants),
             clocks=dict(self.engine.clocks), chains=self.chains, result=self.result, scheduled=self.scheduled,
+            online_learning=self.online_learning,
         )
 
     def _records(self) -> Iterator[tuple[float, str | None, Record | DeadLetter, Position | None]]:

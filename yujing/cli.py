@@ -34,6 +34,7 @@ def _register_parts() -> None:
     from yujing.explain_cli import explain_command
     from yujing.simulator.cli import simulate_command
     from yujing.thresholds_cli import thresholds_app
+    from yujing.train_cli import train_command
 
     app.add_typer(broker_app, name="broker", help="Fetch, start, stop and inspect the local Kafka broker.")
     app.add_typer(db_app, name="db", help="Start, stop and inspect the local PostgreSQL (case service).")
@@ -42,6 +43,9 @@ def _register_parts() -> None:
                   help="Threshold versions: validate, compare, publish to running workers, history.")
     app.command("simulate", help="Simulate merchants, consumers and complaints (files or Kafka).")(
         simulate_command
+    )
+    app.command("train", help="Learn the fusion's weights and level bands from randomised labelled worlds.")(
+        train_command
     )
     app.command("explain", help="One merchant's timeline: activity, readings, score, levels, warnings (text + PNG).")(
         explain_command
@@ -220,6 +224,7 @@ def backtest(
                         allowed_lateness=timedelta(hours=settings.allowed_lateness_hours),
                         schedule=ThresholdSchedule(replay_set),
                         on_event=tick,
+                        online_learning=settings.online_learning,
                     )
             except EventFilesError as exc:
                 fail(str(exc))

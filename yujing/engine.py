@@ -26,7 +26,8 @@ from alerts.levels import AlertState, LevelPolicy
 from alerts.warnings import build_warning
 from models.calendar import day_date, day_end, day_start, local_day
 from models.features import CHAIN_FEATURES, PeerNorms, case_figures, chain_features
-from models.scoring import LINK_CODES, Evidence, MerchantScore, RiskScorer, fuse
+from models.online import FeedbackLearner, outcome_label
+from models.scoring import LINK_CODES, Evidence, MerchantScore, RiskScorer
 from models.state import DayTotals, MerchantState, ProfileVersion
 from yujing.contract import Complaint, Feedback, InputEvent, MerchantProfile, Transaction, Warning
 from yujing.threshold_history import ThresholdSchedule
@@ -46,6 +47,9 @@ class PartitionClock:
     chain_marks: dict[int, int] = field(default_factory=dict)
     # Peer-group norms of the partition's merchants at the last closed day (see PeerNorms).
     peer_sales: dict[str, float] = field(default_factory=dict)
+    # What case outcomes of the partition's merchants taught (models/online.py): a correction to
+    # the fusion's weights. A plain default: clocks pickled before it existed read it as None.
+    learner: FeedbackLearner | None = None
 
 
 @dataclass
@@ -139,6 +143,7 @@ class PartitionEngine:
         on_day_scored: Callable[[DayResult], None] | None = None,
         chain_sources: int | None = None,
         schedule: ThresholdSchedule | None = None,
+        online_learning: bool = True,
     ) -> None:
         self.buckets = buckets
         self.merchants = merchants
@@ -157,6 +162,9 @@ class PartitionEngine:
         # so a day's content never depends on how fast other partitions were read.
         self.chain_sources = chain_sources
         self.tracer: Tracer | None = None  # set by a what-if's recording replay
+        # Case outcomes correct the fusion's weights per partition (see judge_day); off: the
+        # learned weights alone, whatever staff decide.
+        self.online_learning = online_learning
 
     # -- events -------------------------------------------------------------------------
     def process(self, event: InputEvent | Feedback, partition: int) -> Outcome:
@@ -359,14 +367,21 @@ class PartitionEngine:
         clock.peer_sales = norms.finish()
         if self.tracer is not None:
             self.tracer.closed(partition, day, days)
-        return self.judge_day(members, day, days)
+        return self.judge_day(members, day, days, clock=clock)
 
     def judge_day(
         self, members: list[MerchantState], day: int, days: list[GatheredDay], *, relink: bool = False,
+        clock: PartitionClock | None = None,
     ) -> list[tuple[Warning | None, list[ChainNotice]]]:
         """Judge each member's gathered day with the thresholds in force (levels, warnings, the
         notices for linked merchants). ``relink``: the days were recorded in another replay
-        (:mod:`yujing.rejudge`), so the chain features are read again from this one's state."""
+        (:mod:`yujing.rejudge`), so the chain features are read again from this one's state.
+        ``clock``: the partition's clock being closed (else it is looked up).
+
+        First the case outcomes that start on ``day`` teach the partition's learner, then every
+        member is judged with its correction: both a function of event time alone, so the live
+        worker, a replay and a rejudge agree."""
+        correction = self._learn_outcomes(members, day, clock) if self.online_learning and members else None
         warnings: list[tuple[Warning | None, list[ChainNotice]]] = []
         for state, gathered in zip(members, days, strict=True):
             if relink:
@@ -374,11 +389,40 @@ class PartitionEngine:
                 features = {k: v for k, v in gathered.evidence.features.items() if k not in CHAIN_FEATURES}
                 features.update(chain_features(state, day))
                 gathered = gathered._replace(evidence=gathered.evidence._replace(features=features))
-            emitted = self._judge(state, day, gathered)
+            emitted = self._judge(state, day, gathered, correction)
             if emitted is not None:
                 warnings.append(emitted)
             self.merchants[state.merchant_id] = state
         return warnings
+
+    def _learn_outcomes(
+        self, members: list[MerchantState], day: int, clock: PartitionClock | None,
+    ) -> dict[str, float] | None:
+        """Let the partition's learner take the verdicts starting on ``day`` (members in
+        merchant order, each one's dispositions in event-time order): ``x`` the readings of the
+        warning judged, base log-odds from the thresholds in force. The correction to judge with."""
+        partition = members[0].partition
+        if clock is None:
+            clock = self.clocks.get(partition)
+        learner = clock.learner if clock is not None else None
+        examples = []
+        for state in members:
+            log = state.feedback
+            if isinstance(log, MerchantFeedback) and state.last_readings and log.entries and log.entries[-1].start_day >= day:
+                for entry in log.entries:
+                    label = outcome_label(entry.disposition) if entry.start_day == day else None
+                    if label is not None:
+                        examples.append((state.last_readings, label))
+        if not examples:
+            return learner.correction if learner is not None else None
+        if clock is None:  # a rejudge over a partition the checkpoint had no clock for yet
+            clock = self.clocks[partition] = PartitionClock()
+        if clock.learner is None:
+            clock.learner = FeedbackLearner()
+        fusion = self.rules(day)[0].fusion
+        for x, label in examples:
+            clock.learner.learn_one(x, label, fusion.log_odds(x))
+        return clock.learner.correction
 
     def _link_notices(
         self, state: MerchantState, result: MerchantScore, profile: ProfileVersion | None, day: int,
@@ -388,7 +432,7 @@ class PartitionEngine:
         what linked merchants said must not echo back to them (no feedback loop)."""
         if profile is None:
             return []
-        own = fuse([c for c in result.contributions if c.reading.code not in LINK_CODES])
+        own = self.rules(day)[0].fuse([c for c in result.contributions if c.reading.code not in LINK_CODES])
         level = policy.level_for(own) or "none"
         if level == state.linked_level:
             return []
@@ -426,11 +470,11 @@ class PartitionEngine:
         return gathered
 
     def _judge(
-        self, state: MerchantState, day: int, gathered: GatheredDay,
+        self, state: MerchantState, day: int, gathered: GatheredDay, correction: dict[str, float] | None = None,
     ) -> tuple[Warning | None, list[ChainNotice]] | None:
         profile = gathered.profile
         scorer, policy, version = self.rules(day)
-        result = scorer.judge(gathered.evidence)
+        result = scorer.judge(gathered.evidence, correction)
         feedback = state.feedback if isinstance(state.feedback, MerchantFeedback) else None
         if not isinstance(state.alert, AlertState):
             state.alert = AlertState()
@@ -454,6 +498,8 @@ class PartitionEngine:
         notices = self._link_notices(state, result, profile, day, policy)
         if transition is None:
             return (None, notices) if notices else None
+        if transition[0] in ("raised", "escalated"):  # what staff will judge (see _learn_outcomes)
+            state.last_readings = {c.reading.code: c.reading.score for c in result.contributions}
         warning = build_warning(
             merchant_id=state.merchant_id,
             day=day_date(day).isoformat(),

@@ -175,6 +175,7 @@ def rejudge(
     engine = PartitionEngine(
         buckets={}, merchants=checkpoint.merchants, clocks=checkpoint.clocks,
         allowed_lateness=checkpoint.allowed_lateness, chain_sources=1, schedule=schedule,
+        online_learning=checkpoint.online_learning,
     )
     chains: ChainDirectory = checkpoint.chains
     traced = _TracedEngine(engine, trace.calls)

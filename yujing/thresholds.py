@@ -65,7 +65,7 @@ from alerts.cases import ResponsePolicy, WorkingCalendar
 from alerts.levels import LEVELS, LevelPolicy
 from models.features import REGISTRY_CHANGE_LOOKBACK_DAYS
 from models.indicators import ALL_INDICATORS, Indicator
-from models.scoring import DETECTOR_CODE, EXPOSURE, EXPOSURE_CAP, JOINT_DETECTOR_CODE, RiskScorer
+from models.scoring import COMPLIANCE, DETECTOR_CODE, EXPOSURE, JOINT_DETECTOR_CODE, RiskScorer
 
 SCHEMA_VERSION = 1
 INDICATOR_CODES: tuple[str, ...] = tuple(c.code for c in ALL_INDICATORS)
@@ -120,7 +120,9 @@ class IndicatorRange:
     shape: Shape
 
 
-WEIGHT = Bound(0, 1)
+# Learned weights are log-odds per unit of reading score: negative lowers the odds.
+WEIGHT = Bound(-20, 20, unit="(log-odds)")
+INTERCEPT = Bound(-20, 0, unit="(log-odds)")
 CUTOFF = Bound(0, 1, above=True)
 MARGIN = Bound(0, 0.2)
 DEESCALATE_DAYS = Bound(1, 90, unit="days")
@@ -175,6 +177,12 @@ RANGES: dict[str, IndicatorRange] = {
     "chain_contagion": _both(Bound(0, 4, unit="(level rank)"), "rising"),
     # Merchants under the same legal representative that reached orange or red.
     "representative_link": _both(Bound(0, 100, unit="merchants"), "rising"),
+    # Net new stored value of 28 days in units of the usual 28 days of service.
+    "liability_growth": _both(Bound(0, 50, unit="(times the usual service)"), "rising"),
+    # Store-closed complaints in 14 days.
+    "closure_complaints": _both(Bound(0, 100, unit="complaints"), "rising"),
+    # Days a store had been quiet when its pause was registered (0: in time); lower is better.
+    "announced_pause": _both(Bound(0, 90, unit="days late"), "falling"),
 }
 
 
@@ -200,7 +208,7 @@ class _Frozen(BaseModel):
 
 
 class IndicatorThresholds(_Frozen):
-    """One indicator: score 0 at ``threshold``, 1 at ``saturation``; ``weight`` in the noisy-OR."""
+    """One indicator: score 0 at ``threshold``, 1 at ``saturation``; ``weight`` in log-odds per unit score."""
 
     threshold: float
     saturation: float
@@ -208,12 +216,10 @@ class IndicatorThresholds(_Frozen):
 
 
 class ScoringWeights(_Frozen):
-    """The online detectors' weights (``baseline_anomaly``, ``joint_anomaly``).
+    """The learned fusion's intercept (the log-odds of a merchant-day on which nothing fires) and
+    the online detectors' weights (``baseline_anomaly``, ``joint_anomaly``)."""
 
-    The exposure group's cap (``models.scoring.EXPOSURE_CAP``) is not here: ``fuse``
-    reads it as a module constant, and the engine calls ``fuse`` directly.
-    """
-
+    intercept: Annotated[float, _within(INTERCEPT)]
     detector_weight: Weight
     joint_weight: Weight
 
@@ -292,7 +298,8 @@ class ThresholdSet(_Frozen):
             t = self.indicators[indicator_class.code]
             indicators.append(indicator_class(threshold=t.threshold, saturation=t.saturation, weight=t.weight))
         return RiskScorer(
-            indicators, detector_weight=self.scoring.detector_weight, joint_weight=self.scoring.joint_weight
+            indicators, detector_weight=self.scoring.detector_weight, joint_weight=self.scoring.joint_weight,
+            intercept=self.scoring.intercept,
         )
 
     def level_policy(self) -> LevelPolicy:
@@ -342,10 +349,11 @@ def builtin_thresholds() -> ThresholdSet:
     return ThresholdSet.from_mapping({
         "schema_version": SCHEMA_VERSION,
         "indicators": {
-            c.code: {"threshold": c.default_threshold, "saturation": c.default_saturation, "weight": c.default_weight}
+            c.code: {"threshold": c.default_threshold, "saturation": c.default_saturation, "weight": c.default_weight()}
             for c in ALL_INDICATORS
         },
-        "scoring": {"detector_weight": scorer.detector_weight, "joint_weight": scorer.joint_weight},
+        "scoring": {"intercept": scorer.intercept, "detector_weight": scorer.detector_weight,
+                    "joint_weight": scorer.joint_weight},
         "levels": {
             "cutoffs": dict(policy.cutoffs),
             "margin": policy.margin,
@@ -414,8 +422,10 @@ def render_yaml(ts: ThresholdSet) -> str:
         "#",
         "# Every number operations teams tune: per indicator the threshold (score 0), the saturation",
         "# (score 1; the score rises linearly in between, either direction) and the weight in the",
-        "# composite's noisy-OR, 1 - Π(1 - weight × score); the detectors' weights; the level cut-offs",
-        "# and their hysteresis; the case response deadlines. Validated by yujing/thresholds.py; its",
+        "# learned fusion, P(collapse within 90 days) = 1 / (1 + exp(-(intercept + Σ weight × score))),",
+        "# in log-odds per unit score (learned by `yujing train` from labelled worlds: see",
+        "# docs/detection.md); the detectors' weights; the level cut-offs (probabilities) and their",
+        "# hysteresis; the case response deadlines. Validated by yujing/thresholds.py; its",
         "# version is derived from the values alone (t- and 12 hex digits of SHA-256), so comments,",
         "# key order and formatting do not change it. Every indicator must be present.",
         "#",
@@ -428,16 +438,17 @@ def render_yaml(ts: ThresholdSet) -> str:
     for indicator_class in ALL_INDICATORS:
         out += _indicator_block(indicator_class, ts.indicators[indicator_class.code])
     out += [
-        "# The online detectors, exposure group (noisy-OR like the indicators): baseline_anomaly is",
-        "# river EWMean/EWVar on 7-day sales and net new liability; joint_anomaly is half-space trees",
-        "# on 7-day sales, redemptions and refunds. Allowed: 0 to 1. (The exposure group's cap,",
-        f"# {_num(EXPOSURE_CAP)}, is fixed in models/scoring.py.)",
+        "# The fusion's intercept (log-odds of a day on which nothing fires; allowed -20 to 0) and the",
+        "# online detectors' learned weights: baseline_anomaly is river EWMean/EWVar on 7-day sales",
+        "# and net new liability; joint_anomaly is half-space trees on 7-day sales, redemptions and",
+        f"# refunds. Allowed: {WEIGHT}.",
         "scoring:",
+        f"  intercept: {_yaml_number(ts.scoring.intercept)}",
         f"  detector_weight: {_yaml_number(ts.scoring.detector_weight)}  # {DETECTOR_CODE}",
         f"  joint_weight: {_yaml_number(ts.scoring.joint_weight)}  # {JOINT_DETECTOR_CODE}",
         "",
-        "# Warning levels (alerts/levels.py). A level is raised at once when the score reaches its",
-        "# cut-off (above 0 up to 1, rising strictly from blue to red); it holds while the score stays",
+        "# Warning levels (alerts/levels.py). A level is raised at once when the probability reaches",
+        "# its cut-off (above 0 up to 1, rising strictly from blue to red); it holds while it stays",
         "# within `margin` (0 to 0.2) below its cut-off; after `deescalate_after_days` (1 to 90) calm",
         "# days it steps down to the highest level seen meanwhile, and it clears after",
         "# `clear_after_days` (at least deescalate_after_days, at most 180) days below every cut-off.",
@@ -595,6 +606,8 @@ def _bound_at(loc: Loc) -> Bound | None:
             return RANGES[code].threshold
         case ("indicators", str(code), "saturation") if code in RANGES:
             return RANGES[code].saturation
+        case ("scoring", "intercept"):
+            return INTERCEPT
         case ("indicators", _, "weight") | ("scoring", _):
             return WEIGHT
         case ("levels", "cutoffs", _):
@@ -748,7 +761,8 @@ def _yaml_number(value: float) -> str:
 
 def _indicator_block(indicator_class: type[Indicator], values: IndicatorThresholds) -> list[str]:
     c, allowed = indicator_class, RANGES[indicator_class.code]
-    group = "exposure 资金敞口" if c.code in EXPOSURE else "distress 经营困境"
+    group = ("exposure 资金敞口" if c.code in EXPOSURE else "compliance 合规" if c.code in COMPLIANCE
+             else "distress 经营困境")
     built_in = c.range_text or f"{_num(c.default_threshold)} → {_num(c.default_saturation)}"
     direction = {
         "rising": "higher is worse",
@@ -759,7 +773,7 @@ def _indicator_block(indicator_class: type[Indicator], values: IndicatorThreshol
     comment = [
         f"{c.name_zh} · {c.name_en} ({group})",
         f"value: {c.formula}",
-        f"built in: {built_in}, weight {_num(c.default_weight)}; {direction}",
+        f"built in: {built_in}, learned weight {_num(c.default_weight())}; {direction}",
         f"allowed: threshold and saturation {allowed.threshold}; weight {WEIGHT}"
         if allowed.threshold == allowed.saturation
         else f"allowed: threshold {allowed.threshold}; saturation {allowed.saturation}; weight {WEIGHT}",

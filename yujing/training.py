@@ -28,15 +28,18 @@ from yujing.recording import MerchantDays
 LEVEL_ORDER = ("blue", "yellow", "orange", "red")
 
 
-def training_rows(days: MerchantDays, labels: Mapping[str, Label], horizon: int = HORIZON_DAYS) -> tuple[np.ndarray, np.ndarray]:
-    """(mask of usable rows, target 0/1 of those rows) for labelled merchants."""
+def training_rows(days: MerchantDays, labels: Mapping[str, Label], horizon: int = HORIZON_DAYS,
+                  after: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(mask of usable rows, target 0/1 of those rows) for labelled merchants: a day is positive
+    when its merchant collapses within ``horizon`` days, or collapsed at most ``after`` days ago
+    (a store gone dark is still to be disposed of); later days are left out."""
     collapse_day = np.array(
         [labels[m].collapse_date.toordinal() if m in labels and labels[m].collapse_date else -1
          for m in days.merchant_ids], dtype=np.int64)
     known = np.array([m in labels for m in days.merchant_ids])
-    before = (collapse_day < 0) | (days.days < collapse_day)
-    mask = known & before
-    target = (collapse_day > 0) & (collapse_day - days.days <= horizon) & (days.days < collapse_day)
+    kept = (collapse_day < 0) | (days.days < collapse_day + after)
+    mask = known & kept
+    target = (collapse_day > 0) & (collapse_day - days.days <= horizon) & (days.days < collapse_day + after)
     return mask, target[mask].astype(np.float64)
 
 
@@ -114,7 +117,7 @@ def cutoff_for_false_alarms(peaks: Mapping[str, float], labels: Mapping[str, Lab
     >>> from yujing.labels import Label
     >>> labels = {f"h{i}": Label(f"h{i}", "healthy", "healthy", None) for i in range(10)}
     >>> cutoff_for_false_alarms({f"h{i}": i / 10 for i in range(10)}, labels, 0.2)
-    0.8001
+    0.7001
     """
     healthy = sorted((p for m, p in peaks.items() if labels[m].group == "healthy"), reverse=True)
     if not healthy:
@@ -197,6 +200,9 @@ PAIR_CODES = (
 #: The most one reading may add to the log-odds (see models/fusion.py): about e^3 = 20 times the
 #: odds, so that no single sign takes a merchant from the base rate to orange on its own.
 CAP = 3.0
+#: Days after a collapse still taught as positive: a store gone dark with consumers' money is what
+#: the disposal queue exists for, even when the warning comes too late to prevent it.
+AFTER_DAYS = 14
 NEGATIVE_SHARE = 4  # one in this many merchant-days far from any collapse is kept (weighted back)
 
 
@@ -242,14 +248,14 @@ def pair_columns(readings: np.ndarray, codes: Sequence[str]) -> tuple[np.ndarray
 
 
 def fit_worlds(worlds: Sequence[World], *, l2: float = L2, horizon: int = HORIZON_DAYS, cap: float = CAP,
-               level_false_alarms: Mapping[str, float] = LEVEL_FALSE_ALARMS) -> Fit:
+               after: int = AFTER_DAYS, level_false_alarms: Mapping[str, float] = LEVEL_FALSE_ALARMS) -> Fit:
     """Fit the fusion on ``worlds`` (pooled) and choose each level's cut-off on their healthy merchants."""
     codes = worlds[0].days.codes
     xs, ys, ws = [], [], []
     names: list[tuple[str, str]] = []
     rows = 0
     for world in worlds:
-        mask, target = training_rows(world.days, world.labels, horizon)
+        mask, target = training_rows(world.days, world.labels, horizon, after)
         rows += len(target)
         readings = world.days.readings[mask]
         # Healthy merchant-days repeat one another: keep every positive and a fixed sample of

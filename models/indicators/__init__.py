@@ -1,11 +1,14 @@
 """The indicator system (风险预警指标体系): one named, pure unit per indicator."""
 
+from models.indicators.announced_pause import AnnouncedPause
 from models.indicators.base import Indicator, Reading, ramp
 from models.indicators.chain_contagion import ChainContagion
+from models.indicators.closure_complaints import ClosureComplaints
 from models.indicators.complaint_surge import ComplaintSurge
 from models.indicators.custody_coverage import CustodyCoverage
 from models.indicators.custody_report_missing import CustodyReportMissing
 from models.indicators.deep_discount import DeepDiscountShare
+from models.indicators.liability_growth import LiabilityGrowth
 from models.indicators.liability_months import LiabilityMonths
 from models.indicators.over_cap_cards import OverCapCards
 from models.indicators.peer_sales_surge import PeerSalesSurge
@@ -35,6 +38,9 @@ ALL_INDICATORS: tuple[type[Indicator], ...] = (
     SevereComplaints,
     ChainContagion,
     RepresentativeLink,
+    LiabilityGrowth,
+    ClosureComplaints,
+    AnnouncedPause,
 )
 
 __all__ = ["ALL_INDICATORS", "Indicator", "Reading", "ramp"] + [c.__name__ for c in ALL_INDICATORS]

@@ -47,7 +47,6 @@ class Indicator:
     range_text: ClassVar[str | None] = None  # how threshold and saturation read, when not plain numbers
     default_threshold: ClassVar[float]
     default_saturation: ClassVar[float]
-    default_weight: ClassVar[float]
 
     def __init__(
         self,
@@ -57,7 +56,14 @@ class Indicator:
     ) -> None:
         self.threshold = self.default_threshold if threshold is None else threshold
         self.saturation = self.default_saturation if saturation is None else saturation
-        self.weight = self.default_weight if weight is None else weight
+        self.weight = self.default_weight() if weight is None else weight
+
+    @classmethod
+    def default_weight(cls) -> float:
+        """The built-in weight: learned from labelled worlds (log-odds per unit score)."""
+        from models.learned import FUSION
+
+        return FUSION.weights.get(cls.code, 0.0)
 
     def evaluate(self, features: dict[str, float]) -> Reading | None:
         raise NotImplementedError

@@ -31,7 +31,6 @@ class ChainContagion(Indicator):
     default_threshold = 2.0  # yellow: nothing yet
     default_saturation = 4.0  # red
     range_text = "yellow (2) → red (4)"
-    default_weight = 0.45
 
     def evaluate(self, features: dict[str, float]) -> Reading | None:
         if "chain_peer_level" not in features:

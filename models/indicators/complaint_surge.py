@@ -31,7 +31,6 @@ class ComplaintSurge(Indicator):
     default_threshold = 6.0
     default_saturation = 3.0  # times the threshold
     range_text = "max(6, 3× own baseline) → 3× that"
-    default_weight = 0.5
 
     def evaluate(self, features: dict[str, float]) -> Reading | None:
         value = features.get("complaints_weighted_14d", 0.0)

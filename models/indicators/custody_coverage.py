@@ -39,7 +39,6 @@ class CustodyCoverage(Indicator):
     )
     default_threshold = 0.9
     default_saturation = 0.15
-    default_weight = 0.45
 
     def evaluate(self, features: dict[str, float]) -> Reading | None:
         required_now = features.get("custody_required", 0.0)

@@ -26,7 +26,6 @@ class CustodyReportMissing(Indicator):
     )
     default_threshold = 45.0
     default_saturation = 90.0
-    default_weight = 0.25
 
     def evaluate(self, features: dict[str, float]) -> Reading | None:
         if features.get("custody_required", 0.0) <= 0 or "custody_report_age_days" not in features:

@@ -28,7 +28,6 @@ class DeepDiscountShare(Indicator):
     )
     default_threshold = 0.4
     default_saturation = 0.8
-    default_weight = 0.3
 
     def evaluate(self, features: dict[str, float]) -> Reading | None:
         sales = features.get("sales_28d", 0.0)

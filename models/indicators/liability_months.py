@@ -30,7 +30,6 @@ class LiabilityMonths(Indicator):
     )
     default_threshold = 8.0
     default_saturation = 20.0
-    default_weight = 0.25
 
     def evaluate(self, features: dict[str, float]) -> Reading | None:
         balance = features.get("prepaid_balance", 0.0)

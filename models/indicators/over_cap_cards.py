@@ -30,7 +30,6 @@ class OverCapCards(Indicator):
     )
     default_threshold = 1.0
     default_saturation = 5.0
-    default_weight = 0.5
 
     def evaluate(self, features: dict[str, float]) -> Reading | None:
         if "over_cap_sales_28d" not in features:

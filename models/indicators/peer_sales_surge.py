@@ -29,7 +29,6 @@ class PeerSalesSurge(Indicator):
     )
     default_threshold = 3.0
     default_saturation = 8.0
-    default_weight = 0.3
 
     def evaluate(self, features: dict[str, float]) -> Reading | None:
         peer = features.get("peer_sales_28d")

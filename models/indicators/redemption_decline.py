@@ -26,7 +26,6 @@ class RedemptionDecline(BaselineRatio):
     )
     default_threshold = 0.75
     default_saturation = 0.25
-    default_weight = 0.3
     numerator = "redeemed_28d"
     baseline = "redeemed_baseline_28d"
     min_baseline = MIN_BASELINE

@@ -28,7 +28,6 @@ class RefundPressure(BaselineRatio):
     )
     default_threshold = 3.0
     default_saturation = 8.0
-    default_weight = 0.3
     numerator = "refunds_28d"
     baseline = "refunds_baseline_28d"
     min_baseline = MIN_BASELINE

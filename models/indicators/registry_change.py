@@ -29,7 +29,6 @@ class RegistryChange(Indicator):
     default_threshold = LOOKBACK_DAYS
     default_saturation = LOOKBACK_DAYS
     range_text = "a change within 90 days"
-    default_weight = 0.3
 
     def evaluate(self, features: dict[str, float]) -> Reading | None:
         value = features.get("days_since_registry_change", -1.0)

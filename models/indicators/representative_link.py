@@ -30,7 +30,6 @@ class RepresentativeLink(Indicator):
     default_threshold = 0.0
     default_saturation = 1.0
     range_text = "0 → 1 merchant"
-    default_weight = 0.45
 
     def evaluate(self, features: dict[str, float]) -> Reading | None:
         if "representative_linked_urgent" not in features:

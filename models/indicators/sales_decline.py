@@ -28,7 +28,6 @@ class SalesDecline(BaselineRatio):
     )
     default_threshold = 0.6
     default_saturation = 0.2
-    default_weight = 0.25
     numerator = "sales_28d"
     baseline = "sales_baseline_28d"
     min_baseline = MIN_BASELINE

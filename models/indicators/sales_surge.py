@@ -31,7 +31,6 @@ class SalesSurge(BaselineRatio):
     )
     default_threshold = 2.5
     default_saturation = 5.0
-    default_weight = 0.4
     numerator = "sales_28d"
     baseline = "sales_baseline_28d"
     min_baseline = MIN_BASELINE

@@ -26,7 +26,6 @@ class SevereComplaints(Indicator):
     )
     default_threshold = 3.0
     default_saturation = 12.0
-    default_weight = 0.4
 
     def evaluate(self, features: dict[str, float]) -> Reading | None:
         value = features.get("severe_complaints_28d", 0.0)

@@ -31,7 +31,6 @@ class Silence(Indicator):
     default_threshold = 4.0  # times the usual gap, and at least this many days
     default_saturation = 3.0  # times the threshold
     range_text = "max(4 d, 4× usual gap) → 3× that"
-    default_weight = 0.75
 
     def evaluate(self, features: dict[str, float]) -> Reading | None:
         if features.get("prepaid_balance", 0.0) < MIN_BALANCE or features.get("observed_days", 0) < 14:
