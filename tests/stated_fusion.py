@@ -8,10 +8,21 @@ and states its own fusion: an intercept, one weight per reading (log-odds per un
 cut-offs. The weights follow the hand-set noisy-OR weights the project used before the learned
 fusion, times eight, so each reading counts roughly as it used to; an announced pause lowers the
 odds. They are test fixtures, not a model of anything.
+
+The learned *pairs* and *cap* of ``models/learned.py`` are not part of a thresholds set: every
+scorer reads them from the module (``models.scoring.FUSION``). :func:`stated_fusion_alone` sets
+them aside while a test scores with the stated set, so that the set alone is the whole fusion.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+import models.scoring
+from models.fusion import LogisticFusion
 from models.indicators import ALL_INDICATORS
 from yujing.thresholds import ThresholdSet, builtin_thresholds
 
@@ -58,3 +69,13 @@ def stated_data() -> dict:
 def stated_thresholds() -> ThresholdSet:
     """The built-in set with the fusion and cut-offs stated above."""
     return ThresholdSet.from_mapping(stated_data())
+
+
+@contextmanager
+def stated_fusion_alone() -> Iterator[None]:
+    """Within: no learned pair and no cap on a reading's contribution, for every scorer in this
+    process (a worker started meanwhile in another process still has them)."""
+    learned = models.scoring.FUSION
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(models.scoring, "FUSION", LogisticFusion(learned.intercept, learned.weights, learned.horizon_days))
+        yield
