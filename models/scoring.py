@@ -136,6 +136,8 @@ class RiskScorer:
         detector_factory: type[AdaptiveBaseline] = AdaptiveBaseline,
         joint_weight: float | None = None,
         intercept: float | None = None,
+        pairs: Mapping[tuple[str, str], float] | None = None,
+        cap: float | None = None,
     ) -> None:
         self.indicators = list(indicators) if indicators is not None else [c() for c in ALL_INDICATORS]
         learned = FUSION.weights
@@ -143,13 +145,15 @@ class RiskScorer:
         self.detector_factory = detector_factory
         self.joint_weight = learned.get(JOINT_DETECTOR_CODE, 0.0) if joint_weight is None else joint_weight
         self.intercept = FUSION.intercept if intercept is None else intercept
+        self.pairs = dict(FUSION.pairs if pairs is None else pairs)
+        self.cap = FUSION.cap if cap is None else cap
 
     @property
     def fusion(self) -> LogisticFusion:
         """This scorer's fusion as one model (intercept and a weight per reading code)."""
         weights = {i.code: i.weight for i in self.indicators}
         weights.update({DETECTOR_CODE: self.detector_weight, JOINT_DETECTOR_CODE: self.joint_weight})
-        return LogisticFusion(self.intercept, weights, FUSION.horizon_days, FUSION.pairs, FUSION.cap)
+        return LogisticFusion(self.intercept, weights, FUSION.horizon_days, self.pairs, self.cap)
 
     def fuse(self, contributions: Sequence[Contribution]) -> float:
         """P(collapse within the horizon) from ``contributions`` (see :func:`fuse`)."""
@@ -226,9 +230,9 @@ class RiskScorer:
     def _with_pairs(self, contributions: list[Contribution]) -> list[Contribution]:
         """Each contribution with half of each learned pair it is in, at most the cap: the weight
         becomes the reading's effective weight, so ``amount`` stays weight × score."""
-        if not FUSION.pairs and FUSION.cap == math.inf:
+        if not self.pairs and self.cap == math.inf:
             return contributions
-        own = LogisticFusion(0.0, {c.reading.code: c.weight for c in contributions}, pairs=FUSION.pairs, cap=FUSION.cap)
+        own = LogisticFusion(0.0, {c.reading.code: c.weight for c in contributions}, pairs=self.pairs, cap=self.cap)
         shares = own.contributions({c.reading.code: c.reading.score for c in contributions})
         return [
             Contribution(c.reading, shares[c.reading.code] / c.reading.score) if c.reading.score > 0 else c

@@ -9,9 +9,8 @@ cut-offs. The weights follow the hand-set noisy-OR weights the project used befo
 fusion, times eight, so each reading counts roughly as it used to; an announced pause lowers the
 odds. They are test fixtures, not a model of anything.
 
-The learned *pairs* and *cap* of ``models/learned.py`` are not part of a thresholds set: every
-scorer reads them from the module (``models.scoring.FUSION``). :func:`stated_fusion_alone` sets
-them aside while a test scores with the stated set, so that the set alone is the whole fusion.
+The stated set has no pairs and the widest cap (20 log-odds, never reached by these weights), so
+each reading counts on its own, as in a plain logistic model.
 """
 
 from __future__ import annotations
@@ -19,10 +18,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import pytest
-
-import models.scoring
-from models.fusion import LogisticFusion
 from models.indicators import ALL_INDICATORS
 from yujing.thresholds import ThresholdSet, builtin_thresholds
 
@@ -51,6 +46,7 @@ STATED_WEIGHTS: dict[str, float] = {
 STATED_DETECTOR_WEIGHT = 2.0  # baseline_anomaly
 STATED_JOINT_WEIGHT = 1.6  # joint_anomaly
 STATED_CUTOFFS: dict[str, float] = {"blue": 0.3, "yellow": 0.45, "orange": 0.6, "red": 0.8}
+STATED_CAP = 20.0  # the widest allowed: no reading is capped
 
 
 def stated_data() -> dict:
@@ -61,7 +57,7 @@ def stated_data() -> dict:
     for code, values in data["indicators"].items():
         values["weight"] = STATED_WEIGHTS[code]
     data["scoring"] = {"intercept": STATED_INTERCEPT, "detector_weight": STATED_DETECTOR_WEIGHT,
-                       "joint_weight": STATED_JOINT_WEIGHT}
+                       "joint_weight": STATED_JOINT_WEIGHT, "cap": STATED_CAP, "pairs": {}}
     data["levels"]["cutoffs"] = dict(STATED_CUTOFFS)
     return data
 
@@ -73,9 +69,6 @@ def stated_thresholds() -> ThresholdSet:
 
 @contextmanager
 def stated_fusion_alone() -> Iterator[None]:
-    """Within: no learned pair and no cap on a reading's contribution, for every scorer in this
-    process (a worker started meanwhile in another process still has them)."""
-    learned = models.scoring.FUSION
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(models.scoring, "FUSION", LogisticFusion(learned.intercept, learned.weights, learned.horizon_days))
-        yield
+    """Kept for the tests that say so: a thresholds set now carries its own pairs and cap, so the
+    stated set alone is the whole fusion and nothing needs setting aside."""
+    yield

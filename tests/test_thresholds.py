@@ -23,6 +23,7 @@ from models.learned import FUSION, LEVEL_CUTOFFS
 from models.scoring import DETECTOR_CODE, JOINT_DETECTOR_CODE, RiskScorer
 from tests.factories import runaway_merchant, steady_merchant, time_ordered
 from tests.stated_fusion import (
+    STATED_CAP,
     STATED_CUTOFFS,
     STATED_DETECTOR_WEIGHT,
     STATED_INTERCEPT,
@@ -98,7 +99,9 @@ def to_toml(data: dict[str, Any]) -> str:
     lines = [f"schema_version = {data['schema_version']}"]
     for code, values in data["indicators"].items():
         lines += ["", f"[indicators.{code}]", *(f"{k} = {v!r}" for k, v in values.items())]
-    lines += ["", "[scoring]", *(f"{k} = {v!r}" for k, v in data["scoring"].items())]
+    scoring = data["scoring"]
+    lines += ["", "[scoring]", *(f"{k} = {v!r}" for k, v in scoring.items() if k != "pairs")]
+    lines += ["", "[scoring.pairs]", *(f'"{k}" = {v!r}' for k, v in scoring["pairs"].items())]
     levels = data["levels"]
     lines += ["", "[levels]", *(f"{k} = {v!r}" for k, v in levels.items() if k != "cutoffs")]
     lines += ["", "[levels.cutoffs]", *(f"{k} = {v!r}" for k, v in levels["cutoffs"].items())]
@@ -238,7 +241,7 @@ def test_the_version_is_t_and_twelve_hex_digits_and_any_value_change_changes_it(
         (lambda d: d.update(schema_version=2),
          "schema_version: 2 is not supported; this yujing reads schema_version 1"),
         (lambda d: d.pop("scoring"),
-         "scoring: missing; a mapping of intercept, detector_weight, joint_weight"),
+         "scoring: missing; a mapping of intercept, detector_weight, joint_weight, cap, pairs"),
         (lambda d: d["scoring"].pop("intercept"),
          "scoring.intercept: missing; allowed range -20 to 0 (log-odds)"),
         (lambda d: d["scoring"].update(intercept=0.5),
@@ -459,7 +462,7 @@ def stated_set_scores_as_stated() -> None:
     ts = stated_thresholds()
     by_hand = RiskScorer([c(weight=STATED_WEIGHTS[c.code]) for c in ALL_INDICATORS],
                          detector_weight=STATED_DETECTOR_WEIGHT, joint_weight=STATED_JOINT_WEIGHT,
-                         intercept=STATED_INTERCEPT)
+                         intercept=STATED_INTERCEPT, pairs={}, cap=STATED_CAP)
     trajectory, warnings = replay(ts.scorer(), ts.level_policy())
     assert (trajectory, warnings) == replay(by_hand, LevelPolicy(cutoffs=dict(STATED_CUTOFFS)))
     assert [(w["merchant_id"], w["level"]) for w in warnings if w["transition"] in ("raised", "escalated")][-1] == (

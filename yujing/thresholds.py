@@ -123,6 +123,8 @@ class IndicatorRange:
 # Learned weights are log-odds per unit of reading score: negative lowers the odds.
 WEIGHT = Bound(-20, 20, unit="(log-odds)")
 INTERCEPT = Bound(-20, 0, unit="(log-odds)")
+CAP = Bound(0.5, 20, unit="(log-odds)")
+READING_CODES: tuple[str, ...] = (*INDICATOR_CODES, DETECTOR_CODE, JOINT_DETECTOR_CODE)
 CUTOFF = Bound(0, 1, above=True)
 MARGIN = Bound(0, 0.2)
 DEESCALATE_DAYS = Bound(1, 90, unit="days")
@@ -222,6 +224,21 @@ class ScoringWeights(_Frozen):
     intercept: Annotated[float, _within(INTERCEPT)]
     detector_weight: Weight
     joint_weight: Weight
+    # What one reading may add to the log-odds at most (models/fusion.py), and the learned
+    # weights of pairs of readings, keyed "code_a*code_b".
+    cap: Annotated[float, _within(CAP)]
+    pairs: dict[str, Weight]
+
+    @field_validator("pairs")
+    @classmethod
+    def _known_pairs(cls, value: dict[str, float]) -> dict[str, float]:
+        for key in value:
+            a, _, b = key.partition("*")
+            if a not in READING_CODES or b not in READING_CODES or a == b:
+                raise PydanticCustomError(
+                    "unknown_pair", "{key} is not two different readings joined by '*'; readings: {codes}",
+                    {"key": key, "codes": ", ".join(READING_CODES)})
+        return value
 
 
 class LevelThresholds(_Frozen):
@@ -299,7 +316,8 @@ class ThresholdSet(_Frozen):
             indicators.append(indicator_class(threshold=t.threshold, saturation=t.saturation, weight=t.weight))
         return RiskScorer(
             indicators, detector_weight=self.scoring.detector_weight, joint_weight=self.scoring.joint_weight,
-            intercept=self.scoring.intercept,
+            intercept=self.scoring.intercept, cap=self.scoring.cap,
+            pairs={tuple(key.split("*", 1)): w for key, w in self.scoring.pairs.items()},  # type: ignore[misc]
         )
 
     def level_policy(self) -> LevelPolicy:
@@ -353,7 +371,8 @@ def builtin_thresholds() -> ThresholdSet:
             for c in ALL_INDICATORS
         },
         "scoring": {"intercept": scorer.intercept, "detector_weight": scorer.detector_weight,
-                    "joint_weight": scorer.joint_weight},
+                    "joint_weight": scorer.joint_weight, "cap": scorer.cap,
+                    "pairs": {f"{a}*{b}": w for (a, b), w in scorer.pairs.items()}},
         "levels": {
             "cutoffs": dict(policy.cutoffs),
             "margin": policy.margin,
@@ -446,6 +465,13 @@ def render_yaml(ts: ThresholdSet) -> str:
         f"  intercept: {_yaml_number(ts.scoring.intercept)}",
         f"  detector_weight: {_yaml_number(ts.scoring.detector_weight)}  # {DETECTOR_CODE}",
         f"  joint_weight: {_yaml_number(ts.scoring.joint_weight)}  # {JOINT_DETECTOR_CODE}",
+        "  # The most one reading may add to the log-odds (allowed 0.5 to 20): no single sign alone",
+        "  # takes a merchant from the base rate to orange.",
+        f"  cap: {_yaml_number(ts.scoring.cap)}",
+        "  # Learned weights of pairs of readings seen together (log-odds per unit of both scores;",
+        "  # half of each goes to either reading's contribution). Allowed -20 to 20 each.",
+        "  pairs:" + ("" if ts.scoring.pairs else " {}"),
+        *(f"    {key}: {_yaml_number(w)}" for key, w in ts.scoring.pairs.items()),
         "",
         "# Warning levels (alerts/levels.py). A level is raised at once when the probability reaches",
         "# its cut-off (above 0 up to 1, rising strictly from blue to red); it holds while it stays",
@@ -608,6 +634,10 @@ def _bound_at(loc: Loc) -> Bound | None:
             return RANGES[code].saturation
         case ("scoring", "intercept"):
             return INTERCEPT
+        case ("scoring", "cap"):
+            return CAP
+        case ("scoring", "pairs", _):
+            return WEIGHT
         case ("indicators", _, "weight") | ("scoring", _):
             return WEIGHT
         case ("levels", "cutoffs", _):

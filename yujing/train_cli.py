@@ -70,6 +70,36 @@ def load_world(world_seed: int, work_dir: Path) -> object:
                  load_labels(events / "labels.json"))
 
 
+def evidence_table_of(worlds: list) -> Table:  # type: ignore[type-arg]
+    """The indicator evidence of the worlds pooled, with the lowest and highest lift of any world."""
+    from yujing.indicator_evidence import evidence_table
+    from yujing.recording import MerchantDays
+
+    pooled_labels = {f"{w.name}/{m}": label for w in worlds for m, label in w.labels.items()}
+    import dataclasses
+
+    parts = []
+    for w in worlds:
+        ids = w.days.merchant_ids.astype(str)
+        parts.append(dataclasses.replace(w.days, merchant_ids=(w.name + "/" + ids).astype(object)))
+    relabelled = {k: dataclasses.replace(v, merchant_id=k) for k, v in pooled_labels.items()}
+    pooled = evidence_table(MerchantDays.concat(parts), relabelled)
+    per_world = {w.name: {r.code: r.lift for r in evidence_table(w.days, w.labels)} for w in worlds}
+    table = Table(title=f"Indicator evidence, {len(worlds)} worlds pooled: fires (score > 0) on collapsing merchants "
+                        "in the 180 days before the collapse, on healthy ones and look-alikes at any time")
+    for column in ("reading", "collapses", "healthy", "worst look-alike", "lift", "lift, worst-best world",
+                   "median lead (d)"):
+        table.add_column(column)
+    for row in pooled:
+        lifts = [per_world[name].get(row.code, 0.0) for name in per_world]
+        worst = row.worst_trap
+        table.add_row(row.code, f"{row.collapse_rate:.0%}", f"{row.healthy_rate:.1%}",
+                      f"{worst[0]} {worst[1]:.0%}" if worst else "", f"{row.lift:.1f}",
+                      f"{min(lifts):.1f}-{max(lifts):.1f}",
+                      "" if row.median_lead_days is None else f"{row.median_lead_days:.0f}")
+    return table
+
+
 def train_command(
     world_seeds: str = typer.Option("1-6", help="Randomised worlds to learn from, e.g. 1-6 or 1,3,5."),
     merchants: int = typer.Option(300, help="Merchants per world."),
@@ -79,6 +109,9 @@ def train_command(
     write: Path | None = typer.Option(None, "--write", help="Write the learned module here (models/learned.py)."),
     plots: Path | None = typer.Option(None, "--plots", help="Write reliability.png here."),
     jobs: int = typer.Option(2, min=1, help="Worlds simulated and replayed at once (processes)."),
+    evidence: bool = typer.Option(True, "--evidence/--no-evidence",
+                                  help="Print the indicator evidence table of the worlds (pooled, with the "
+                                       "spread of lift across worlds)."),
 ) -> None:
     """Learn the fusion's weights and the level bands from labelled worlds; check each world held out."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -107,6 +140,8 @@ def train_command(
                 future.result()
                 progress.advance(task)
     worlds = [load_world(s, work_dir) for s in seeds]
+    if evidence:
+        console.print(evidence_table_of(worlds))
     held = leave_one_world_out(worlds)  # type: ignore[arg-type]
     table = Table(title="Each world judged by a fusion learned on the others (orange = alarm)")
     for column in ("world", "recall", "late", "median lead", "healthy FA", "worst look-alike"):
