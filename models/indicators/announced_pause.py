@@ -7,9 +7,10 @@ from models.indicators.base import Indicator, Reading, ramp
 
 class AnnouncedPause(Indicator):
     """A registered suspension or closure is how a store stops lawfully (a renovation, an orderly
-    closure); registered before the silence began, at any notice, it weighs *against* the silence
-    and the declines it causes. Its learned weight is expected to be negative; registered long
-    after the store went quiet it counts for nothing.
+    closure) — and a run-away's cover ("renovation", then the doors stay shut). Registered before
+    the silence began, at any notice, it is a reading of its own, weighed against the silence and
+    "store closed" complaints by its learned weight (which the worlds decide, not this docstring);
+    registered long after the store went quiet it counts for nothing.
 
     >>> AnnouncedPause().evaluate({"registered_pause": 1.0, "suspended_notice_days": 3.0}).score  # 3 days ahead
     1.0
