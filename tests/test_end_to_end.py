@@ -3,6 +3,13 @@
 One simulated set (with run-aways and benign look-alikes) is published to fresh topics, a real
 ``yujing worker`` process scores it, and the warnings on the disposal-queue topic are compared
 with the labels and with ``yujing backtest`` on the same files.
+
+Worker and backtest score with the set whose fusion ``tests/stated_fusion.py`` states, given to the
+worker as its thresholds file (``YUJING_THRESHOLDS_FILE``): these tests need run-aways, chain
+members and collapsing merchants to reach orange, and the built-in weights and cut-offs are
+learned and change with every ``yujing train``. The built-in set's own detection is measured by
+``yujing evaluate`` on randomised worlds (docs/evaluate.md); its merchant-days live equal the
+backtest's in tests/test_observability.py.
 """
 
 from __future__ import annotations
@@ -18,12 +25,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.conftest import isolated_settings
+from tests.stated_fusion import stated_thresholds
 from tests.test_broker import free_ports
 from yujing.backtest import FEEDBACK_FILE, BacktestResult, iter_events, run_backtest, write_records
 from yujing.contract import Feedback, Warning
@@ -31,12 +40,14 @@ from yujing.kafka_io import group_progress, input_topics, read_records
 from yujing.processes import settings_env, start_worker, stop_worker
 from yujing.settings import Settings
 from yujing.simulator import SimulationConfig, simulate
+from yujing.threshold_history import ThresholdSchedule
+from yujing.thresholds import render_yaml
 
 pytestmark = pytest.mark.kafka
 
 # Simulated signal strength varies by design; this set's run-away shows a clear surge. How many
-# run-aways of every strength are caught (recall, lead time) is measured by the 500-merchant
-# backtest in the README; this test checks that the live path delivers those warnings.
+# run-aways of every strength are caught (recall, lead time) is measured by `yujing evaluate`;
+# these tests check that the live path delivers the warnings the stated fusion gives.
 SIMULATION = SimulationConfig(merchants=16, days=200, seed=7)
 BAD_RECORDS = [
     b"{this is not json",
@@ -56,11 +67,28 @@ class LiveRun:
     backtest: BacktestResult
 
 
-def backtest(events_dir: Path, settings: Settings) -> BacktestResult:
+@pytest.fixture(scope="module")
+def stated_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The stated set as a thresholds file, for the workers of this module."""
+    path = tmp_path_factory.mktemp("thresholds") / "stated.yaml"
+    path.write_text(render_yaml(stated_thresholds()), encoding="utf-8")
+    return path
+
+
+@pytest.fixture()
+def kafka_settings(kafka_settings: Settings, stated_file: Path) -> Settings:
+    """conftest's isolated settings, scoring with the stated set."""
+    return kafka_settings.model_copy(update={"thresholds_file": stated_file})
+
+
+def backtest(events_dir: Path, settings: Settings, **options: Any) -> BacktestResult:
+    """``yujing backtest`` as a worker with ``settings`` scores: with its base thresholds."""
     return run_backtest(
         events_dir,
         partitions=settings.input_partitions,
         allowed_lateness=timedelta(hours=settings.allowed_lateness_hours),
+        schedule=ThresholdSchedule(settings.base_thresholds()),
+        **options,
     )
 
 
@@ -137,12 +165,14 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
 
 @pytest.fixture(scope="module")
 def live_run(
-    simulated: tuple[Path, list[dict]], kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+    simulated: tuple[Path, list[dict]], kafka_bootstrap: str, stated_file: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LiveRun]:
     """One live run shared by the tests that inspect its output."""
     events_dir, labels = simulated
     tmp_path = tmp_path_factory.mktemp("live")
-    kafka_settings = isolated_settings(kafka_bootstrap, tmp_path / "home")
+    kafka_settings = isolated_settings(kafka_bootstrap, tmp_path / "home").model_copy(
+        update={"thresholds_file": stated_file})
     publish_with_redeliveries(events_dir, kafka_settings, every=40)
     worker = start_worker(kafka_settings, tmp_path / "worker.log")
     try:
@@ -160,6 +190,8 @@ def live_run(
 
 
 def test_live_pipeline_warns_runaway_before_collapse_and_spares_lookalikes(live_run: LiveRun) -> None:
+    """With the stated fusion (checked by a plain backtest of this simulation: the run-away is
+    orange 25 days ahead, no look-alike above blue)."""
     by_merchant: dict[str, list[dict]] = {}
     for w in live_run.warnings:
         by_merchant.setdefault(w["merchant_id"], []).append(w)
@@ -182,7 +214,7 @@ def test_warnings_follow_the_contract(live_run: LiveRun) -> None:
     for w in live_run.warnings:
         assert w["level"] in ("blue", "yellow", "orange", "red")
         assert w["transition"] in ("raised", "escalated", "de-escalated", "cleared")
-        assert 0 <= w["score"] <= 1 and w["thresholds_version"]
+        assert 0 <= w["score"] <= 1 and w["thresholds_version"] == stated_thresholds().version  # the worker's file
         assert "consumer_id" not in orjson.dumps(w).decode()
         if w["transition"] != "cleared":
             assert w["indicators"] and all(i["explanation_zh"] and i["explanation_en"] for i in w["indicators"])
@@ -351,9 +383,7 @@ def test_feedback_on_the_feedback_topic_changes_live_warnings_as_in_the_backtest
     dead-lettered with its reason."""
     source, labels = simulated
     plain = backtest(source, kafka_settings).warnings
-    answered = run_backtest(source, partitions=kafka_settings.input_partitions,
-                            allowed_lateness=timedelta(hours=kafka_settings.allowed_lateness_hours),
-                            staff=staff_desk(labels))
+    answered = backtest(source, kafka_settings, staff=staff_desk(labels))
     assert {f.disposition for f in answered.feedback} == {"false_alarm", "confirmed_risk"}
     events_dir = tmp_path / "events"
     shutil.copytree(source, events_dir)

@@ -1,10 +1,14 @@
 """Case feedback on the scoring side (alerts/feedback.py, the engine, the backtest) and the
-case-desk fields of every warning."""
+case-desk fields of every warning.
+
+The complaint storms here are judged by a fusion stated in this file (``STORMS``), not by the
+learned built-in one: ``yujing train`` changes the built-in weights and cut-offs, and what is
+tested is what feedback does to a storm's levels, whatever the levels are made of."""
 
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +19,15 @@ from alerts.feedback import FeedbackEntry, FeedbackHold, MerchantFeedback
 from models.calendar import local_day
 from models.state import MerchantState
 from tests.factories import START, at, complaint, profile, sale, steady_merchant, time_ordered
-from yujing.backtest import FEEDBACK_FILE, iter_events, partition_for, run_backtest, write_records
+from tests.stated_fusion import stated_data
+from yujing.backtest import (
+    FEEDBACK_FILE,
+    BacktestResult,
+    iter_events,
+    partition_for,
+    run_backtest,
+    write_records,
+)
 from yujing.contract import (
     Complaint,
     DeadLetter,
@@ -27,6 +39,8 @@ from yujing.contract import (
     decode,
 )
 from yujing.engine import PartitionEngine
+from yujing.threshold_history import ThresholdSchedule
+from yujing.thresholds import ThresholdSet
 
 # -- the pure rule ---------------------------------------------------------------------------
 
@@ -95,9 +109,32 @@ def feedback_on(warning: Warning, disposition: str = "false_alarm", delay_days: 
     )
 
 
+# The stated set (tests/stated_fusion.py) with the intercept, cut-offs and weights of a storm's
+# two readings stated here. A storm's days score: its first day (complaint_surge 1,
+# severe_complaints 1/3) 0.525, yellow; the full storm (both 1) 0.786, orange; the second storm's
+# first day (complaint_surge 0.57 against a baseline that holds the first storm, severe 1) 0.348,
+# blue; severe complaints alone (the storm dying down) 0.039, nothing.
+STORM_INTERCEPT = -5.0
+STORM_WEIGHTS = {"complaint_surge": 4.5, "severe_complaints": 1.8}
+STORM_CUTOFFS = {"blue": 0.3, "yellow": 0.45, "orange": 0.6, "red": 0.8}
+
+
+def storm_thresholds() -> ThresholdSet:
+    data = stated_data()
+    data["scoring"]["intercept"] = STORM_INTERCEPT
+    data["levels"]["cutoffs"] = dict(STORM_CUTOFFS)
+    for code, weight in STORM_WEIGHTS.items():
+        data["indicators"][code]["weight"] = weight
+    return ThresholdSet.from_mapping(data)
+
+
+STORMS = storm_thresholds()
+
+
 def new_engine() -> PartitionEngine:
     # The hold alone: what verdicts teach the fusion is tests/test_online_learning.py's.
-    return PartitionEngine(buckets={}, merchants={}, clocks={}, allowed_lateness=timedelta(hours=6), online_learning=False)
+    return PartitionEngine(buckets={}, merchants={}, clocks={}, allowed_lateness=timedelta(hours=6),
+                           schedule=ThresholdSchedule(STORMS), online_learning=False)
 
 
 def replay(events: list[InputEvent], feedback: Iterable[Feedback] = ()) -> tuple[PartitionEngine, list[Warning]]:
@@ -123,7 +160,9 @@ SECOND_BURST = at(190)
 
 def test_without_feedback_the_same_storm_is_orange_twice() -> None:
     _, warnings = replay(bursts())
-    assert len(urgent(warnings)) == 2 and len(urgent(warnings, after=SECOND_BURST)) == 1
+    assert [w.level for w in urgent(warnings)] == ["orange", "orange"]
+    assert len(urgent(warnings, after=SECOND_BURST)) == 1
+    assert {w.thresholds_version for w in warnings} == {STORMS.version}
 
 
 def test_false_alarm_holds_the_same_evidence_below_the_level_staff_saw() -> None:
@@ -157,9 +196,13 @@ def test_new_evidence_goes_through_the_hold() -> None:
 def test_a_level_above_the_held_one_goes_through_and_ends_the_hold() -> None:
     engine, warnings = replay(bursts())
     yellow = next(w for w in warnings if w.level == "yellow")  # the first storm's first warning
+    assert yellow is warnings[0]
     _, held = replay(bursts(), [feedback_on(yellow, delay_days=20)])
+    unheld = [w for w in warnings if w.raised_at > SECOND_BURST]
     second = [w for w in held if w.raised_at > SECOND_BURST]
-    # the second storm's yellow is held; its orange is above yellow: raised, and the hold ends
+    # without the hold the second storm is raised below orange first; with it, that level (not
+    # above yellow) is held, and its orange, above yellow, is raised: the hold ends
+    assert unheld[0].transition == "raised" and unheld[0].level in ("blue", "yellow")
     assert second[0].transition == "raised" and second[0].level == "orange"
     state = replay(bursts(), [feedback_on(yellow, delay_days=20)])[0].merchants["m1"]
     assert state.feedback.hold_at(local_day(SECOND_BURST) + 60) is None
@@ -271,19 +314,24 @@ def test_backtest_replays_feedback_files_in_event_time_and_staff_answers_the_sam
     other = [e.model_copy(update={"legal_representative": "rep-2"}) if isinstance(e, MerchantProfile) else e
              for e in bursts("m2")]  # not linked to m1
     write_events(time_ordered(bursts("m1") + other), tmp_path)
-    plain = run_backtest(tmp_path, partitions=2, allowed_lateness=timedelta(hours=6))
+
+    def backtest(staff: Callable[[Warning], list[Feedback]] | None = None) -> BacktestResult:
+        return run_backtest(tmp_path, partitions=2, allowed_lateness=timedelta(hours=6),
+                            schedule=ThresholdSchedule(STORMS), staff=staff)
+
+    plain = backtest()
 
     def staff(warning: Warning) -> list[Feedback]:
         alarm = warning.level in ("orange", "red") and warning.transition in ("raised", "escalated")
         return [feedback_on(warning)] if alarm else []
 
-    answered = run_backtest(tmp_path, partitions=2, allowed_lateness=timedelta(hours=6), staff=staff)
+    answered = backtest(staff)
     assert len(answered.feedback) == 2 and len(urgent(answered.warnings)) == 2 < len(urgent(plain.warnings))
     # written in decision order (here: reversed), replayed by effective_from: the same warnings
     write_records(reversed(answered.feedback), tmp_path / FEEDBACK_FILE)
     kinds = [kind for kind, _ in iter_events(tmp_path)]
     assert kinds.count("feedback") == 2
-    replayed = run_backtest(tmp_path, partitions=2, allowed_lateness=timedelta(hours=6))
+    replayed = backtest()
     assert [w.model_dump(exclude={"emitted_at"}) for w in replayed.warnings] == [
         w.model_dump(exclude={"emitted_at"}) for w in answered.warnings
     ]

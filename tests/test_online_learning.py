@@ -1,7 +1,8 @@
 """Learning from case outcomes (models/online.py) in the engine: per partition, in event time,
 kept in the partition's clock, equal live and in replay.
 
-The scorer here has its own weights (log-odds) and cut-offs, so these tests do not depend on
+The thresholds set here states its own fusion (tests/stated_fusion.py's set with four weights
+in log-odds, an intercept and cut-offs of its own, no pairs), so these tests do not depend on
 whatever ``models/learned.py`` holds at the moment."""
 
 from __future__ import annotations
@@ -12,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from alerts.levels import LevelPolicy
-from models.indicators import ALL_INDICATORS
 from models.online import MAX_CORRECTION, FeedbackLearner
-from models.scoring import RiskScorer
 from tests.factories import complaint, steady_merchant, time_ordered
+from tests.stated_fusion import stated_data
 from yujing.backtest import FEEDBACK_FILE, BacktestResult, Replay, write_records
 from yujing.contract import InputEvent, MerchantProfile, Transaction, Warning
 from yujing.engine import PartitionClock
 from yujing.evaluation import URGENT, false_alarm_desk
 from yujing.labels import load_label_rows
+from yujing.threshold_history import ThresholdSchedule
+from yujing.thresholds import ThresholdSet
 
 # A complaint storm (complaint_surge + severe_complaints) scores 0.65 with these: orange.
 WEIGHTS = {"complaint_surge": 2.08, "severe_complaints": 1.53, "silence": 4.16, "sales_surge": 1.53}
@@ -31,9 +32,22 @@ STORM_DAYS = (60, 90, 120, 150, 180, 210)  # one healthy gym each, far enough ap
 LATENESS = timedelta(hours=6)
 
 
-def scorer() -> RiskScorer:
-    return RiskScorer(indicators=[cls(weight=WEIGHTS.get(cls.code, 0.0)) for cls in ALL_INDICATORS],
-                      detector_weight=0.0, joint_weight=0.0, intercept=INTERCEPT)
+def online_thresholds() -> ThresholdSet:
+    """Every other reading weighs nothing: only the storm's two readings can raise a level."""
+    data = stated_data()
+    assert not data["scoring"]["pairs"], "the stated set has no pairs: each weight counts alone"
+    for code, values in data["indicators"].items():
+        values["weight"] = WEIGHTS.get(code, 0.0)
+    data["scoring"].update(intercept=INTERCEPT, detector_weight=0.0, joint_weight=0.0)
+    data["levels"]["cutoffs"] = dict(CUTOFFS)
+    return ThresholdSet.from_mapping(data)
+
+
+ONLINE = online_thresholds()
+
+
+def schedule() -> ThresholdSchedule:
+    return ThresholdSchedule(ONLINE)
 
 
 def gym(n: int, storm_day: int) -> list[InputEvent]:
@@ -61,9 +75,8 @@ LABELS = load_label_rows([{"merchant_id": f"g{n}", "scenario": "healthy", "kind"
 
 def replay(events_dir: Path, *, staffed: bool = True, learning: bool = True) -> Replay:
     """One partition (every gym shares the learner); staff call every orange/red a false alarm."""
-    run = Replay(events_dir, partitions=1, allowed_lateness=LATENESS, scorer=scorer(),
+    run = Replay(events_dir, partitions=1, allowed_lateness=LATENESS, schedule=schedule(),
                  staff=false_alarm_desk(LABELS) if staffed else None, online_learning=learning)
-    run.engine.policy = LevelPolicy(cutoffs=dict(CUTOFFS))
     run.run()
     return run
 
@@ -99,7 +112,7 @@ def test_false_alarms_lower_the_weights_behind_them_and_the_repeats(events_dir: 
 
 def test_a_warning_names_each_contribution_with_its_corrected_weight(events_dir: Path) -> None:
     learned = replay(events_dir)
-    base = scorer().fusion.weights
+    base = ONLINE.scorer().fusion.weights
     later = [w for w in learned.result.warnings if w.raised_at > learned.result.feedback[0].effective_from]
     assert later
     corrected = {i.code: i.weight for w in later for i in w.indicators}
@@ -125,16 +138,14 @@ def test_the_same_staffed_replay_twice_and_from_its_feedback_file_gives_the_same
 
 def test_a_checkpoint_keeps_the_learner_and_goes_on_to_the_same_warnings(events_dir: Path) -> None:
     whole = replay(events_dir)
-    run = Replay(events_dir, partitions=1, allowed_lateness=LATENESS, scorer=scorer(), staff=false_alarm_desk(LABELS))
-    run.engine.policy = LevelPolicy(cutoffs=dict(CUTOFFS))
+    run = Replay(events_dir, partitions=1, allowed_lateness=LATENESS, schedule=schedule(), staff=false_alarm_desk(LABELS))
     run.run(whole.result.feedback[0].effective_from + timedelta(days=2))  # after the first verdict
     checkpoint = pickle.loads(pickle.dumps(run.checkpoint()))  # as a worker restart reads its tables
     assert checkpoint.clocks[0].learner.examples == 1 and checkpoint.online_learning
-    resumed = Replay.resume(checkpoint, scorer=scorer(), staff=false_alarm_desk(LABELS))
-    resumed.engine.policy = LevelPolicy(cutoffs=dict(CUTOFFS))
+    resumed = Replay.resume(checkpoint, schedule=schedule(), staff=false_alarm_desk(LABELS))
     assert comparable(resumed.run()) == comparable(whole.result)
     with pytest.raises(ValueError, match="online learning"):
-        Replay.resume(pickle.loads(pickle.dumps(run.checkpoint())), scorer=scorer(), online_learning=False)
+        Replay.resume(pickle.loads(pickle.dumps(run.checkpoint())), schedule=schedule(), online_learning=False)
 
 
 def test_a_partition_clock_pickles_with_its_learner_and_old_clocks_load() -> None:
