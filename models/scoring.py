@@ -125,8 +125,10 @@ class RiskScorer:
     >>> for day in range(1, 31):
     ...     _ = state.fold(day, DayTotals())
     >>> result = RiskScorer().score(state, 30)
-    >>> result.score, result.drivers
-    (0.0, [])
+    >>> result.drivers  # nothing fires: no reasons, and the score is the base rate of the intercept
+    []
+    >>> result.score == round(fuse([], intercept=RiskScorer().intercept), 4)
+    True
     """
 
     def __init__(
