@@ -15,8 +15,8 @@ the set's canonical JSON: the validated values only (integers for day counts, fl
 that produced a warning (``thresholds_version``); it is not a sequence number.
 
 >>> ts = builtin_thresholds()
->>> ts.indicators["silence"], ts.level_policy().level_for(0.62)
-(IndicatorThresholds(threshold=4.0, saturation=3.0, weight=0.75), 'orange')
+>>> ts.indicators["silence"].threshold, ts.indicators["silence"].saturation, ts.level_policy().level_for(0.99)
+(4.0, 3.0, 'red')
 >>> ts.version[:2], len(ts.version)
 ('t-', 14)
 >>> reformatted = render_yaml(ts).replace("weight: 0.75", "weight: 0.750   # tuned")
@@ -423,10 +423,10 @@ def diff(old: ThresholdSet, new: ThresholdSet) -> list[Change]:
 
     >>> old = builtin_thresholds()
     >>> data = old.model_dump()
-    >>> data["levels"]["cutoffs"]["orange"] = 0.55
-    >>> data["indicators"]["silence"]["weight"] = 0.8
+    >>> data["levels"]["margin"] = 0.04
+    >>> data["indicators"]["silence"]["threshold"] = 5.0
     >>> [str(c) for c in diff(old, ThresholdSet.from_mapping(data))]
-    ['indicators.silence.weight: 0.75 → 0.8', 'levels.cutoffs.orange: 0.6 → 0.55']
+    ['indicators.silence.threshold: 4 → 5', 'levels.margin: 0.05 → 0.04']
     """
     before, after = _flat(old.model_dump()), _flat(new.model_dump())
     keys = list(before) + [k for k in after if k not in before]
