@@ -19,19 +19,19 @@ that produced a warning (``thresholds_version``); it is not a sequence number.
 (4.0, 3.0, 'red')
 >>> ts.version[:2], len(ts.version)
 ('t-', 14)
->>> reformatted = render_yaml(ts).replace("weight: 0.75", "weight: 0.750   # tuned")
+>>> reformatted = render_yaml(ts).replace("margin: 0.05", "margin: 0.050   # tuned")
 >>> parse_thresholds(reformatted, "yaml").version == ts.version
 True
 >>> data = ts.model_dump()
->>> data["indicators"]["silence"]["weight"] = 1.4
->>> data["levels"]["cutoffs"]["orange"] = 0.4
+>>> data["indicators"]["silence"]["weight"] = 21.4
+>>> data["levels"]["margin"] = 0.3
 >>> data["levels"]["spare"] = 1
 >>> try:
 ...     ThresholdSet.from_mapping(data)
 ... except ThresholdsError as error:
 ...     print(error)
-indicators.silence.weight: 1.4 is outside the allowed range 0 to 1
-levels.cutoffs.orange: 0.4 must be above yellow's 0.45 (cut-offs rise strictly from blue to red)
+indicators.silence.weight: 21.4 is outside the allowed range -20 to 20 (log-odds)
+levels.margin: 0.3 is outside the allowed range 0 to 0.2
 levels.spare: unknown key; allowed here: cutoffs, margin, deescalate_after_days, clear_after_days
 """
 
