@@ -298,9 +298,10 @@ def test_drill_down_history_holds_every_scored_merchant_day(observed: tuple[Obse
 @pytest.mark.postgres
 def test_metrics_carry_no_ids_and_only_bounded_labels(observed: tuple[ObservedRun, LocalPrometheus]) -> None:
     run, _ = observed
-    # version: a published thresholds version (a handful a year), on one gauge
+    # version: a published thresholds version (a handful a year), on one gauge; indicator: the
+    # fusion's reading codes (21), on the feedback learner's corrections
     allowed = {"topic", "reason", "level", "transition", "industry", "town", "table", "kind", "state", "action",
-               "outcome", "le", "quantile", "version"}
+               "outcome", "le", "quantile", "version", "indicator"}
     for exposition in (run.worker_metrics, run.case_metrics):
         for line in exposition.splitlines():
             if line.startswith("yujing_") and "{" in line:
