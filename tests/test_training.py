@@ -119,3 +119,32 @@ def test_labels_of_both_layouts(tmp_path) -> None:  # type: ignore[no-untyped-de
     (tmp_path / "bad.json").write_text("[1, 2")
     with pytest.raises(ValueError, match="not a labels file"):
         load_labels(tmp_path / "bad.json")
+
+
+def test_the_train_command_learns_from_small_worlds_and_writes_the_module(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two tiny randomised worlds simulated, replayed, recorded, held out in turn, fitted, written."""
+    from typer.testing import CliRunner
+
+    from yujing.cli import app
+
+    target = tmp_path / "learned.py"
+    args = ["train", "--world-seeds", "1,2", "--merchants", "24", "--days", "60", "--work-dir", str(tmp_path / "w"),
+            "--write", str(target), "--plots", str(tmp_path / "plots"), "--jobs", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    for text in ("Indicator evidence", "judged by a fusion learned on the others", "Reliability", "level cut-offs"):
+        assert text in result.output
+    namespace: dict = {}
+    exec(compile(target.read_text(encoding="utf-8"), str(target), "exec"), namespace)  # noqa: S102
+    assert list(namespace["LEVEL_CUTOFFS"]) == list(LEVEL_ORDER)
+    assert (tmp_path / "plots" / "reliability.png").stat().st_size > 10_000
+    assert (tmp_path / "w" / "world-1.npz").is_file() and (tmp_path / "w" / "world-2" / "labels.json").is_file()
+
+
+def test_the_train_command_refuses_one_world_in_one_line() -> None:
+    from typer.testing import CliRunner
+
+    from yujing.cli import app
+
+    result = CliRunner().invoke(app, ["train", "--world-seeds", "3"])
+    assert result.exit_code == 1 and "at least two worlds" in result.output and "Traceback" not in result.output
