@@ -15,9 +15,6 @@ each reading counts on its own, as in a plain logistic model.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from models.indicators import ALL_INDICATORS
 from yujing.thresholds import ThresholdSet, builtin_thresholds
 
@@ -65,10 +62,3 @@ def stated_data() -> dict:
 def stated_thresholds() -> ThresholdSet:
     """The built-in set with the fusion and cut-offs stated above."""
     return ThresholdSet.from_mapping(stated_data())
-
-
-@contextmanager
-def stated_fusion_alone() -> Iterator[None]:
-    """Kept for the tests that say so: a thresholds set now carries its own pairs and cap, so the
-    stated set alone is the whole fusion and nothing needs setting aside."""
-    yield

@@ -9,7 +9,6 @@ whatever ``yujing train`` last learned."""
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import orjson
 import pytest
 
 from models.calendar import SHANGHAI, day_start
-from tests.stated_fusion import STATED_CUTOFFS, stated_data, stated_fusion_alone, stated_thresholds
+from tests.stated_fusion import STATED_CUTOFFS, stated_data, stated_thresholds
 from yujing.backtest import Replay, run_backtest
 from yujing.checkpoints import CheckpointCache
 from yujing.contract import Feedback, Warning
@@ -32,12 +31,6 @@ LATENESS = timedelta(hours=6)
 SINCE = SIMULATION.start + timedelta(days=70)
 LATER = SIMULATION.start + timedelta(days=100)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _the_stated_set_is_the_whole_fusion() -> Iterator[None]:
-    """No learned pair or cap on top of the stated weights (see tests/stated_fusion.py)."""
-    with stated_fusion_alone():
-        yield
 
 
 @pytest.fixture(scope="module")

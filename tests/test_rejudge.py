@@ -9,7 +9,7 @@ and cut-offs are learned and change with every ``yujing train``); each candidate
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from models.calendar import day_start
-from tests.stated_fusion import STATED_CUTOFFS, stated_data, stated_fusion_alone, stated_thresholds
+from tests.stated_fusion import STATED_CUTOFFS, stated_data, stated_thresholds
 from yujing.backtest import Replay, run_backtest, write_records
 from yujing.checkpoints import CheckpointCache
 from yujing.contract import Feedback, Warning
@@ -34,12 +34,6 @@ PARTITIONS = 6
 LATENESS = timedelta(hours=6)
 SINCE = SIMULATION.start + timedelta(days=75)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _the_stated_set_is_the_whole_fusion() -> Iterator[None]:
-    """No learned pair or cap on top of the stated weights (see tests/stated_fusion.py)."""
-    with stated_fusion_alone():
-        yield
 
 
 @pytest.fixture(scope="module")

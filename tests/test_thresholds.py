@@ -30,7 +30,6 @@ from tests.stated_fusion import (
     STATED_JOINT_WEIGHT,
     STATED_WEIGHTS,
     stated_data,
-    stated_fusion_alone,
     stated_thresholds,
 )
 from yujing.cases.config import CaseSettings
@@ -454,11 +453,6 @@ def test_a_set_builds_the_scorer_and_policy_its_values_say() -> None:
     """With a fusion stated here: the run-away escalates to red on the stated cut-offs, the steady
     merchant stays at the stated intercept's base rate, and the set's objects score exactly as
     ones built from the same numbers by hand."""
-    with stated_fusion_alone():
-        stated_set_scores_as_stated()
-
-
-def stated_set_scores_as_stated() -> None:
     ts = stated_thresholds()
     by_hand = RiskScorer([c(weight=STATED_WEIGHTS[c.code]) for c in ALL_INDICATORS],
                          detector_weight=STATED_DETECTOR_WEIGHT, joint_weight=STATED_JOINT_WEIGHT,
@@ -473,11 +467,6 @@ def stated_set_scores_as_stated() -> None:
 
 
 def test_other_thresholds_give_other_scores() -> None:
-    with stated_fusion_alone():
-        other_weights_give_other_scores()
-
-
-def other_weights_give_other_scores() -> None:
     data = stated_data()
     for values in data["indicators"].values():
         values["weight"] = values["weight"] / 2

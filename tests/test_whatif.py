@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from alerts.levels import LEVELS, RANK
 from models.calendar import SHANGHAI
-from tests.stated_fusion import STATED_CUTOFFS, stated_data, stated_fusion_alone, stated_thresholds
+from tests.stated_fusion import STATED_CUTOFFS, stated_data, stated_thresholds
 from yujing.backtest import run_backtest
 from yujing.checkpoints import CheckpointCache
 from yujing.cli import app
@@ -40,12 +40,6 @@ LOWER_CUTOFFS = {"blue": 0.2, "yellow": 0.3, "orange": 0.45, "red": 0.65}
 assert all(LOWER_CUTOFFS[level] < cut for level, cut in STATED_CUTOFFS.items())
 ENTERING = ("raised", "escalated")
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _the_stated_set_is_the_whole_fusion() -> Iterator[None]:
-    """No learned pair or cap on top of the stated weights (see tests/stated_fusion.py)."""
-    with stated_fusion_alone():
-        yield
 
 
 @pytest.fixture(scope="module")
