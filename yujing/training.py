@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from alerts.levels import LEVELS
 from models.fusion import HORIZON_DAYS
 from yujing.labels import Label
 from yujing.recording import MerchantDays
 
-LEVEL_ORDER = ("blue", "yellow", "orange", "red")
+LEVEL_ORDER = LEVELS  # blue .. red, as alerts/levels.py orders them
 
 
 def training_rows(days: MerchantDays, labels: Mapping[str, Label], horizon: int = HORIZON_DAYS,
