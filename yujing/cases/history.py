@@ -2,7 +2,8 @@
 threshold versions to PostgreSQL, where Grafana reads them.
 
 Upserts keyed by merchant and day (and indicator code): a redelivered or replayed record
-rewrites the same row, so the history topic can be re-read from the start at any time.
+rewrites the same row, so the history topic can be re-read from the start at any time. In the
+same transaction the compliance findings register (``yujing/cases/findings.py``) reads the days.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, delete, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
+from yujing.cases.findings import record_findings, stored_days
 from yujing.cases.schema import merchant_days, merchant_indicator_days, threshold_versions
 from yujing.history import MerchantDay
 from yujing.threshold_history import Publication
@@ -24,10 +26,12 @@ _ROWS_PER_STATEMENT = 2000
 
 
 def record_days(conn: Connection, records: Sequence[MerchantDay], *, now: datetime) -> int:
-    """Upsert ``records`` (the last of several for one merchant-day wins); returns rows written."""
+    """Upsert ``records`` (the last of several for one merchant-day wins) and bring the
+    compliance findings up to date with them; returns rows written."""
     latest = {(r.merchant_id, r.day): r for r in records}
     if not latest:
         return 0
+    before = stored_days(conn, list(latest))
     rows = [
         {**r.model_dump(exclude={"indicators"}), "recorded_at": now}
         for r in latest.values()
@@ -49,6 +53,14 @@ def record_days(conn: Connection, records: Sequence[MerchantDay], *, now: dateti
                             merchant_indicator_days.c.code],
             set_={name: statement.excluded[name] for name in _INDICATOR_COLUMNS},
         ))
+    # A day sent again without a reading it had (an indicator that no longer applies) loses it:
+    # the stored day is then what was sent last, which the findings register replays from.
+    stale = [(m, d, code) for (m, d), stored in before.items()
+             for code in stored.keys() - {i.code for i in latest[(m, d)].indicators}]
+    for i in range(0, len(stale), _ROWS_PER_STATEMENT):
+        t = merchant_indicator_days
+        conn.execute(delete(t).where(tuple_(t.c.merchant_id, t.c.day, t.c.code).in_(stale[i:i + _ROWS_PER_STATEMENT])))
+    record_findings(conn, list(latest.values()), before, now=now)
     return len(rows)
 
 

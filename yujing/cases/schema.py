@@ -245,3 +245,59 @@ threshold_versions = Table(
     Column("detail", Text, nullable=False),  # what changed, or why it was refused
     Column("recorded_at", TS, nullable=False),
 )
+
+# The compliance findings register (issue 14, item 4; yujing/cases/findings.py): one row per
+# merchant and compliance code, kept from the merchant-day history apart from the risk level.
+compliance_findings = Table(
+    "compliance_findings",
+    metadata,
+    Column("merchant_id", Text, primary_key=True),
+    Column("code", String(40), primary_key=True),
+    Column("status", String(16), nullable=False),  # open | acknowledged | resolved | cleared
+    Column("merchant_name", Text),
+    Column("chain_id", Text),
+    Column("district", Text),
+    Column("industry", Text),
+    Column("first_day", Date, nullable=False),  # event-time days
+    Column("opened_day", Date, nullable=False),  # first day of the current episode
+    Column("last_day", Date, nullable=False),
+    Column("cleared_day", Date),
+    Column("value", Float),  # as of last_day
+    Column("threshold", Float),
+    Column("reading", Float, nullable=False),
+    Column("days_seen", Integer, nullable=False),
+    Column("episodes", Integer, nullable=False),
+    Column("handling", String(16)),  # acknowledged | resolved, by staff
+    Column("handled_by", String(64), ForeignKey("users.username")),
+    Column("handled_at", TS),
+    Column("handled_through", Date),  # the finding's last_day when it was handled: its episode
+    Column("handling_note", Text),
+    Column("recorded_at", TS, nullable=False),  # wall clock
+    Column("updated_at", TS, nullable=False),
+)
+Index("compliance_findings_by_status", compliance_findings.c.status, compliance_findings.c.code)
+
+# Every acknowledgement and resolution of a finding, with its note (the audit trail).
+compliance_finding_notes = Table(
+    "compliance_finding_notes",
+    metadata,
+    Column("note_id", BigInteger, primary_key=True, autoincrement=True),
+    Column("merchant_id", Text, nullable=False),
+    Column("code", String(40), nullable=False),
+    Column("opened_day", Date, nullable=False),  # the episode it was about
+    Column("at", TS, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(16), nullable=False),  # acknowledged | resolved
+    Column("note", Text, nullable=False),
+)
+Index("compliance_finding_notes_by_finding", compliance_finding_notes.c.merchant_id,
+      compliance_finding_notes.c.code, compliance_finding_notes.c.note_id)
+
+# How far (event-time day) the register has read each merchant's history.
+compliance_merchants = Table(
+    "compliance_merchants",
+    metadata,
+    Column("merchant_id", Text, primary_key=True),
+    Column("observed_through", Date, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
