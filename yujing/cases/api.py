@@ -3,7 +3,8 @@
 Every ``/api`` route needs a token (``Authorization: Bearer yj_...``, from ``yujing cases users
 add``); the web inbox's login cookie works too. Roles: viewer reads; handler works the cases
 assigned to them and takes unassigned ones; supervisor also assigns, closes, reopens, silences,
-routes and retries failed pushes. Errors are JSON ``{"detail": "<one clear line>"}``: 401 without
+routes and retries failed pushes. Compliance findings (``/api/findings``): every role reads,
+handlers and supervisors acknowledge or resolve them with a note. Errors are JSON ``{"detail": "<one clear line>"}``: 401 without
 a valid token, 403 when the role may not, 404 for unknown ids, 409 when the case's status does not
 allow the action.
 """
@@ -22,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware.sessions import SessionMiddleware
 
 from alerts.cases import OPEN_STATUSES, CaseActionDenied, CaseActionInvalid
-from yujing.cases import store
+from yujing.cases import findings_desk, store
 from yujing.cases.config import CaseSettings
 from yujing.cases.service import utcnow
 from yujing.settings import Settings
@@ -60,6 +61,10 @@ class RoutingRuleIn(BaseModel):
     assignee: str
     district: str | None = Field(default=None, description="Town; empty matches any.")
     industry: str | None = Field(default=None, description="Industry; empty matches any.")
+
+
+class FindingNoteIn(BaseModel):
+    note: str = Field(min_length=1, max_length=4000, description="What was seen or done.")
 
 
 def create_app(
@@ -249,8 +254,43 @@ def create_app(
         store.retry_delivery(conn, user, message_id, now=utcnow())
         return {"message_id": message_id, "status": "pending"}
 
+    @app.get("/api/findings", tags=["compliance"])
+    def findings_list(
+        conn: Conn, user: Me,
+        code: Literal[tuple(findings_desk.CODES)] | None = None,  # type: ignore[valid-type]
+        district: str | None = Query(None, description="Town."),
+        industry: str | None = None,
+        merchant_id: str | None = None,
+        status: Annotated[list[Literal[tuple(findings_desk.STATUSES)]] | None,  # type: ignore[valid-type]
+                          Query(description="Filter; default: open and acknowledged.")] = None,
+        all: bool = Query(False, description="Every status, resolved and cleared too."),
+        order: Literal["newest", "longest"] = Query("newest", description="newest or longest-running episode first"),
+    ) -> list[dict[str, Any]]:
+        """Compliance findings (cap breaches, custody reports missing, custody shortfalls):
+        kept apart from the risk level; one per merchant and code."""
+        statuses = None if all else (status or list(findings_desk.ATTENTION))
+        return findings_desk.list_findings(conn, statuses=statuses, code=code, district=district,
+                                           industry=industry, merchant_id=merchant_id, order=order)
+
+    @app.get("/api/findings/{merchant_id}/{code}", tags=["compliance"])
+    def finding_detail(merchant_id: str, code: str, conn: Conn, user: Me) -> dict[str, Any]:
+        """One finding with its notes (who acknowledged or resolved it, when, why)."""
+        return findings_desk.get_finding(conn, merchant_id, code)
+
+    @app.post("/api/findings/{merchant_id}/{code}/{action}", tags=["compliance"])
+    def finding_action(
+        merchant_id: str, code: str, action: Literal["acknowledge", "resolve"], body: FindingNoteIn,
+        conn: Conn, user: Me,
+    ) -> dict[str, Any]:
+        """Handlers and supervisors: acknowledge (seen, being looked into) or resolve a finding."""
+        handling = "acknowledged" if action == "acknowledge" else "resolved"
+        status = findings_desk.handle(conn, merchant_id, code, user, handling, body.note, now=utcnow())
+        return {"merchant_id": merchant_id, "code": code, "status": status}
+
     if with_web:
         from yujing.cases.web import web_router
+        from yujing.cases.web_findings import findings_router
 
         app.include_router(web_router(settings, cases, engine))
+        app.include_router(findings_router(engine))
     return app

@@ -1,8 +1,9 @@
 """``yujing cases ...``: run the case desk, manage its users, and work cases from a terminal.
 
-``serve``, ``migrate`` and ``users`` act on the database directly (operators). The case commands
+``serve``, ``migrate``, ``users`` and ``rebuild-findings`` act on the database directly (operators). The case commands
 (``list``, ``show``, ``take``, ``assign``, ``note``, ``resolve``, ``close``, ``reopen``,
-``silence``, ``route``, ``deliveries``) go through the HTTP API with the caller's own token
+``silence``, ``route``, ``deliveries``, and the compliance findings: ``findings``,
+``finding-ack``, ``finding-resolve``) go through the HTTP API with the caller's own token
 (``--token`` or ``YUJING_CASES_TOKEN``), so the same role checks and audit trail apply as in the
 web inbox.
 """
@@ -99,6 +100,23 @@ def serve(
     finally:
         service.stop()
         engine.dispose()
+
+
+@cases_app.command("rebuild-findings")
+def rebuild_findings() -> None:
+    """Rebuild the compliance findings from the stored merchant-day history (after an upgrade
+    that added the register, or when the compliance codes changed); staff handling is kept."""
+    from sqlalchemy.exc import OperationalError
+
+    from yujing.cases.findings import rebuild
+    from yujing.cases.service import utcnow
+
+    try:
+        with _engine().begin() as conn:
+            merchants = rebuild(conn, now=utcnow())
+    except OperationalError as exc:
+        fail(f"cannot reach PostgreSQL: {str(exc.orig).splitlines()[0]}")
+    console.print(f"compliance findings rebuilt from the history of {merchants} merchant(s)")
 
 
 @users_app.command("add")
@@ -338,3 +356,59 @@ def deliveries(
         table.add_row(str(d["message_id"]), d["kind"], d["target"], d["case_id"] or "", d["status"],
                       str(d["attempts"]), (d["last_error"] or "")[:60])
     console.print(table)
+
+
+# -- compliance findings (HTTP API) ---------------------------------------------------------
+
+FINDING_ZH = {"open": "待处理", "acknowledged": "已知悉", "resolved": "已处理", "cleared": "已消除"}
+
+
+@cases_app.command()
+def findings(
+    code: str | None = typer.Option(None, help="over_cap_cards, custody_report_missing or custody_coverage."),
+    town: str | None = typer.Option(None, help="Only this town (district field)."),
+    industry: str | None = typer.Option(None, help="Only this industry."),
+    merchant: str | None = typer.Option(None, help="Only this merchant."),
+    all_statuses: bool = typer.Option(False, "--all", help="Resolved and cleared too."),
+    longest: bool = typer.Option(False, "--longest", help="Longest-running first (default: newest)."),
+    api: str | None = API, token: str | None = TOKEN,
+) -> None:
+    """Compliance findings (cap breaches, custody reports missing, custody shortfalls), open and
+    acknowledged ones unless --all; kept apart from the risk level."""
+    params: dict[str, Any] = {"all": all_statuses, "order": "longest" if longest else "newest"}
+    for key, value in (("code", code), ("district", town), ("industry", industry), ("merchant_id", merchant)):
+        if value:
+            params[key] = value
+    rows = _call("GET", "/api/findings", api, token, params=params)
+    table = Table("code", "merchant", "town", "industry", "status", "since", "last day", "days",
+                  "value / thr.", "handled")
+    for f in rows:
+        handled = f"{f['handling']} by {f['handled_by']}" if f["handling"] else ""
+        value = "—" if f["value"] is None else f"{f['value']:g}"
+        threshold = "—" if f["threshold"] is None else f"{f['threshold']:g}"
+        table.add_row(f["code"], f"{f['merchant_id']} {f['merchant_name'] or ''}".strip(), f["district"] or "",
+                      f["industry"] or "", f"{FINDING_ZH.get(f['status'], '')} {f['status']}", f["opened_day"],
+                      f["last_day"], str(f["days_running"]), f"{value} / {threshold}", handled)
+    console.print(table)
+    console.print(f"{len(rows)} finding(s)")
+
+
+def _handle_finding(merchant_id: str, code: str, action: str, note: str, api: str | None,
+                    token: str | None) -> None:
+    r = _call("POST", f"/api/findings/{merchant_id}/{code}/{action}", api, token, json={"note": note})
+    console.print(f"{merchant_id} {code}: {r['status']}")
+
+
+@cases_app.command("finding-ack")
+def finding_ack(merchant_id: str, code: str, note: str = typer.Option(..., "--note", help="What was seen."),
+                api: str | None = API, token: str | None = TOKEN) -> None:
+    """Acknowledge a compliance finding (seen, being looked into)."""
+    _handle_finding(merchant_id, code, "acknowledge", note, api, token)
+
+
+@cases_app.command("finding-resolve")
+def finding_resolve(merchant_id: str, code: str, note: str = typer.Option(..., "--note", help="What was done."),
+                    api: str | None = API, token: str | None = TOKEN) -> None:
+    """Resolve a compliance finding (rectified, referred, or accepted); it opens again if the
+    breach recurs after a clear."""
+    _handle_finding(merchant_id, code, "resolve", note, api, token)

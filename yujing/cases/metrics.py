@@ -3,7 +3,8 @@
 Counters are kept as things happen; case counts, overdue cases and the outbox backlog are read
 from PostgreSQL when Prometheus scrapes (the database is the truth, shared by every instance of
 the service, so each scrape reports the same totals: dashboards take ``max``, not ``sum``).
-Labels come from small fixed sets (state, level, action, outcome, kind); never ids.
+Labels come from small fixed sets (state, level, action, outcome, kind, compliance code and
+finding status); never ids.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.cases import STATUSES
 from alerts.levels import LEVELS
-from yujing.cases.schema import cases, outbox
+from yujing.cases.findings import CODES as COMPLIANCE_CODES
+from yujing.cases.findings import STATUSES as FINDING_STATUSES
+from yujing.cases.schema import cases, compliance_findings, outbox
 
 log = logging.getLogger("yujing.cases")
 
@@ -93,7 +96,7 @@ class CaseMetrics:
 
 
 class CaseTableCollector(Collector):
-    """Reads the case tables at scrape time (three small aggregate queries)."""
+    """Reads the case tables at scrape time (four small aggregate queries)."""
 
     def __init__(self, engine: Engine, now: Callable[[], datetime], errors: Counter) -> None:
         self.engine, self.now, self.errors = engine, now, errors
@@ -108,6 +111,11 @@ class CaseTableCollector(Collector):
         )
         pending = GaugeMetricFamily(
             "yujing_outbox_pending", "Outgoing messages not yet delivered, by kind.", labels=["kind"]
+        )
+        findings = GaugeMetricFamily(
+            "yujing_compliance_findings",
+            "Compliance findings by code and status (open: not yet handled; kept apart from the risk level).",
+            labels=["code", "status"],
         )
         try:
             with self.engine.connect() as conn:
@@ -129,6 +137,13 @@ class CaseTableCollector(Collector):
                     select(outbox.c.kind, func.count()).where(outbox.c.status == "pending").group_by(outbox.c.kind)
                 ):
                     waiting[kind] = n
+                found = dict.fromkeys(((c, s) for c in COMPLIANCE_CODES for s in FINDING_STATUSES), 0)
+                f = compliance_findings
+                for code, status, n in conn.execute(
+                    select(f.c.code, f.c.status, func.count()).group_by(f.c.code, f.c.status)
+                ):
+                    if (code, status) in found:  # only the bounded set, whatever the table holds
+                        found[(code, status)] = n
         except SQLAlchemyError as exc:
             self.errors.labels(kind="database_unavailable").inc()
             log.warning("metrics: cannot read the case tables (%s)", str(exc).splitlines()[0])
@@ -139,4 +154,6 @@ class CaseTableCollector(Collector):
             overdue.add_metric([lv], n)
         for kind, n in waiting.items():
             pending.add_metric([kind], n)
-        yield from (by_state, overdue, pending)
+        for (code, status), n in found.items():
+            findings.add_metric([code, status], n)
+        yield from (by_state, overdue, pending, findings)

@@ -246,7 +246,8 @@ def _indicator_names() -> dict[str, tuple[str, str]]:
     return {cls.code: (cls.name_zh, cls.name_en) for cls in ALL_INDICATORS}
 
 
-def _templates() -> Jinja2Templates:
+def page_templates() -> Jinja2Templates:
+    """The desk's templates with its filters and labels (the compliance page uses them too)."""
     templates = Jinja2Templates(directory=str(TEMPLATES))
     env = templates.env
     env.filters.update(local=local_time, number=number, figure=figure, duration_zh=duration_zh,
@@ -371,21 +372,24 @@ def _silences_for(silences: Iterable[Mapping[str, Any]], targets: list[tuple[str
     return [dict(s) for s in silences if f"{s['target_kind']}:{s['target_id']}" in wanted]
 
 
+# Case pages hold personal and enforcement data: never cached, never framed.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+}
+
+
 # -- the router -------------------------------------------------------------------------------
 
 
 def web_router(settings: Settings, cases: CaseSettings, engine: Engine) -> APIRouter:
     """The inbox's pages and forms, for :func:`yujing.cases.api.create_app`."""
     router = APIRouter(include_in_schema=False)
-    templates = _templates()
-    headers = {
-        # Case pages hold personal and enforcement data: never cached, never framed.
-        "Cache-Control": "no-store",
-        "X-Frame-Options": "DENY",
-        "Referrer-Policy": "same-origin",
-        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-                                   "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    }
+    templates = page_templates()
+    headers = PAGE_HEADERS
 
     def render(request: Request, name: str, user: store.User | None, *, status_code: int = 200,
                **context: Any) -> HTMLResponse:
