@@ -374,3 +374,20 @@ def test_gauge_counts_findings_by_code_and_status(desk: dict[str, Any]) -> None:
     labels = {tuple(sorted(s.labels)) for m in registry.collect() if m.name == "yujing_compliance_findings"
               for s in m.samples}
     assert labels == {("code", "status")}
+
+
+def test_rebuild_reads_history_recorded_before_the_register(engine: Engine) -> None:
+    from sqlalchemy import delete
+
+    from yujing.cases.findings import rebuild
+    from yujing.cases.schema import compliance_merchants
+
+    write(engine, [record(m, n, {CAP: 0.5 if n != 2 else 0.0}) for m in ("m1", "m2") for n in range(5)])
+    built = register(engine)
+    with engine.begin() as conn:  # as if the history had been recorded before migration 0004
+        conn.execute(delete(compliance_findings))
+        conn.execute(delete(compliance_merchants))
+    assert register(engine) == {}
+    with engine.begin() as conn:
+        assert rebuild(conn, now=NOW) == 2
+    assert register(engine) == built and built[("m2", CAP)]["episodes"] == 2
