@@ -21,7 +21,7 @@ from models.calendar import day_end
 from streams.app import Pipeline, create_pipeline
 from streams.metrics import WorkerMetrics
 from streams.thresholds import PublicationFeed, apply_publications
-from streams.watchdog import PartitionWatchdog
+from streams.watchdog import PartitionWatchdog, RepeatSchedule, settled
 from yujing.contract import DeadLetter, decode, dumps
 from yujing.districts import industry_label
 from yujing.engine import Outcome
@@ -81,10 +81,15 @@ def build_worker_app(
         owned = sorted(tp.partition for tp in assigned if tp.topic == settings.topics.transactions)
         log.info("input partitions assigned: %s", owned)
 
-    @pipeline.app.timer(interval=REPEAT_HEARTBEAT_SECONDS)
+    repeat = RepeatSchedule(every=REPEAT_HEARTBEAT_SECONDS)
+
+    @pipeline.app.timer(interval=REPEAT_CHECK_SECONDS)
     async def repeat_heartbeats() -> None:
         # Heals the chain lock-step after a rebalance: a heartbeat or watermark lost between a
-        # table update and its message would otherwise leave partitions waiting for ever.
+        # table update and its message would otherwise leave partitions waiting for ever. At once
+        # after each rebalance (CI once waited the full minute for one), and every minute.
+        if not settled(pipeline.app) or not repeat.due(pipeline.app.consumer_generation_id, time.monotonic()):
+            return
         owned = sorted({tp.partition for tp in pipeline.app.assignor.assigned_actives()
                         if tp.topic == settings.topics.transactions})
         async with pipeline.engine_lock:
@@ -132,6 +137,7 @@ WATCHDOG_SECONDS = 15.0
 THRESHOLDS_SECONDS = 1.0
 # Longer than the demo's 30-s "settled" window, so an idle pipeline still looks idle.
 REPEAT_HEARTBEAT_SECONDS = 60.0
+REPEAT_CHECK_SECONDS = 2.0  # how soon after a rebalance the heartbeats are repeated
 
 
 async def handle(pipeline: Pipeline, message: faust.types.Message) -> None:

@@ -10,7 +10,10 @@ it at that moment, without seeking back; a partition left out, or with a hole of
 records (its commit cannot pass the hole), waits for ever. The watchdog does not need to know
 which of these happened: a partition whose committed offset has not moved for ``patience``
 seconds while records wait beyond it, and while this worker's streams are not simply busy, is
-put back into the fetch set and sought to its committed offset. Records read twice are harmless:
+put back into the fetch set and sought to its committed offset. A partition that crawls counts
+as unmoved: CI caught one, after a rebalance, committing one record per faust commit interval
+(2.8 s) for minutes with nothing written meanwhile, so fewer than one record per second of
+``patience`` is no progress (a healthy worker commits thousands a second). Records read twice are harmless:
 the engine ignores a repeated event, the chain stage a repeated notice or heartbeat, and faust
 acknowledges an offset once.
 
@@ -36,8 +39,9 @@ class _Seen:
 
 
 class StallWatch:
-    """Which partitions have had records waiting beyond an unmoved committed offset for
-    ``patience`` seconds.
+    """Which partitions have had records waiting beyond a committed offset that moved fewer
+    than ``min_progress`` records (by default one per second of patience) in ``patience``
+    seconds.
 
     >>> watch = StallWatch(patience=60)
     >>> watch.observe("transactions-2", committed=2467, highwater=7813, now=0.0)
@@ -51,23 +55,26 @@ class StallWatch:
     False
     >>> watch.observe("transactions-2", committed=2600, highwater=7813, now=130.0)  # it moves
     False
+    >>> watch.observe("transactions-2", committed=2620, highwater=7813, now=190.0)  # a crawl
+    True
     >>> watch.observe("transactions-2", committed=7813, highwater=7813, now=500.0)  # all read
     False
     """
 
-    def __init__(self, patience: float) -> None:
+    def __init__(self, patience: float, min_progress: int | None = None) -> None:
         self.patience = patience
+        self.min_progress = max(1, round(patience)) if min_progress is None else min_progress
         self._seen: dict[Hashable, _Seen] = {}
 
     def observe(self, partition: Hashable, *, committed: int | None, highwater: int | None, now: float) -> bool:
         """Whether ``partition`` is stalled: records wait beyond ``committed`` (the next offset
-        to commit) and it has not moved for ``patience`` seconds."""
+        to commit) and it has moved fewer than ``min_progress`` records in ``patience`` seconds."""
         if committed is None or highwater is None or committed >= highwater:
             self._seen.pop(partition, None)  # nothing waits (or not known yet): nothing to watch
             return False
         seen = self._seen.get(partition)
-        if seen is None or seen.committed != committed:
-            self._seen[partition] = _Seen(committed, now)
+        if seen is None or committed - seen.committed >= self.min_progress or committed < seen.committed:
+            self._seen[partition] = _Seen(committed, now)  # real progress (or sought back): a new clock
             return False
         return now - seen.since >= self.patience
 
@@ -87,6 +94,40 @@ class StallWatch:
         self._seen.clear()
 
 
+def settled(app: Any) -> bool:
+    """Whether a faust app is past its last rebalance: assigned and its tables recovered."""
+    recovery = getattr(app.tables, "recovery", None)
+    completed = getattr(recovery, "completed", None)
+    return not app.rebalancing and (completed is None or completed.is_set())
+
+
+class RepeatSchedule:
+    """When to repeat something every ``every`` seconds, and at once after each rebalance
+    (a new consumer generation).
+
+    >>> schedule = RepeatSchedule(every=60)
+    >>> schedule.due(generation=1, now=0.0)  # the first look
+    True
+    >>> schedule.due(generation=1, now=30.0)
+    False
+    >>> schedule.due(generation=2, now=35.0)  # a rebalance: at once
+    True
+    >>> schedule.due(generation=2, now=94.0), schedule.due(generation=2, now=95.0)
+    (False, True)
+    """
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self._generation: int | None = None
+        self._last: float | None = None
+
+    def due(self, generation: int, now: float) -> bool:
+        if generation != self._generation or self._last is None or now - self._last >= self.every:
+            self._generation, self._last = generation, now
+            return True
+        return False
+
+
 class PartitionWatchdog:
     """Applies ``StallWatch`` to a faust app's assigned partitions of ``kind_by_topic``'s topics.
 
@@ -102,10 +143,7 @@ class PartitionWatchdog:
         self.on_stall = on_stall  # called with the topic kind of each stalled partition
 
     def _settled(self) -> bool:
-        app = self.app
-        recovery = getattr(app.tables, "recovery", None)
-        completed = getattr(recovery, "completed", None)
-        return not app.rebalancing and (completed is None or completed.is_set())
+        return settled(self.app)
 
     def _busy(self, topic: str) -> bool:
         # The agents' queues for this topic: above faust's pressure-drop size, faust itself keeps
@@ -154,6 +192,11 @@ class PartitionWatchdog:
             tp.topic, tp.partition, committed, self.watch.patience, consumer.highwater(tp) - committed, read, state,
         )
         self.on_stall(self.kind_by_topic[tp.topic])
+        # As a restart would: forget what was acknowledged beyond the commit (a crawl is faust
+        # committing over one-record holes in that list, one hole per commit interval), then
+        # read everything from the committed offset again.
+        for bookkeeping in (consumer._acked, consumer._acked_index, consumer._gap):  # noqa: SLF001
+            bookkeeping.pop(tp, None)
         consumer._buffered_partitions.discard(tp)  # noqa: SLF001
         consumer.resume_partitions({tp})
         await consumer.seek(tp, committed)

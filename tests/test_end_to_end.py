@@ -100,18 +100,21 @@ def consumed_everything(settings: Settings) -> bool:
     return consumed_fraction(settings) >= 1.0
 
 
-def wait_until_consumed(settings: Settings, timeout: float = 300) -> None:
-    """Until the group has committed everything, including the chain stage's messages, and no
-    new message appeared meanwhile (days closing in lock-step keep producing them)."""
+def wait_until_consumed(settings: Settings, timeout: float = 300, warnings: int = 0) -> None:
+    """Until the group has committed everything, including the chain stage's messages, no new
+    message appeared for two looks 3 s apart (days closing in lock-step keep producing them;
+    after a rebalance the worker repeats its heartbeats within 2 s), and at least ``warnings``
+    warnings were written."""
     deadline = time.monotonic() + timeout
-    previous_total = -1
+    previous_total, stable = -1, 0
     while time.monotonic() < deadline:
         fraction, total = group_progress(settings)
-        if fraction >= 1.0 and total == previous_total:
+        stable = stable + 1 if fraction >= 1.0 and total == previous_total else 0
+        if stable >= 2 and warnings_written(settings) >= warnings:
             return
         previous_total = total if fraction >= 1.0 else -1
         time.sleep(3)
-    raise AssertionError(f"worker did not consume all input within {timeout} s")
+    raise AssertionError(f"worker did not consume all input (and write {warnings} warnings) within {timeout} s")
 
 
 def warnings_written(settings: Settings) -> int:
@@ -308,7 +311,7 @@ def test_two_workers_share_the_partitions_and_still_match_the_backtest(
     while time.monotonic() < deadline and consumed_fraction(kafka_settings) < 0.1:
         time.sleep(0.3)
     worker_processes.append(start_worker(kafka_settings, logs[1]))
-    wait_until_consumed(kafka_settings)
+    wait_until_consumed(kafka_settings, warnings=len(expected))
     for worker, log in zip(worker_processes, logs, strict=True):
         assert stop_worker(worker) == 0, log.read_text()[-3000:]
     # after the rebalance each worker owned some input partitions (its last assignment line)

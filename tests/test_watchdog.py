@@ -16,10 +16,11 @@ def test_a_partition_is_stalled_only_after_patience_without_commit_progress() ->
 
 def test_progress_or_an_empty_partition_restarts_the_clock() -> None:
     watch = StallWatch(patience=60)
-    watch.observe("t-0", committed=10, highwater=50, now=0)
-    assert not watch.observe("t-0", committed=11, highwater=50, now=100)  # moved: clock restarts at 100
-    assert not watch.observe("t-0", committed=11, highwater=50, now=159)
-    assert watch.observe("t-0", committed=11, highwater=50, now=160)
+    watch.observe("t-0", committed=10, highwater=500, now=0)
+    assert not watch.observe("t-0", committed=80, highwater=500, now=100)  # moved: clock restarts at 100
+    assert not watch.observe("t-0", committed=80, highwater=500, now=159)
+    assert watch.observe("t-0", committed=80, highwater=500, now=160)
+    assert not watch.observe("t-0", committed=50, highwater=500, now=161)  # sought back: a new clock
     assert not watch.observe("t-0", committed=50, highwater=50, now=170)  # caught up: nothing waits
     assert not watch.observe("t-0", committed=50, highwater=51, now=171)  # a new record: a fresh clock
     assert not watch.observe("t-0", committed=50, highwater=51, now=230)
@@ -52,3 +53,25 @@ def test_revoked_partitions_are_forgotten_and_a_rebalance_starts_afresh() -> Non
     assert watch.observe("t-1", committed=3, highwater=9, now=40)  # kept its clock
     watch.reset()
     assert not watch.observe("t-1", committed=3, highwater=9, now=50)
+
+
+def test_a_crawl_of_fewer_records_than_seconds_of_patience_is_a_stall() -> None:
+    """What CI caught after a rebalance: one record committed per faust commit interval (2.8 s)."""
+    watch = StallWatch(patience=30)
+    committed = 2369
+    assert not watch.observe("t-1", committed=committed, highwater=5006, now=0)
+    verdicts = []
+    for step in range(1, 13):  # 5-s checks, two records a check
+        committed += 2
+        verdicts.append(watch.observe("t-1", committed=committed, highwater=5006, now=5.0 * step))
+    assert verdicts.index(True) == 5  # at 30 s: 12 records < 30
+    steady = StallWatch(patience=30)
+    assert not any(steady.observe("t-1", committed=2369 + 40 * step, highwater=50_000, now=1.0 * step)
+                   for step in range(120))  # 40 records a second: never judged
+
+
+def test_the_least_progress_can_be_set() -> None:
+    watch = StallWatch(patience=10, min_progress=1)  # the strict "unmoved" rule
+    watch.observe("t-0", committed=3, highwater=9, now=0)
+    assert not watch.observe("t-0", committed=4, highwater=9, now=10)
+    assert watch.observe("t-0", committed=4, highwater=9, now=20)

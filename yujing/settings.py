@@ -88,8 +88,8 @@ class Settings(BaseSettings):
     stall_seconds: float = Field(
         default=120.0,
         ge=0,
-        description="A worker partition whose committed offset has not moved for this long while "
-        "records wait (and its streams are idle) is reported and read again from that offset "
+        description="A worker partition whose committed offset has not moved (or crawled under "
+        "one record a second) for this long while records wait (and its streams are idle) is reported and read again from that offset "
         "(streams.watchdog); 0 turns the watchdog off.",
     )
     thresholds_file: Path | None = Field(
