@@ -440,7 +440,20 @@ def overview() -> dash.Dashboard:
         .graph_mode(common.BigValueGraphMode.NONE).text_mode(common.BigValueTextMode.VALUE_AND_NAME)
         .unit("short").decimals(0)
     ))
-    return board
+    findings = (
+        bargauge.Panel().id(next_id()).title("合规发现").span(24).height(6)
+        .description("Compliance findings not yet cleared, by code (yujing_compliance_findings, open or "
+                     "acknowledged): cap breaches, missing custody reports, custody shortfalls. They are "
+                     "for the compliance desk (/compliance in the case desk) and raise the risk level only "
+                     "as far as their learned weights do (docs/compliance.md).")
+        .datasource(PROMETHEUS)
+        .with_target(prom('sum by (code) (max by (code, status) '
+                          '(yujing_compliance_findings{status=~"open|acknowledged"}))', "{{code}}", instant=True))
+        .orientation(common.VizOrientation.HORIZONTAL).display_mode(common.BarGaugeDisplayMode.BASIC)
+        .reduce_options(last_value()).unit("short").decimals(0).min(0)
+        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.FIXED).fixed_color("purple"))
+    )
+    return board.with_panel(by_indicator(findings))
 
 
 # --- 商户画像 merchant drill-down ----------------------------------------------------------------
