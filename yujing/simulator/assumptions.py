@@ -72,6 +72,16 @@ class CustodyAssumptions(_Frozen):
         default_factory=lambda: {"null": 0.45, "zero": 0.3, "voluntary": 0.25},
         description="Below the tier: report null, 0 or a voluntary deposit.",
     )
+    # How a sound merchant's deposit moves once custody is required: ``tracks`` the requirement
+    # month by month (a margin over 40% of the balance), or keeps a ``stable`` deposit set once,
+    # topped up only when the requirement rises above it (the rest of this share track).
+    stable_share: float = Field(
+        0.0, ge=0, le=1, description="Sound merchants keeping a stable deposit (set once, topped up)."
+    )
+    stable_headroom: tuple[float, float] = Field(
+        (1.1, 1.6), description="A stable deposit is set at this multiple of the requirement."
+    )
+    stable_noise: float = Field(0.02, ge=0, le=0.2, description="Relative noise of a stable deposit.")
 
 
 class ComplaintAssumptions(_Frozen):
@@ -151,6 +161,11 @@ class CollapseAssumptions(_Frozen):
             "chain_collapse": {"missed": 0.5, "frozen": 0.35, "compliant": 0.15},
         },
         description="Custody behaviour once in distress (compliant = no custody signal).",
+    )
+    drawdown: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per scenario: share of collapses that draw their custody deposit down "
+                    "(``falling``), the other modes scaled to the rest; empty: the mix as it stands.",
     )
     runaway_surge_share: float = Field(1.0, ge=0, le=1, description="Run-aways that surge first.")
     registry_before_share: float = Field(
@@ -415,10 +430,43 @@ def _widen(world: WorldAssumptions, world_seed: int) -> WorldAssumptions:
     })
 
 
+def _widen_custody(world: WorldAssumptions, world_seed: int) -> WorldAssumptions:
+    """How deposits move (issue 14: a pilot kept stable deposits and saw them drawn down before
+    collapses, our worlds did neither): its own stream, so earlier dimensions stay as drawn.
+
+    A share of sound merchants keeps a stable deposit; every collapse kind may draw its deposit
+    down, each with its own chance per world (from rare to most)."""
+    rng = random.Random(f"yujing-world-custody:{world_seed}")
+    lo = rng.uniform(1.02, 1.4)
+    custody = world.custody.model_copy(update={
+        "stable_share": round(rng.uniform(0.0, 1.0), 3),
+        "stable_headroom": (round(lo, 3), round(lo + rng.uniform(0.0, 0.6), 3)),
+        "stable_noise": round(rng.uniform(0.0, 0.05), 4),
+    })
+    drawdown = {scenario: round(rng.uniform(0.05, 0.7), 3) for scenario in world.collapses.custody}
+    mixes = {scenario: _with_drawdown(mix, drawdown[scenario])
+             for scenario, mix in world.collapses.custody.items()}
+    collapses = world.collapses.model_copy(update={"drawdown": drawdown, "custody": mixes})
+    return world.model_copy(update={"custody": custody, "collapses": collapses})
+
+
+def _with_drawdown(mix: dict[str, float], falling: float) -> dict[str, float]:
+    """``mix`` with ``falling`` at the given share and the other modes scaled to the rest.
+
+    >>> _with_drawdown({"missed": 0.5, "frozen": 0.3, "compliant": 0.2}, 0.5)
+    {'missed': 0.25, 'frozen': 0.15, 'compliant': 0.1, 'falling': 0.5}
+    """
+    rest = {m: w for m, w in mix.items() if m != "falling"}
+    total = sum(rest.values()) or 1.0
+    out = {m: round(w * (1.0 - falling) / total, 4) for m, w in rest.items()}
+    out["falling"] = falling
+    return out
+
+
 def draw_world(world_seed: int) -> WorldAssumptions:
     """A random world; the same seed always gives the same world."""
     rng = random.Random(f"yujing-world:{world_seed}")
-    return _widen(_draw_base(rng, world_seed), world_seed)
+    return _widen_custody(_widen(_draw_base(rng, world_seed), world_seed), world_seed)
 
 
 def _draw_base(rng: random.Random, world_seed: int) -> WorldAssumptions:

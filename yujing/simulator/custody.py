@@ -6,6 +6,11 @@ outstanding stored value (face), which is never below the money received, so a c
 is compliant however a reader measures the balance. Below the tier a merchant reports ``null``
 (no account yet), ``0`` or a small voluntary deposit, depending on its habit.
 
+How a sound merchant's deposit moves above the tier is a habit of the merchant: it ``tracks`` the
+requirement (a margin over it at each report, so the deposit swings with the balance), or keeps a
+``stable`` deposit set once at some headroom over the requirement, reported with small noise and
+topped up only when the requirement rises above it (:func:`report_stable`).
+
 Risk modes: ``frozen`` (the reported amount no longer follows the balance), ``falling`` (the
 deposit is drawn down), ``missed`` (no report). ``diligent`` is compliant with a wider margin.
 """
@@ -58,3 +63,47 @@ def report_custody(
     if habit == "zero" or previous is not None:
         return True, round(balance * CUSTODY_SHARE, -2) if previous else 0.0
     return True, None
+
+
+def report_stable(
+    rng: random.Random,
+    level: float | None,
+    balance: float,
+    age_days: int,
+    headroom: tuple[float, float],
+    noise: float,
+    diligent: bool = False,
+    voluntary: bool = False,
+) -> tuple[float | None, float | None]:
+    """``(level, custody_balance)`` of a sound merchant keeping a stable deposit.
+
+    The level is set the first time custody is required, at ``headroom`` times the requirement,
+    and raised the same way only when the requirement (with a margin, wider when ``diligent``)
+    rises above it; it is kept when the balance shrinks. A ``voluntary`` depositor sets its level
+    below the tier too (10-30% of the balance). ``(None, None)`` before any level is set: the
+    merchant's habit below the tier applies.
+
+    >>> rng = random.Random(1)
+    >>> level, report = report_stable(rng, None, 500_000, 2000, (1.2, 1.2), 0.0)
+    >>> level, report
+    (240000.0, 240000.0)
+    >>> report_stable(rng, level, 300_000, 2000, (1.2, 1.2), 0.0)  # the balance shrank: kept
+    (240000.0, 240000.0)
+    >>> report_stable(rng, level, 650_000, 2000, (1.2, 1.2), 0.0)[0]  # required 260,000: topped up
+    312000.0
+    >>> report_stable(rng, None, 150_000, 2000, (1.2, 1.2), 0.0)
+    (None, None)
+    >>> level, _ = report_stable(rng, None, 150_000, 2000, (1.2, 1.2), 0.0, voluntary=True)
+    >>> 15_000 <= level <= 45_000, report_stable(rng, level, 100_000, 2000, (1.2, 1.2), 0.0)[0] == level
+    (True, True)
+    """
+    required = required_custody(balance, age_days)
+    floor = required * (rng.uniform(1.1, 1.4) if diligent else 1.01)
+    if level is None and required <= 0:
+        if not voluntary:
+            return None, None
+        level = round(balance * rng.uniform(0.1, 0.3), -2)
+    elif level is None or level < floor:
+        level = round(max(required * rng.uniform(*headroom), floor), -2)
+    report = level * (1.0 + rng.gauss(0.0, noise)) if noise > 0 else level
+    return level, round(max(report, floor), -2)

@@ -72,6 +72,7 @@ class MerchantPlan:
     custody_enrolled: bool = True  # False: no custody account, custody_balance always null
     custody_reports: bool = True  # False: enrolled but never reports in the window
     custody_late_days: tuple[int, int] | None = None  # reports arrive this many days late
+    custody_keeping: str = "tracks"  # "tracks" the requirement monthly | keeps a "stable" deposit
     quirks: list[str] = field(default_factory=list)
     timeline: Timeline = field(default_factory=lambda: Timeline(days=0))
 
@@ -162,6 +163,8 @@ def _world_habits(plan: MerchantPlan, world: WorldAssumptions, rng: random.Rando
     plan.custody_reports = not sound or rng.random() >= custody.never_report_share
     if sound and rng.random() < custody.late_share:
         plan.custody_late_days = custody.late_days
+    if rng.random() < custody.stable_share:  # distressed merchants too, until distress begins
+        plan.custody_keeping = "stable"
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from .calendar import (
     SimCalendar,
 )
 from .cards import Card, CardBook, poisson
-from .custody import report_custody
+from .custody import report_custody, report_stable
 from .merchants import MerchantPlan
 from .naming import pseudonym
 from .products import big_card_product, draw_product
@@ -77,6 +77,7 @@ class MerchantRun:
         self.seq = self.tx_count = self.cp_count = self.card_count = 0
         self.returning: list[str] = []
         self.custody: float | None = None
+        self.custody_level: float | None = None  # a stable deposit's level, once set
         self.status = "open"
         self.representative = plan.legal_representative
         self.capital = plan.registered_capital
@@ -197,9 +198,18 @@ class MerchantRun:
 
     def _file_custody(self, day: int, mode: str) -> None:
         balance = self.book.stored_value() / 100
-        reported, custody = report_custody(
-            self.rng, mode, self.plan.custody_habit, self.custody, balance, self._age_days(day)
-        )
+        reported, custody = False, None
+        if self.plan.custody_keeping == "stable" and mode in ("compliant", "diligent"):
+            c = self.world.custody
+            self.custody_level, custody = report_stable(
+                self.rng, self.custody_level, balance, self._age_days(day), c.stable_headroom,
+                c.stable_noise, diligent=mode == "diligent", voluntary=self.plan.custody_habit == "voluntary",
+            )
+            reported = custody is not None
+        if not reported:
+            reported, custody = report_custody(
+                self.rng, mode, self.plan.custody_habit, self.custody, balance, self._age_days(day)
+            )
         if reported:  # the custodian bank's overnight statement: the balance at the last close
             self.custody = custody
             self._profile(day, self.rng.randrange(1800, 5 * 3600))
