@@ -45,6 +45,39 @@ def _between(history: Sequence[DaySummary], first: int, last: int) -> list[DaySu
     return days
 
 
+def custody_drawdown(reports: Sequence[tuple[int, float, float]], opened_on: int) -> float | None:
+    """The latest custody report over each earlier one of the window, the lowest: how far the
+    deposit was drawn down. Where the requirement fell between the two, the ratio is divided by
+    the requirement's fall, so a deposit that follows a shrinking balance is no drawdown; where
+    the requirement fell to nothing (below the tier) the pair is not judged. ``None``: no
+    earlier report stating a deposit.
+
+    ``reports``: (day, custody, prepaid balance that day), oldest first (MerchantState keeps them).
+
+    >>> custody_drawdown([(10, 300_000, 600_000), (40, 180_000, 600_000)], opened_on=-1000)
+    0.6
+    >>> custody_drawdown([(10, 300_000, 600_000), (40, 150_000, 300_000)], opened_on=-1000)  # followed
+    1.0
+    >>> custody_drawdown([(10, 100_000, 600_000), (40, 10_000, 100_000)], opened_on=-1000) is None
+    True
+    >>> custody_drawdown([(10, 300_000, 600_000)], opened_on=-1000) is None
+    True
+    """
+    if len(reports) < 2:
+        return None
+    day, custody, balance = reports[-1]
+    required_now = custody_required(balance, day - opened_on)
+    ratios = []
+    for then, earlier, balance_then in reports[:-1]:
+        if earlier <= 0:
+            continue
+        required_then = custody_required(balance_then, then - opened_on)
+        fall = 1.0 if required_then <= 0 else min(1.0, required_now / required_then)
+        if fall > 0:
+            ratios.append(custody / earlier / fall)
+    return round(min(ratios), 4) if ratios else None
+
+
 def custody_required(prepaid_balance: float, business_age_days: int | None) -> float:
     """Custody the Shanghai tiers require for this balance.
 
@@ -147,6 +180,9 @@ def merchant_features(
             f["custody_balance"] = custody
             f["custody_report_age_days"] = float(day - report_day)
             f["custody_required_at_report"] = custody_required(balance_then, report_day - profile.opened_on)
+            drawdown = custody_drawdown(state.custody_reports or [], profile.opened_on)
+            if drawdown is not None:
+                f["custody_drawdown"] = drawdown
         else:
             f["custody_report_age_days"] = float(day - max(state.first_day, profile.opened_on))
         f["suspended_notice_days"] = _suspension_notice(state, day, close)

@@ -28,6 +28,7 @@ FUSION = LogisticFusion(
         'liability_growth': 1.9547,
         'closure_complaints': 4.0845,
         'announced_pause': 1.3316,
+        'custody_drawdown': 0.0,
         'baseline_anomaly': 0.492,
         'joint_anomaly': 1.1102,
     },

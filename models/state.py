@@ -29,6 +29,8 @@ RECENT_ID_DAYS = 35
 DEEP_BONUS_RATIO = 1.3  # stored value >= 1.3 x paid: "充1000送300" and deeper
 NAMED_CARD_CAP = 5000.0  # MOFCOM 2012: named cards <= 5,000 yuan
 GYM_PACKAGE_CAP = 20000.0  # Shanghai gyms from 2025-03: class packages <= 20,000 yuan
+CUSTODY_REPORT_DAYS = 180  # custody_drawdown compares with the reports of about half a year
+CUSTODY_REPORTS_KEPT = 8  # monthly reports of 180 days and a few corrections; bounds the state
 SEVERE_COMPLAINTS = frozenset({"refund_refused", "store_closed", "service_unavailable"})
 
 
@@ -142,6 +144,10 @@ class MerchantState:
     # prepaid balance that day).
     custody_report: tuple[int, float, float] | None = None
     custody_seen_through: datetime | None = None  # newest profile version taken as a report
+    # Custody reports of the last CUSTODY_REPORT_DAYS that stated an amount, oldest first, as
+    # (day, custody, prepaid balance that day): at most CUSTODY_REPORTS_KEPT, for
+    # custody_drawdown. A plain default: states pickled before this field read it as None.
+    custody_reports: list[tuple[int, float, float]] | None = None
     # Levels of sister stores of the same chain: source merchant -> [(effective day, level)].
     chain_levels: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     # Owned by the online detectors and by alerts/; opaque here.
@@ -209,6 +215,17 @@ class MerchantState:
             self.custody_seen_through = newest.updated_at
             report_day = min(day, newest.updated_at.astimezone(SHANGHAI).date().toordinal())
             self.custody_report = (report_day, newest.custody_balance or 0.0, max(self.prepaid_balance, 0.0))
+            if newest.custody_balance is not None:
+                self._keep_custody_report(self.custody_report)
+
+    def _keep_custody_report(self, report: tuple[int, float, float]) -> None:
+        """Add a report that stated an amount to the recent ones; a later version of the same
+        day replaces the earlier one, and reports older than the window fall out."""
+        kept = [r for r in self.custody_reports or () if r[0] != report[0]]
+        kept.append(report)
+        kept.sort(key=lambda r: r[0])
+        horizon = kept[-1][0] - CUSTODY_REPORT_DAYS
+        self.custody_reports = [r for r in kept if r[0] >= horizon][-CUSTODY_REPORTS_KEPT:]
 
     def add_profile(self, version: ProfileVersion) -> None:
         """Keep profile versions sorted by time; an identical re-delivery is ignored."""

@@ -31,6 +31,7 @@ from models.indicators import (
     ClosureComplaints,
     ComplaintSurge,
     CustodyCoverage,
+    CustodyDrawdown,
     CustodyReportMissing,
     DeepDiscountShare,
     Indicator,
@@ -617,6 +618,7 @@ SWEEPS = [
     Sweep(ClosureComplaints, lambda v: {"closure_complaints_14d": v}, +1),
     # The value is how late the pause was registered; the score says how well it was announced.
     Sweep(AnnouncedPause, lambda v: {"registered_pause": 1.0, "suspended_notice_days": -v}, -1),
+    Sweep(CustodyDrawdown, lambda v: {"custody_drawdown": v}, -1),
 ]
 
 

@@ -36,7 +36,7 @@ def test_scores_stay_within_0_and_1_on_extreme_values(indicator_class: type[Indi
         "days_since_registry_change": 1.0, "peer_sales_28d": 1.0, "chain_peer_level": 4.0,
         "chain_peers_urgent": 9.0, "representative_linked_urgent": 3.0,
         "net_liability_28d": 1e9, "closure_complaints_14d": 1e6, "registered_pause": 1.0,
-        "suspended_notice_days": -1e4,
+        "suspended_notice_days": -1e4, "custody_drawdown": 0.0,
     }
     collapse = {**extreme, "sales_28d": 0.0, "sales_baseline_28d": 1e9}
     newcomer = {k: v for k, v in extreme.items() if k != "sales_baseline_28d"}

@@ -185,6 +185,9 @@ RANGES: dict[str, IndicatorRange] = {
     "closure_complaints": _both(Bound(0, 100, unit="complaints"), "rising"),
     # Days a store had been quiet when its pause was registered (0: in time); lower is better.
     "announced_pause": _both(Bound(0, 90, unit="days late"), "falling"),
+    # Latest custody report over the earlier ones of 180 days, requirement's fall divided out
+    # (lower is worse); above 1 the deposit grew.
+    "custody_drawdown": _both(Bound(0, 1.5, unit="(share of an earlier deposit)"), "falling"),
 }
 
 

@@ -6,6 +6,7 @@ from models.indicators.chain_contagion import ChainContagion
 from models.indicators.closure_complaints import ClosureComplaints
 from models.indicators.complaint_surge import ComplaintSurge
 from models.indicators.custody_coverage import CustodyCoverage
+from models.indicators.custody_drawdown import CustodyDrawdown
 from models.indicators.custody_report_missing import CustodyReportMissing
 from models.indicators.deep_discount import DeepDiscountShare
 from models.indicators.liability_growth import LiabilityGrowth
@@ -41,6 +42,7 @@ ALL_INDICATORS: tuple[type[Indicator], ...] = (
     LiabilityGrowth,
     ClosureComplaints,
     AnnouncedPause,
+    CustodyDrawdown,
 )
 
 __all__ = ["ALL_INDICATORS", "Indicator", "Reading", "ramp"] + [c.__name__ for c in ALL_INDICATORS]
