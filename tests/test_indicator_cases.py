@@ -476,14 +476,24 @@ def test_late_custody_report_is_still_recorded() -> None:
     assert late.features(12)["custody_balance"] == 100_000.0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "yujing/engine.py:_advance starts a partition's clock at the day of its first transaction "
-    "(closed_through = that day - 1); a complaint read earlier for an earlier day sits in a bucket "
-    "that is never folded nor popped, so it is silently lost instead of counted on the first open day"))
 def test_complaint_older_than_the_partitions_first_transaction_is_counted() -> None:
+    """Read before the partition's first transaction, it counts on the first open day, as it
+    would had it been read after (late); nothing is left in a bucket no day will close."""
     events: list[InputEvent] = [complaint(M, 0, "refund_refused")]
     events += [sale(M, day, 1000) for day in range(1, 6)]
     run = replay(events)
+    assert run.features(4)["severe_complaints_28d"] == 1
+    assert not [key for key in run.engine.buckets if key.endswith("|0")]
+    read_after = replay([sale(M, 1, 1000), complaint(M, 0, "refund_refused"),
+                         *[sale(M, day, 1000) for day in range(2, 6)]])
+    assert read_after.features(4)["severe_complaints_28d"] == 1
+
+
+def test_an_early_complaint_delivered_again_after_the_first_transaction_is_a_duplicate() -> None:
+    early = complaint(M, 0, "refund_refused")
+    run = replay([early, *[sale(M, day, 1000) for day in range(1, 4)], early,
+                  *[sale(M, day, 1000) for day in range(4, 6)]])
+    assert [o.duplicate for o in run.outcomes_of(early)] == [False, True]
     assert run.features(4)["severe_complaints_28d"] == 1
 
 

@@ -16,7 +16,7 @@ State lives in three mappings supplied by the caller: plain dicts in a backtest,
 from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
@@ -110,6 +110,34 @@ def link_groups(profile: ProfileVersion) -> list[str]:
 
 def bucket_key(merchant_id: str, day: int) -> str:
     return f"{merchant_id}|{day}"
+
+
+def merge_day_totals(into: DayTotals, other: DayTotals) -> DayTotals:
+    """``into`` with ``other``'s events added (both days' events counted as one day's).
+
+    >>> from datetime import UTC
+    >>> a, b = DayTotals(), DayTotals()
+    >>> a.add_complaint("refund_refused", 100.0, datetime(2025, 3, 1, tzinfo=UTC))
+    >>> b.add_complaint("refund_refused", None, datetime(2025, 3, 2, tzinfo=UTC))
+    >>> b.add_transaction("redemption", 50.0, 50.0, datetime(2025, 3, 2, tzinfo=UTC))
+    >>> b.event_ids.add("e2")
+    >>> merged = merge_day_totals(a, b)
+    >>> merged.complaints, merged.redeemed, merged.redemptions, merged.event_ids, merged.last_event_at.day
+    ({'refund_refused': 2}, 50.0, 1, {'e2'}, 2)
+    """
+    for item in fields(DayTotals):
+        name, mine, theirs = item.name, getattr(into, item.name), getattr(other, item.name)
+        if name == "complaints":
+            for category, count in theirs.items():
+                mine[category] = mine.get(category, 0) + count
+        elif name == "event_ids":
+            mine |= theirs
+        elif name == "last_event_at":
+            if theirs is not None and (mine is None or theirs > mine):
+                into.last_event_at = theirs
+        else:
+            setattr(into, name, mine + theirs)
+    return into
 
 
 def _profile_version(p: MerchantProfile) -> ProfileVersion:
@@ -332,11 +360,26 @@ class PartitionEngine:
         if clock.closed_through is None:
             clock.closed_through = clock.closable_through = local_day(occurred_at) - 1
             outcome.closed_through = clock.closed_through  # first heartbeat
+            self._carry_early_days(partition, local_day(occurred_at))
         watermark = occurred_at - self.allowed_lateness
         closable = local_day(watermark) - 1  # days that ended at or before the watermark
         clock.closable_through = max(clock.closable_through or closable, closable)
         self._close_pending(partition, clock, outcome)
         self.clocks[partition] = clock
+
+    def _carry_early_days(self, partition: int, first_open: int) -> None:
+        """Events read before the partition's first transaction for days before it (a complaint,
+        say) are counted on its first open day, as they would be had they been read after it
+        (late): the clock never closes days before that one, so left where they were they would
+        be lost, and whether they were depended on the order the topics were read."""
+        for state in [s for s in self.merchants.values() if s.partition == partition and s.first_day < first_open]:
+            for day in range(state.first_day, first_open):
+                early = self.buckets.get(bucket_key(state.merchant_id, day))
+                if early is None:
+                    continue
+                del self.buckets[bucket_key(state.merchant_id, day)]
+                key = bucket_key(state.merchant_id, first_open)
+                self.buckets[key] = merge_day_totals(self.buckets.get(key) or DayTotals(), early)
 
     def _chain_allows(self, clock: PartitionClock, day: int) -> bool:
         if self.chain_sources is None:
