@@ -65,16 +65,20 @@ class StallWatch:
         self.patience = patience
         self.min_progress = max(1, round(patience)) if min_progress is None else min_progress
         self._seen: dict[Hashable, _Seen] = {}
+        self._healed: set[Hashable] = set()  # healed, and no progress since
 
     def observe(self, partition: Hashable, *, committed: int | None, highwater: int | None, now: float) -> bool:
         """Whether ``partition`` is stalled: records wait beyond ``committed`` (the next offset
         to commit) and it has moved fewer than ``min_progress`` records in ``patience`` seconds."""
         if committed is None or highwater is None or committed >= highwater:
             self._seen.pop(partition, None)  # nothing waits (or not known yet): nothing to watch
+            self._healed.discard(partition)
             return False
         seen = self._seen.get(partition)
         if seen is None or committed - seen.committed >= self.min_progress or committed < seen.committed:
             self._seen[partition] = _Seen(committed, now)  # real progress (or sought back): a new clock
+            if seen is not None and committed > seen.committed:
+                self._healed.discard(partition)
             return False
         return now - seen.since >= self.patience
 
@@ -82,16 +86,35 @@ class StallWatch:
         """A remedy was applied: give it another ``patience`` before the next verdict."""
         if partition in self._seen:
             self._seen[partition].since = now
+            self._healed.add(partition)
+
+    def heal_failed(self, partition: Hashable) -> bool:
+        """Whether ``partition`` was healed and has not progressed since: a stronger remedy is due.
+
+        >>> watch = StallWatch(patience=10)
+        >>> watch.observe("t-0", committed=5, highwater=99, now=0), watch.observe("t-0", committed=5, highwater=99, now=10)
+        (False, True)
+        >>> watch.heal_failed("t-0")
+        False
+        >>> watch.healed("t-0", now=10)
+        >>> watch.observe("t-0", committed=5, highwater=99, now=20), watch.heal_failed("t-0")
+        (True, True)
+        >>> watch.observe("t-0", committed=40, highwater=99, now=21), watch.heal_failed("t-0")  # it moved
+        (False, False)
+        """
+        return partition in self._healed
 
     def keep_only(self, partitions: Iterable[Hashable]) -> None:
         """Forget partitions no longer assigned (and restart none of the others' clocks)."""
         keep = set(partitions)
         for partition in [p for p in self._seen if p not in keep]:
             del self._seen[partition]
+        self._healed &= keep
 
     def reset(self) -> None:
         """A rebalance is under way: every partition is judged afresh afterwards."""
         self._seen.clear()
+        self._healed.clear()
 
 
 def settled(app: Any) -> bool:
@@ -172,12 +195,33 @@ class PartitionWatchdog:
             if self._busy(tp.topic):
                 continue
             stalled.append(tp)
+            if self.watch.heal_failed(tp):
+                await self._rejoin(tp, committed)
+                self.watch.reset()
+                return stalled
             try:
                 await self._heal(tp, committed)
             except Exception:  # e.g. revoked meanwhile: the next check (or the rebalance) decides
                 log.exception("partition %s[%s]: could not resume it", tp.topic, tp.partition)
             self.watch.healed(tp, now)
         return stalled
+
+    async def _rejoin(self, tp: Any, committed: int) -> None:
+        """Reading the partition again did not help: rejoin the group. The rebalance that follows
+        revokes and reassigns every partition, and faust then starts each afresh from its
+        committed offset, as a restart of the worker would, without stopping it."""
+        log.warning(
+            "partition %s[%s] still stalled at committed offset %s after being read again; rejoining "
+            "the group (a rebalance) to start every partition afresh", tp.topic, tp.partition, committed,
+        )
+        self.on_stall(self.kind_by_topic[tp.topic])
+        thread = self.app.consumer._thread  # noqa: SLF001
+        kafka_consumer = thread._ensure_consumer()  # noqa: SLF001
+
+        async def request_rejoin() -> None:  # in the consumer's own thread and loop
+            kafka_consumer._coordinator.request_rejoin()  # noqa: SLF001
+
+        await thread.call_thread(request_rejoin)
 
     async def _heal(self, tp: Any, committed: int) -> None:
         consumer = self.app.consumer

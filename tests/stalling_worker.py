@@ -9,9 +9,11 @@ faust never delivers). Nothing else resumes it (one worker: no rebalance), so on
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import streams.agents
+import streams.watchdog
 
 log = logging.getLogger("yujing.worker")
 STALL_AFTER_RECORDS = 200
@@ -42,8 +44,18 @@ def build_stalling_app(settings: Any, *args: Any, **kwargs: Any) -> Any:
     return app
 
 
+async def heal_that_does_not_help(self: Any, tp: Any, committed: int) -> None:
+    """With ``YUJING_TEST_HEAL_FAILS=1``: the watchdog's first remedy is logged but changes
+    nothing, as in a crawl CI once met, so its second one (rejoining the group) must do."""
+    log.warning("partition %s[%s] stalled: committed offset %s; test: not resuming it", tp.topic, tp.partition,
+                committed)
+    self.on_stall(self.kind_by_topic[tp.topic])
+
+
 build_worker_app = streams.agents.build_worker_app
 streams.agents.build_worker_app = build_stalling_app
+if os.environ.get("YUJING_TEST_HEAL_FAILS") == "1":
+    streams.watchdog.PartitionWatchdog._heal = heal_that_does_not_help  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     from yujing.cli import app as cli

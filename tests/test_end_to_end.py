@@ -353,6 +353,34 @@ def test_a_partition_faust_stopped_fetching_is_read_again_and_nothing_is_lost(
     assert live == expected
 
 
+def test_a_partition_still_stalled_after_being_read_again_makes_the_worker_rejoin_its_group(
+    simulated: tuple[Path, list[dict]], kafka_settings: Settings, tmp_path: Path, worker_processes: list
+) -> None:
+    """The watchdog's second remedy: the stalled partition is "read again" by a remedy that does
+    nothing (YUJING_TEST_HEAL_FAILS), so at the next verdict the worker rejoins its group; the
+    rebalance starts every partition afresh and the warnings are exactly the backtest's."""
+    events_dir, _ = simulated
+    expected = sorted(w.warning_id for w in backtest(events_dir, kafka_settings).warnings)
+    publish_with_redeliveries(events_dir, kafka_settings)
+    settings = kafka_settings.model_copy(update={"stall_seconds": 5.0})
+    log = tmp_path / "worker.log"
+    with log.open("ab") as out:
+        worker = subprocess.Popen([sys.executable, "-m", "tests.stalling_worker"],
+                                  env={**os.environ, **settings_env(settings), "YUJING_TEST_HEAL_FAILS": "1"},
+                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    worker_processes.append(worker)
+    wait_until_consumed(settings, warnings=len(expected))
+    assert stop_worker(worker) == 0, log.read_text()[-3000:]
+    text = log.read_text()
+    topic = re.escape(settings.topics.transactions)
+    assert re.search(rf"partition {topic}\[0\] stalled: committed offset \d+; test: not resuming it", text), text[-3000:]
+    assert re.search(rf"partition {topic}\[0\] still stalled at committed offset \d+ after being read again; "
+                     r"rejoining the group", text), text[-3000:]
+    assert len(re.findall(r"input partitions assigned: \[0, 1, 2, 3\]", text)) >= 2, text[-3000:]  # the rebalance
+    live = sorted(w["warning_id"] for w in read_topic(settings.topics.warnings, settings))
+    assert live == expected
+
+
 def staff_desk(labels: list[dict]) -> Callable[[Warning], list[Feedback]]:
     """Case staff answering every raise and escalation three days later: a collapsing merchant's
     orange or red is a confirmed risk, anything else a false alarm."""
