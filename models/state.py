@@ -18,7 +18,7 @@ and replays give the same result.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timedelta
 from typing import NamedTuple
 
@@ -85,6 +85,34 @@ class DayTotals:
         self.complaints[category] = self.complaints.get(category, 0) + 1
         self.complaint_amount += amount or 0.0
         self._touch(occurred_at)
+
+
+def merge_day_totals(into: DayTotals, other: DayTotals) -> DayTotals:
+    """``into`` with ``other``'s events added (both days' events counted as one day's).
+
+    >>> from datetime import UTC
+    >>> a, b = DayTotals(), DayTotals()
+    >>> a.add_complaint("refund_refused", 100.0, datetime(2025, 3, 1, tzinfo=UTC))
+    >>> b.add_complaint("refund_refused", None, datetime(2025, 3, 2, tzinfo=UTC))
+    >>> b.add_transaction("redemption", 50.0, 50.0, datetime(2025, 3, 2, tzinfo=UTC))
+    >>> b.event_ids.add("e2")
+    >>> merged = merge_day_totals(a, b)
+    >>> merged.complaints, merged.redeemed, merged.redemptions, merged.event_ids, merged.last_event_at.day
+    ({'refund_refused': 2}, 50.0, 1, {'e2'}, 2)
+    """
+    for item in fields(DayTotals):
+        name, mine, theirs = item.name, getattr(into, item.name), getattr(other, item.name)
+        if name == "complaints":
+            for category, count in theirs.items():
+                mine[category] = mine.get(category, 0) + count
+        elif name == "event_ids":
+            mine |= theirs
+        elif name == "last_event_at":
+            if theirs is not None and (mine is None or theirs > mine):
+                into.last_event_at = theirs
+        else:
+            setattr(into, name, mine + theirs)
+    return into
 
 
 class DaySummary(NamedTuple):

@@ -16,7 +16,7 @@ State lives in three mappings supplied by the caller: plain dicts in a backtest,
 from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
@@ -28,7 +28,7 @@ from models.calendar import day_date, day_end, day_start, local_day
 from models.features import CHAIN_FEATURES, PeerNorms, case_figures, chain_features
 from models.online import FeedbackLearner, outcome_label
 from models.scoring import LINK_CODES, Evidence, MerchantScore, RiskScorer
-from models.state import DayTotals, MerchantState, ProfileVersion
+from models.state import DayTotals, MerchantState, ProfileVersion, merge_day_totals
 from yujing.contract import Complaint, Feedback, InputEvent, MerchantProfile, Transaction, Warning
 from yujing.threshold_history import ThresholdSchedule
 
@@ -110,34 +110,6 @@ def link_groups(profile: ProfileVersion) -> list[str]:
 
 def bucket_key(merchant_id: str, day: int) -> str:
     return f"{merchant_id}|{day}"
-
-
-def merge_day_totals(into: DayTotals, other: DayTotals) -> DayTotals:
-    """``into`` with ``other``'s events added (both days' events counted as one day's).
-
-    >>> from datetime import UTC
-    >>> a, b = DayTotals(), DayTotals()
-    >>> a.add_complaint("refund_refused", 100.0, datetime(2025, 3, 1, tzinfo=UTC))
-    >>> b.add_complaint("refund_refused", None, datetime(2025, 3, 2, tzinfo=UTC))
-    >>> b.add_transaction("redemption", 50.0, 50.0, datetime(2025, 3, 2, tzinfo=UTC))
-    >>> b.event_ids.add("e2")
-    >>> merged = merge_day_totals(a, b)
-    >>> merged.complaints, merged.redeemed, merged.redemptions, merged.event_ids, merged.last_event_at.day
-    ({'refund_refused': 2}, 50.0, 1, {'e2'}, 2)
-    """
-    for item in fields(DayTotals):
-        name, mine, theirs = item.name, getattr(into, item.name), getattr(other, item.name)
-        if name == "complaints":
-            for category, count in theirs.items():
-                mine[category] = mine.get(category, 0) + count
-        elif name == "event_ids":
-            mine |= theirs
-        elif name == "last_event_at":
-            if theirs is not None and (mine is None or theirs > mine):
-                into.last_event_at = theirs
-        else:
-            setattr(into, name, mine + theirs)
-    return into
 
 
 def _profile_version(p: MerchantProfile) -> ProfileVersion:
