@@ -165,9 +165,6 @@ class PartitionWatchdog:
         self.watch = StallWatch(patience)
         self.on_stall = on_stall  # called with the topic kind of each stalled partition
 
-    def _settled(self) -> bool:
-        return settled(self.app)
-
     def _busy(self, topic: str) -> bool:
         # The agents' queues for this topic: above faust's pressure-drop size, faust itself keeps
         # partitions out of the fetch set until they drain (conductor.on_pressure_drop).
@@ -180,7 +177,7 @@ class PartitionWatchdog:
     async def check(self, now: float | None = None) -> list[Any]:
         """Judge every assigned watched partition; heal and return the stalled ones."""
         now = time.monotonic() if now is None else now
-        if not self._settled():
+        if not settled(self.app):
             self.watch.reset()
             return []
         consumer = self.app.consumer
