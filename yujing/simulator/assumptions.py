@@ -198,6 +198,12 @@ class DistressAssumptions(_Frozen):
     push_depth: tuple[float, float] | None = Field(
         None, description="Face value / price of the push's deep bonus (1.8 = 充1000送800).")
     push_weeks: Span | None = Field(None, description="Length of the deep-bonus push, weeks.")
+    decline_depth: tuple[float, float] | None = Field(
+        None, description="A slow decline's visits on its last day as a share of before it, "
+                          "drawn per merchant in this range; None: the scenario's own script.")
+    decline_shape: tuple[float, float] | None = Field(
+        None, description="How a slow decline falls: 1 steadily, 3 most of it in the last weeks "
+                          "(the exponent of the ramp), drawn per merchant in this range.")
 
 
 class LegalPromotionAssumptions(_Frozen):
@@ -450,6 +456,21 @@ def _widen_custody(world: WorldAssumptions, world_seed: int) -> WorldAssumptions
     return world.model_copy(update={"custody": custody, "collapses": collapses})
 
 
+def _widen_decline(world: WorldAssumptions, world_seed: int) -> WorldAssumptions:
+    """How deep and how late a slow decline falls (issue 14: a pilot's slow declines lost half
+    their visits or more, most of it in the last month or two; ours lost a tenth to two thirds,
+    steadily). Its own stream, so earlier dimensions stay as drawn."""
+    rng = random.Random(f"yujing-world-decline:{world_seed}")
+    deepest = rng.uniform(0.15, 0.6)
+    shallowest = min(0.95, deepest + rng.uniform(0.1, 0.45))
+    steepest = rng.uniform(1.0, 3.0)
+    distress = world.distress.model_copy(update={
+        "decline_depth": (round(deepest, 3), round(shallowest, 3)),
+        "decline_shape": (1.0, round(steepest, 3)),
+    })
+    return world.model_copy(update={"distress": distress})
+
+
 def _with_drawdown(mix: dict[str, float], falling: float) -> dict[str, float]:
     """``mix`` with ``falling`` at the given share and the other modes scaled to the rest.
 
@@ -466,7 +487,8 @@ def _with_drawdown(mix: dict[str, float], falling: float) -> dict[str, float]:
 def draw_world(world_seed: int) -> WorldAssumptions:
     """A random world; the same seed always gives the same world."""
     rng = random.Random(f"yujing-world:{world_seed}")
-    return _widen_custody(_widen(_draw_base(rng, world_seed), world_seed), world_seed)
+    world = _widen_custody(_widen(_draw_base(rng, world_seed), world_seed), world_seed)
+    return _widen_decline(world, world_seed)
 
 
 def _draw_base(rng: random.Random, world_seed: int) -> WorldAssumptions:

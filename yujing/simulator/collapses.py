@@ -108,6 +108,18 @@ class CollapseContext:
         b.hold("complaint_scale", min(signal, unsettled), collapse - 1, intensity * severe)
         return signal
 
+    def decline_path(self, plan: MerchantPlan, sales_end: float, visits_end: float) -> tuple[float, float, float]:
+        """A slow decline's sales and visits on its last day and the ramp's power, as the world
+        tells it (the scripted ends and a steady fall otherwise); a stream of its own."""
+        d = self.world.distress
+        if d.decline_depth is None:
+            return sales_end, visits_end, 1.0
+        rng = random.Random(f"yujing-decline:{self.seed}:{plan.index}")
+        visits = rng.uniform(*d.decline_depth)
+        sales = visits * rng.uniform(0.5, 1.0)  # fewer new cards than visits: the card sold last
+        power = rng.uniform(*d.decline_shape) if d.decline_shape else 1.0
+        return sales, visits, power
+
     def closure_record(self, rng: random.Random, scenario: str, day: int) -> list[tuple[int, int, dict]]:
         """The registry sometimes learns of the closure days or weeks later; often never."""
         notices = self.world.notices
@@ -228,8 +240,11 @@ def slow_decline(plan: MerchantPlan, rng: random.Random, ctx: CollapseContext) -
     decline = collapse - lead
     strength = rng.uniform(0.3, 1.0)
     b = TimelineBuilder(ctx.days)
-    b.ramp("sales_mult", decline, collapse - 1, 1.0, 1.0 - rng.uniform(0.4, 0.85) * strength)
-    b.ramp("visit_mult", decline, collapse - 1, 1.0, 1.0 - rng.uniform(0.3, 0.65) * strength)
+    sales_end = 1.0 - rng.uniform(0.4, 0.85) * strength
+    visits_end = 1.0 - rng.uniform(0.3, 0.65) * strength
+    sales_end, visits_end, power = ctx.decline_path(plan, sales_end, visits_end)
+    b.ramp("sales_mult", decline, collapse - 1, 1.0, sales_end, power=power)
+    b.ramp("visit_mult", decline, collapse - 1, 1.0, visits_end, power=power)
     last_third = collapse - max(lead // 3, 3)
     b.ramp("honour", last_third, collapse - 1, 1.0, 1.0 - rng.uniform(0.1, 0.5) * strength)
     b.ramp("refund_mult", decline, collapse - 1, 1.0, 1.0 + rng.uniform(2.0, 7.0) * strength)

@@ -105,16 +105,18 @@ class TimelineBuilder:
         return max(first, 0), min(last + 1, self.days)
 
     def ramp(
-        self, name: str, first: int, last: int, begin: float, end: float, *, multiply: bool = False
+        self, name: str, first: int, last: int, begin: float, end: float, *, multiply: bool = False,
+        power: float = 1.0,
     ) -> None:
-        """Linear ramp from ``begin`` (at ``first``) to ``end`` (at ``last``), both inclusive."""
+        """Ramp from ``begin`` (at ``first``) to ``end`` (at ``last``), both inclusive: linear, or
+        with ``power`` > 1 most of the change near ``last``."""
         array = self._array(name)
         lo, hi = self._span(first, last)
         if lo >= hi:
             return
         steps = np.arange(lo, hi, dtype=float)
         width = max(last - first, 1)
-        values = begin + (end - begin) * (steps - first) / width
+        values = begin + (end - begin) * ((steps - first) / width) ** power
         if multiply:
             array[lo:hi] *= values
         else:
