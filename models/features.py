@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from models.calendar import day_end, working_days_between
-from models.state import DaySummary, MerchantState
+from models.state import HISTORY_DAYS, DaySummary, MerchantState
 
 SURGE_WINDOW = 28
 BASELINE_MIN_DAYS = 56  # a merchant needs two months of its own history to have a baseline
@@ -91,6 +91,31 @@ def custody_required(prepaid_balance: float, business_age_days: int | None) -> f
     return CUSTODY_SHARE * prepaid_balance
 
 
+def long_baseline(history: Sequence[DaySummary], day: int, observed: int) -> float:
+    """Median redemptions of the 28-day windows ending 28, 35, 42, ... days before ``day``, over
+    the observed part of the kept history (``observed`` >= 56 days gives at least one window).
+
+    A slow decline drags a 90-day mean down with it, so the fall reads as a mild one; the median
+    of half a year keeps the level the business had before it began (issue 14: the pilot's slow
+    declines fell for three to four months under a baseline that followed them).
+
+    >>> steady = [DaySummary(d, 0, 0, 0, 0, 0, 0, 100.0, 1, 0, 0, 0, 0, 0) for d in range(1, 121)]
+    >>> falling = [h._replace(redeemed=40.0) if h.day > 80 else h for h in steady]
+    >>> long_baseline(steady, 120, 120), long_baseline(falling, 120, 120)
+    (2800.0, 2800.0)
+    """
+    earliest = max(day - observed + 1, day - HISTORY_DAYS + 1)
+    redeemed = {h.day: h.redeemed for h in _between(history, earliest, day - SURGE_WINDOW)}
+    windows = []
+    last = day - SURGE_WINDOW
+    while last - SURGE_WINDOW + 1 >= earliest:
+        windows.append(sum(redeemed.get(d, 0.0) for d in range(last - SURGE_WINDOW + 1, last + 1)))
+        last -= 7
+    windows.sort()
+    middle = len(windows) // 2
+    return windows[middle] if len(windows) % 2 else (windows[middle - 1] + windows[middle]) / 2
+
+
 def merchant_features(
     state: MerchantState,
     day: int,
@@ -126,6 +151,7 @@ def merchant_features(
         f["sales_baseline_28d"] = sum(h.sales_paid for h in base) * scale
         f["redeemed_baseline_28d"] = sum(h.redeemed for h in base) * scale
         f["refunds_baseline_28d"] = sum(h.refunds for h in base) * scale
+        f["redeemed_long_baseline_28d"] = long_baseline(history, day, observed)
 
     if peer_sales_28d is not None:
         f["peer_sales_28d"] = peer_sales_28d

@@ -95,21 +95,26 @@ def _day(event: InputEvent) -> int:
     return (event.occurred_at.date() - START).days
 
 
-def test_announced_suspension_is_not_silence_but_an_unannounced_one_is() -> None:
-    def renovation(announce_day: int) -> list[InputEvent]:
+def test_a_registered_suspension_is_read_as_a_pause_not_as_silence_whatever_its_notice() -> None:
+    """Issue 14: a pause registered at any notice (35 days, or the day before) is weighed as a
+    pause (announced_pause), not as silence; the same gap with nothing registered is silence."""
+    def renovation(announce_day: int | None) -> list[InputEvent]:
         events: list[InputEvent] = []
         for e in steady_merchant("reno", 150):
-            if isinstance(e, MerchantProfile) and announce_day <= _day(e) < 120:
+            if isinstance(e, MerchantProfile) and announce_day is not None and announce_day <= _day(e) < 120:
                 continue  # no "open" reports while suspended
             if isinstance(e, Transaction) and e.type == "redemption" and 95 <= _day(e) < 120:
                 continue  # the renovation: no services for 25 days
             events.append(e)
-        events.append(profile("reno", announce_day, 200_000.0, status="suspended"))
-        events.append(profile("reno", 120, 200_000.0, status="open"))
+        if announce_day is not None:
+            events.append(profile("reno", announce_day, 200_000.0, status="suspended"))
+            events.append(profile("reno", 120, 200_000.0, status="open"))
         return time_ordered(events)
 
-    def silence_warnings(events: list[InputEvent]) -> list:
-        return [w for w in run(events)[1] if any(i.code == "silence" for i in w.indicators)]
+    def codes(events: list[InputEvent]) -> set[str]:
+        return {i.code for w in run(events)[1] for i in w.indicators}
 
-    assert not silence_warnings(renovation(announce_day=60))  # 35 days' notice
-    assert silence_warnings(renovation(announce_day=94))  # "renovation" announced the day before
+    for notice in (60, 94):  # 35 days' notice; "renovation" registered the day before
+        named = codes(renovation(announce_day=notice))
+        assert "silence" not in named and "announced_pause" in named, (notice, named)
+    assert "silence" in codes(renovation(announce_day=None))

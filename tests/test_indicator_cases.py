@@ -614,7 +614,7 @@ SWEEPS = [
           _times_threshold),
     Sweep(Silence, lambda v: {"silent_days": v, "expected_redemption_gap_days": 1.0,
                               "prepaid_balance": 100_000, "observed_days": 90}, +1, _times_threshold),
-    Sweep(RedemptionDecline, _ratio("redeemed_28d", "redeemed_baseline_28d", 100_000), -1),
+    Sweep(RedemptionDecline, _ratio("redeemed_28d", "redeemed_long_baseline_28d", 100_000), -1),
     Sweep(RegistryChange, lambda v: {"days_since_registry_change": v}, -1),
     Sweep(OverCapCards, lambda v: {"over_cap_sales_28d": v}, +1),
     Sweep(RefundPressure, _ratio("refunds_28d", "refunds_baseline_28d", 10), +1),

@@ -32,7 +32,7 @@ def test_scores_stay_within_0_and_1_on_extreme_values(indicator_class: type[Indi
         "prepaid_balance": 1e9, "monthly_redemptions": 0.0, "observed_days": 400, "custody_required": 1e9,
         "custody_balance": 0.0, "custody_report_age_days": 1e4, "complaints_weighted_14d": 1e6,
         "severe_complaints_14d": 1e6, "silent_days": 1e4, "expected_redemption_gap_days": 1.0,
-        "redeemed_28d": 0.0, "redeemed_baseline_28d": 1e9, "refunds_28d": 1e6, "refunds_baseline_28d": 0.0,
+        "redeemed_28d": 0.0, "redeemed_baseline_28d": 1e9, "redeemed_long_baseline_28d": 1e9, "refunds_28d": 1e6, "refunds_baseline_28d": 0.0,
         "days_since_registry_change": 1.0, "peer_sales_28d": 1.0, "chain_peer_level": 4.0,
         "chain_peers_urgent": 9.0, "representative_linked_urgent": 3.0,
         "net_liability_28d": 1e9, "closure_complaints_14d": 1e6, "registered_pause": 1.0,

@@ -476,7 +476,7 @@ class PartitionEngine:
         f = evidence.features
         if profile is not None and "sales_baseline_28d" in f and not known_anomaly:
             surge = f["sales_28d"] / f["sales_baseline_28d"] if f["sales_baseline_28d"] >= 3000 else None
-            base = f.get("redeemed_baseline_28d", 0.0)
+            base = f.get("redeemed_long_baseline_28d", 0.0)
             redeemed = f["redeemed_28d"] / base if base >= 5000 else None
             norms.add(profile.industry, profile.district, f["sales_28d"], surge, redeemed)
         raised_at = totals.last_event_at if totals and totals.last_event_at else day_end(day) - timedelta(seconds=1)

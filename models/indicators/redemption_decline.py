@@ -1,4 +1,4 @@
-"""``redemption_decline``: redemptions of the last 28 days against the merchant's baseline."""
+"""``redemption_decline``: redemptions of the last 28 days against the merchant's half-year level."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ MIN_BASELINE = 5000.0  # yuan per 28 days
 class RedemptionDecline(BaselineRatio):
     """Redeemed value over the last 28 days divided by the usual 28 days (lower is worse).
 
-    Fewer services delivered means fewer customers or cards no longer honoured.
+    Fewer services delivered means fewer customers or cards no longer honoured. "Usual" is the
+    median 28 days of the last half-year, not the last quarter: a decline of months must not
+    become its own baseline.
 
-    >>> RedemptionDecline().evaluate({"redeemed_28d": 6_000, "redeemed_baseline_28d": 30_000})
+    >>> RedemptionDecline().evaluate({"redeemed_28d": 6_000, "redeemed_long_baseline_28d": 30_000})
     Reading(code='redemption_decline', value=0.2, threshold=0.75, score=1.0, ...)
     """
 
@@ -22,13 +24,13 @@ class RedemptionDecline(BaselineRatio):
     rationale = "Slow declines show up as fewer services delivered months before closure."
     rationale_zh = "缓慢衰败表现为数月内服务量持续下降。"
     formula = (
-        "redemptions of 28 days ÷ own baseline (at least 5,000 yuan); lower is worse"
+        "redemptions of 28 days ÷ median 28 days of the last half-year (at least 5,000 yuan); lower is worse"
     )
     default_threshold = 0.75
     default_saturation = 0.25
     numerator = "redeemed_28d"
-    baseline = "redeemed_baseline_28d"
+    baseline = "redeemed_long_baseline_28d"
     min_baseline = MIN_BASELINE
     peer_feature = "peer_redemption_ratio"
-    template_zh = "近28天核销额仅为自身基线的{value:.0%},低于{threshold:.0%}阈值"
-    template_en = "redemptions in 28 days are {value:.0%} of the merchant's baseline (threshold {threshold:.0%})"
+    template_zh = "近28天核销额仅为近半年常态的{value:.0%},低于{threshold:.0%}阈值"
+    template_en = "redemptions in 28 days are {value:.0%} of the merchant's usual half-year level (threshold {threshold:.0%})"
