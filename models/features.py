@@ -122,6 +122,7 @@ def merchant_features(
     peer_sales_28d: float | None = None,
     peer_surge: float | None = None,
     peer_redemption_ratio: float | None = None,
+    peer_deep_share: float | None = None,
 ) -> dict[str, float]:
     """Features of ``state`` after ``day`` has been folded into it.
 
@@ -159,6 +160,8 @@ def merchant_features(
         f["peer_surge"] = peer_surge
     if peer_redemption_ratio is not None:
         f["peer_redemption_ratio"] = peer_redemption_ratio
+    if peer_deep_share is not None:
+        f["peer_deep_share"] = peer_deep_share
 
     last90 = _window(history, day, min(90, observed)) if observed else []
     if observed:
@@ -362,13 +365,19 @@ class PeerNorms:
     (12500.0, 12500.0)
     >>> PeerNorms.lookup(table, "fitness", "海湾镇") is None  # one peer is not a group
     True
+    >>> norms = PeerNorms()
+    >>> for i in range(5):
+    ...     norms.add("fitness", "海湾镇", 10_000.0, deep=i < 2)  # two of five run a deep promotion
+    >>> PeerNorms.industry_deep_share(norms.finish(), "fitness")
+    0.4
     """
 
     def __init__(self) -> None:
         self._groups: dict[str, list[float]] = {}
 
     def add(
-        self, industry: str, town: str, sales_28d: float, surge: float | None = None, redeemed: float | None = None
+        self, industry: str, town: str, sales_28d: float, surge: float | None = None, redeemed: float | None = None,
+        deep: bool | None = None,
     ) -> None:
         for key in (f"{industry}|{town}", industry):
             self._groups.setdefault(key, []).append(sales_28d)
@@ -376,11 +385,15 @@ class PeerNorms:
             self._groups.setdefault(f"surge|{industry}", []).append(surge)
         if redeemed is not None:  # the industry's redemptions against their baseline
             self._groups.setdefault(f"redeemed|{industry}", []).append(redeemed)
+        if deep is not None:  # whether it sells mostly at a deep bonus (a calendar promotion?)
+            self._groups.setdefault(f"deep|{industry}", []).append(1.0 if deep else 0.0)
 
     def finish(self) -> dict[str, float]:
         norms = {}
         for key, values in self._groups.items():
-            if len(values) >= MIN_PEERS:
+            if len(values) >= MIN_PEERS and key.startswith("deep|"):
+                norms[key] = sum(values) / len(values)  # a share of the peers, not a median
+            elif len(values) >= MIN_PEERS:
                 ordered = sorted(values)
                 middle = len(ordered) // 2
                 norms[key] = (
@@ -396,6 +409,11 @@ class PeerNorms:
     def industry_surge(norms: dict[str, float], industry: str) -> float | None:
         """Median of the industry's sales-to-own-baseline ratios (1.0: an ordinary month)."""
         return norms.get(f"surge|{industry}")
+
+    @staticmethod
+    def industry_deep_share(norms: dict[str, float], industry: str) -> float | None:
+        """Share of the industry's established merchants selling mostly at a deep bonus now."""
+        return norms.get(f"deep|{industry}")
 
     @staticmethod
     def industry_redemptions(norms: dict[str, float], industry: str) -> float | None:

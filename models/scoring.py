@@ -168,6 +168,7 @@ class RiskScorer:
         peer_sales_28d: float | None = None,
         peer_surge: float | None = None,
         peer_redemption_ratio: float | None = None,
+        peer_deep_share: float | None = None,
         *,
         learn: bool = True,
     ) -> MerchantScore:
@@ -185,7 +186,9 @@ class RiskScorer:
         >>> state.detector._seen, state.joint_detector._seen  # scored, nothing learned
         (0, 0)
         """
-        return self.judge(self.evidence(state, day, peer_sales_28d, peer_surge, peer_redemption_ratio, learn=learn))
+        return self.judge(
+            self.evidence(state, day, peer_sales_28d, peer_surge, peer_redemption_ratio, peer_deep_share, learn=learn)
+        )
 
     def evidence(
         self,
@@ -194,13 +197,14 @@ class RiskScorer:
         peer_sales_28d: float | None = None,
         peer_surge: float | None = None,
         peer_redemption_ratio: float | None = None,
+        peer_deep_share: float | None = None,
         *,
         learn: bool = True,
     ) -> Evidence:
         """The day's features and detector readings, which no threshold changes (only the chain
         features depend on other merchants' levels: see :func:`models.features.chain_features`);
         the detectors learn the day here."""
-        features = merchant_features(state, day, peer_sales_28d, peer_surge, peer_redemption_ratio)
+        features = merchant_features(state, day, peer_sales_28d, peer_surge, peer_redemption_ratio, peer_deep_share)
         observed = features["observed_days"] > 0
         return Evidence(
             features,

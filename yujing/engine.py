@@ -26,6 +26,8 @@ from alerts.levels import AlertState, LevelPolicy
 from alerts.warnings import build_warning
 from models.calendar import day_date, day_end, day_start, local_day
 from models.features import CHAIN_FEATURES, PeerNorms, case_figures, chain_features
+from models.indicators.deep_discount import MIN_SALES as DEEP_MIN_SALES
+from models.indicators.deep_discount import MOSTLY_DEEP
 from models.online import FeedbackLearner, outcome_label
 from models.scoring import LINK_CODES, Evidence, MerchantScore, RiskScorer
 from models.state import DayTotals, MerchantState, ProfileVersion, merge_day_totals
@@ -467,18 +469,21 @@ class PartitionEngine:
         peer = PeerNorms.lookup(peer_sales, profile.industry, profile.district) if profile else None
         peer_surge = PeerNorms.industry_surge(peer_sales, profile.industry) if profile else None
         peer_redeemed = PeerNorms.industry_redemptions(peer_sales, profile.industry) if profile else None
+        peer_deep = PeerNorms.industry_deep_share(peer_sales, profile.industry) if profile else None
         feedback = state.feedback if isinstance(state.feedback, MerchantFeedback) else None
         # A risk confirmed by staff is a known anomaly: its days teach neither its own baselines
         # nor its peer group what normal looks like.
         known_anomaly = feedback is not None and feedback.known_anomaly_at(day)
         # The detectors are the same under every thresholds version (only their weights are not).
-        evidence = self.scorer.evidence(state, day, peer, peer_surge, peer_redeemed, learn=not known_anomaly)
+        evidence = self.scorer.evidence(state, day, peer, peer_surge, peer_redeemed, peer_deep, learn=not known_anomaly)
         f = evidence.features
         if profile is not None and "sales_baseline_28d" in f and not known_anomaly:
             surge = f["sales_28d"] / f["sales_baseline_28d"] if f["sales_baseline_28d"] >= 3000 else None
             base = f.get("redeemed_long_baseline_28d", 0.0)
             redeemed = f["redeemed_28d"] / base if base >= 5000 else None
-            norms.add(profile.industry, profile.district, f["sales_28d"], surge, redeemed)
+            sales = f["sales_28d"]
+            deep = f["deep_bonus_paid_28d"] / sales >= MOSTLY_DEEP if sales >= DEEP_MIN_SALES else None
+            norms.add(profile.industry, profile.district, f["sales_28d"], surge, redeemed, deep)
         raised_at = totals.last_event_at if totals and totals.last_event_at else day_end(day) - timedelta(seconds=1)
         gathered = GatheredDay(state.merchant_id, profile, totals, evidence, case_figures(state, day, f), raised_at)
         state.prune_profiles(day_end(day))

@@ -5,15 +5,23 @@ from __future__ import annotations
 from models.indicators.base import Indicator, Reading, ramp
 
 MIN_SALES = 5000.0  # yuan in 28 days; a handful of cards proves nothing
+#: A merchant "sells mostly at a deep bonus" above this share, when its industry's peers are
+#: counted (fixed, not the tunable threshold: peer norms must not depend on a thresholds version).
+MOSTLY_DEEP = 0.4
 
 
 class DeepDiscountShare(Indicator):
     """Paid amount of cards with stored value >= 1.3x the price, over all card sales (28 days).
 
-    "充1000送500" and "buy one year get one free" are classic last pushes before closure.
+    "充1000送500" and "buy one year get one free" are classic last pushes before closure. A
+    calendar promotion (Double 11, New Year fitness) that half the industry runs at once is not
+    the merchant's own push: the share is scaled by the share of the industry's peers not selling
+    mostly at a deep bonus at the same time (``peer_deep_share``).
 
     >>> DeepDiscountShare().evaluate({"sales_28d": 40_000, "deep_bonus_paid_28d": 30_000})
     Reading(code='deep_discount_share', value=0.75, threshold=0.4, score=0.875, ...)
+    >>> DeepDiscountShare().evaluate({"sales_28d": 40_000, "deep_bonus_paid_28d": 30_000, "peer_deep_share": 0.5})
+    Reading(code='deep_discount_share', value=0.375, threshold=0.4, score=0.0, ...)
     >>> DeepDiscountShare().evaluate({"sales_28d": 1_000, "deep_bonus_paid_28d": 1_000}) is None
     True
     """
@@ -24,7 +32,8 @@ class DeepDiscountShare(Indicator):
     rationale = "Deep bonuses create liabilities above the cash taken; they precede run-aways."
     rationale_zh = "大额赠送使负债高于实收现金,常见于跑路前。"
     formula = (
-        "share of 28-day card sales (paid, at least 5,000 yuan) sold with stored value ≥ 1.3 × price"
+        "share of 28-day card sales (paid, at least 5,000 yuan) sold with stored value ≥ 1.3 × price, "
+        "× the share of the industry's peers not selling mostly (≥ 40%) so at the same time"
     )
     default_threshold = 0.4
     default_saturation = 0.8
@@ -34,6 +43,7 @@ class DeepDiscountShare(Indicator):
         if sales < MIN_SALES:
             return None
         value = features.get("deep_bonus_paid_28d", 0.0) / sales
+        value *= 1.0 - features.get("peer_deep_share", 0.0)
         return self.reading(
             value,
             ramp(value, self.threshold, self.saturation),
