@@ -2,6 +2,8 @@
 
 Learned by `yujing train --world-seeds 1-8 --merchants 300 --days 300`
 from 1,067,828 merchant-days of 8 randomised worlds (26,864 within 90 days of a collapse).
+custody_drawdown was learned at +0.71 and is held at 0 by hand: its reading is not yet the same in
+the live worker and in a replay (tests/test_observability.py, docs/detection.md).
 """
 
 from models.fusion import LogisticFusion
@@ -28,7 +30,7 @@ FUSION = LogisticFusion(
         'liability_growth': 1.9186,
         'closure_complaints': 3.8581,
         'announced_pause': 1.1902,
-        'custody_drawdown': 0.712,
+        'custody_drawdown': 0.0,
         'baseline_anomaly': 0.5129,
         'joint_anomaly': 1.1073,
     },
