@@ -105,13 +105,10 @@ def long_baseline(history: Sequence[DaySummary], day: int, observed: int) -> flo
     (2800.0, 2800.0)
     """
     earliest = max(day - observed + 1, day - HISTORY_DAYS + 1)
-    redeemed = {h.day: h.redeemed for h in _between(history, earliest, day - SURGE_WINDOW)}
-    windows = []
-    last = day - SURGE_WINDOW
-    while last - SURGE_WINDOW + 1 >= earliest:
-        windows.append(sum(redeemed.get(d, 0.0) for d in range(last - SURGE_WINDOW + 1, last + 1)))
-        last -= 7
-    windows.sort()
+    by_day = {h.day: h.redeemed for h in _between(history, earliest, day - SURGE_WINDOW)}
+    daily = [by_day.get(d, 0.0) for d in range(earliest, day - SURGE_WINDOW + 1)]  # oldest first
+    # Windows ending at the newest day and every 7 days before it, each summed in day order.
+    windows = sorted(sum(daily[end - SURGE_WINDOW:end]) for end in range(len(daily), SURGE_WINDOW - 1, -7))
     middle = len(windows) // 2
     return windows[middle] if len(windows) % 2 else (windows[middle - 1] + windows[middle]) / 2
 
@@ -374,6 +371,7 @@ class PeerNorms:
 
     def __init__(self) -> None:
         self._groups: dict[str, list[float]] = {}
+        self._shares: dict[str, list[bool]] = {}  # yes/no per peer: a norm is the share of yes
 
     def add(
         self, industry: str, town: str, sales_28d: float, surge: float | None = None, redeemed: float | None = None,
@@ -386,19 +384,20 @@ class PeerNorms:
         if redeemed is not None:  # the industry's redemptions against their baseline
             self._groups.setdefault(f"redeemed|{industry}", []).append(redeemed)
         if deep is not None:  # whether it sells mostly at a deep bonus (a calendar promotion?)
-            self._groups.setdefault(f"deep|{industry}", []).append(1.0 if deep else 0.0)
+            self._shares.setdefault(f"deep|{industry}", []).append(deep)
 
     def finish(self) -> dict[str, float]:
         norms = {}
         for key, values in self._groups.items():
-            if len(values) >= MIN_PEERS and key.startswith("deep|"):
-                norms[key] = sum(values) / len(values)  # a share of the peers, not a median
-            elif len(values) >= MIN_PEERS:
+            if len(values) >= MIN_PEERS:
                 ordered = sorted(values)
                 middle = len(ordered) // 2
                 norms[key] = (
                     ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
                 )
+        for key, answers in self._shares.items():
+            if len(answers) >= MIN_PEERS:
+                norms[key] = sum(answers) / len(answers)
         return norms
 
     @staticmethod

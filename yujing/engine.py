@@ -26,8 +26,7 @@ from alerts.levels import AlertState, LevelPolicy
 from alerts.warnings import build_warning
 from models.calendar import day_date, day_end, day_start, local_day
 from models.features import CHAIN_FEATURES, PeerNorms, case_figures, chain_features
-from models.indicators.deep_discount import MIN_SALES as DEEP_MIN_SALES
-from models.indicators.deep_discount import MOSTLY_DEEP
+from models.indicators.deep_discount import sells_mostly_deep
 from models.online import FeedbackLearner, outcome_label
 from models.scoring import LINK_CODES, Evidence, MerchantScore, RiskScorer
 from models.state import DayTotals, MerchantState, ProfileVersion, merge_day_totals
@@ -481,9 +480,7 @@ class PartitionEngine:
             surge = f["sales_28d"] / f["sales_baseline_28d"] if f["sales_baseline_28d"] >= 3000 else None
             base = f.get("redeemed_long_baseline_28d", 0.0)
             redeemed = f["redeemed_28d"] / base if base >= 5000 else None
-            sales = f["sales_28d"]
-            deep = f["deep_bonus_paid_28d"] / sales >= MOSTLY_DEEP if sales >= DEEP_MIN_SALES else None
-            norms.add(profile.industry, profile.district, f["sales_28d"], surge, redeemed, deep)
+            norms.add(profile.industry, profile.district, f["sales_28d"], surge, redeemed, sells_mostly_deep(f))
         raised_at = totals.last_event_at if totals and totals.last_event_at else day_end(day) - timedelta(seconds=1)
         gathered = GatheredDay(state.merchant_id, profile, totals, evidence, case_figures(state, day, f), raised_at)
         state.prune_profiles(day_end(day))

@@ -10,6 +10,19 @@ MIN_SALES = 5000.0  # yuan in 28 days; a handful of cards proves nothing
 MOSTLY_DEEP = 0.4
 
 
+def sells_mostly_deep(features: dict[str, float]) -> bool | None:
+    """Whether the merchant sells mostly (``MOSTLY_DEEP``) at a deep bonus, for its industry's
+    peer norm; None with too few sales to say.
+
+    >>> sells_mostly_deep({"sales_28d": 40_000, "deep_bonus_paid_28d": 30_000}), sells_mostly_deep({"sales_28d": 10})
+    (True, None)
+    """
+    sales = features.get("sales_28d", 0.0)
+    if sales < MIN_SALES:
+        return None
+    return features.get("deep_bonus_paid_28d", 0.0) / sales >= MOSTLY_DEEP
+
+
 class DeepDiscountShare(Indicator):
     """Paid amount of cards with stored value >= 1.3x the price, over all card sales (28 days).
 
