@@ -13,10 +13,13 @@ RUN python -m venv /opt/yujing
 WORKDIR /src
 # README.md is the package's long description (pyproject.toml `readme`), so the build needs it.
 COPY pyproject.toml README.md ./
-COPY yujing ./yujing
+COPY contract ./contract
 COPY models ./models
 COPY alerts ./alerts
+COPY engine ./engine
 COPY streams ./streams
+COPY cases ./cases
+COPY yujing ./yujing
 RUN /opt/yujing/bin/pip install --upgrade pip \
  && /opt/yujing/bin/pip install .
 

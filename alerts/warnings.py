@@ -6,8 +6,8 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
+from contract.records import IndicatorReading, Warning
 from models.scoring import Contribution
-from yujing.contract import IndicatorReading, Warning
 
 
 def warning_id(merchant_id: str, day: str, transition: str, previous: str | None, level: str) -> str:

@@ -2,11 +2,11 @@
 
     .venv/bin/python bench/case_ingest.py [--warnings 3000] [--database-url URL]
 
-Without ``--database-url`` it starts a throwaway local PostgreSQL (``yujing.database``). Both
+Without ``--database-url`` it starts a throwaway local PostgreSQL (``yujing.services.database``). Both
 runs store the same warnings, one transaction per warning, as the service does:
 
 * baseline: ``INSERT`` of the warning row alone (what any consumer writing to PostgreSQL pays);
-* case desk: :func:`yujing.cases.store.ingest_warning` (advisory lock, dedup lookups, the alert
+* case desk: :func:`cases.store.ingest_warning` (advisory lock, dedup lookups, the alert
   policy, case/merchant rows, audit events, outbox rows).
 
 Reports warnings per second for each and the ratio. Speed depends on the machine; the ratio is
@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from alerts.cases import ResponsePolicy  # noqa: E402
 from alerts.policy import AlertPolicy  # noqa: E402
+from cases import db, store  # noqa: E402
+from cases.schema import warnings  # noqa: E402
 from tests.case_factories import warning_record  # noqa: E402
-from yujing.cases import db, store  # noqa: E402
-from yujing.cases.schema import warnings  # noqa: E402
-from yujing.database import LocalPostgres, scratch_database  # noqa: E402
+from yujing.services.database import LocalPostgres, scratch_database  # noqa: E402
 
 LEVELS = ("blue", "yellow", "orange", "red")
 

@@ -10,14 +10,14 @@ chosen with ``since`` as ``yujing backtest --since`` does, and the replay before
 
 Measured, in this order (the what-ifs first, so their replay processes fork from a small parent):
 
-* the first what-if on this history: :func:`yujing.whatif.compare` of the built-in set against a
+* the first what-if on this history: :func:`engine.whatif_replay.compare` of the built-in set against a
   candidate with lower cut-offs, with the labels, then its HTML report. It replays the history
   before the window once and keeps the checkpoint (in a temporary cache), then the window twice,
   side by side in two processes;
 * the next what-if, as an operator tries another candidate (higher cut-offs): from the checkpoint
   and the recording of the first one's current side, so the candidate is judged on that recording
-  (:mod:`yujing.rejudge`) instead of replaying the window;
-* one plain :func:`yujing.backtest.run_backtest` of the same files, in this process: the baseline.
+  (:mod:`engine.rejudge`) instead of replaying the window;
+* one plain :func:`engine.replay.run_backtest` of the same files, in this process: the baseline.
 
 Reports wall seconds, each what-if's ratio to the plain backtest, records per second and the peak
 resident memory (``resource.getrusage``: this process, and the largest replay process).
@@ -38,12 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import orjson  # noqa: E402
 
-from yujing.backtest import run_backtest  # noqa: E402
-from yujing.checkpoints import CheckpointCache  # noqa: E402
+from alerts.threshold_history import ThresholdSchedule  # noqa: E402
+from alerts.thresholds import ThresholdSet, builtin_thresholds  # noqa: E402
+from engine.checkpoints import CheckpointCache  # noqa: E402
+from engine.replay import run_backtest  # noqa: E402
+from engine.whatif_replay import compare, count_events  # noqa: E402
 from yujing.simulator import SimulationConfig, simulate  # noqa: E402
-from yujing.threshold_history import ThresholdSchedule  # noqa: E402
-from yujing.thresholds import ThresholdSet, builtin_thresholds  # noqa: E402
-from yujing.whatif import compare, count_events, render_html  # noqa: E402
+from yujing.whatif_report import render_html  # noqa: E402
 
 PARTITIONS = 6
 LATENESS = timedelta(hours=6)

@@ -3,12 +3,12 @@
     .venv/bin/python bench/worker_observability.py [--merchants 200] [--days 365] [--repeat 3]
 
 Both runs replay the same simulated files through the live scoring core (``run_backtest``: the
-worker's :class:`~yujing.engine.PartitionEngine` and chain stage, without Kafka):
+worker's :class:`~engine.partition.PartitionEngine` and chain stage, without Kafka):
 
 * baseline: the core alone;
 * observed: plus what the worker adds per record and per scored merchant-day, in-process: the
   record counter and the processing-time histogram (``streams.metrics.WorkerMetrics``), and for
-  every scored merchant-day the history record (``yujing.history.merchant_day_record``), its JSON and
+  every scored merchant-day the history record (``engine.merchant_days.merchant_day_record``), its JSON and
   the score histogram. The Kafka send of that record is not in it (the broker's cost, measured
   by the end-to-end runs).
 
@@ -30,11 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import orjson  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
+from contract.districts import industry_label  # noqa: E402
+from engine.merchant_days import merchant_day_record  # noqa: E402
+from engine.partition import DayResult  # noqa: E402
+from engine.replay import iter_events, run_backtest  # noqa: E402
 from streams.metrics import WorkerMetrics  # noqa: E402
-from yujing.backtest import iter_events, run_backtest  # noqa: E402
-from yujing.districts import industry_label  # noqa: E402
-from yujing.engine import DayResult  # noqa: E402
-from yujing.history import merchant_day_record  # noqa: E402
 from yujing.simulator import SimulationConfig, simulate  # noqa: E402
 
 PARTITIONS = 6

@@ -11,23 +11,26 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import faust
 import orjson
 from aiokafka.errors import KafkaError
 
 from alerts.chains import ChainNotice, ChainSignal
+from alerts.threshold_history import ThresholdSchedule
+from contract.districts import industry_label
+from contract.records import DeadLetter, decode, dumps
+from engine.merchant_days import merchant_day_record, record_key
+from engine.partition import Outcome
 from models.calendar import day_end
 from streams.app import Pipeline, create_pipeline
 from streams.metrics import WorkerMetrics
-from streams.thresholds import PublicationFeed, apply_publications
+from streams.threshold_feed import PublicationFeed, apply_publications
 from streams.watchdog import PartitionWatchdog, RepeatSchedule, settled
-from yujing.contract import DeadLetter, decode, dumps
-from yujing.districts import industry_label
-from yujing.engine import Outcome
-from yujing.history import merchant_day_record, record_key
-from yujing.settings import Settings
-from yujing.threshold_history import ThresholdSchedule
+
+if TYPE_CHECKING:
+    from yujing.settings import Settings  # passed in by the shell, never imported at run time
 
 log = logging.getLogger("yujing.worker")
 

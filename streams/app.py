@@ -6,16 +6,18 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 from prometheus_client import CollectorRegistry
 
 from alerts.chains import ChainDirectory
+from alerts.threshold_history import ThresholdSchedule
+from engine.partition import DayResult, PartitionEngine
 from streams.metrics import WorkerMetrics
-from yujing.engine import DayResult, PartitionEngine
-from yujing.settings import Settings
-from yujing.threshold_history import ThresholdSchedule
+
+if TYPE_CHECKING:
+    from yujing.settings import Settings  # passed in by the shell, never imported at run time
 
 
 @dataclass
@@ -35,7 +37,7 @@ class Pipeline:
     chains: ChainDirectory
     partitions: int
     metrics: WorkerMetrics
-    # Every scored merchant-day, to the case service's drill-down history (yujing.history).
+    # Every scored merchant-day, to the case service's drill-down history (engine.merchant_days).
     merchant_days: faust.TopicT
     # The engine's scored days since the last emit (filled by its on_day_scored hook).
     scored_days: list[DayResult] = field(default_factory=list)

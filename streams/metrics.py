@@ -26,10 +26,10 @@ from prometheus_client import (
 )
 
 from alerts.levels import LEVELS
+from contract.districts import INDUSTRY_LABELS, TOWN_LABELS, industry_label, town_label
+from contract.records import DEADLETTER_REASONS, Transition, Warning
 from models.indicators import ALL_INDICATORS
 from models.scoring import DETECTOR_CODE, JOINT_DETECTOR_CODE
-from yujing.contract import DEADLETTER_REASONS, Transition, Warning
-from yujing.districts import INDUSTRY_LABELS, TOWN_LABELS, industry_label, town_label
 
 # No ``*_created`` twin per counter and histogram series: it doubles the series for a
 # timestamp nothing here reads.

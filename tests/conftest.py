@@ -21,9 +21,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from yujing.broker import LocalBroker, TopicSpec, contract_topics
-from yujing.database import LocalPostgres, scratch_database
-from yujing.processes import stop_worker
+from streams.topics import TopicSpec, contract_topics
+from yujing.services.broker import LocalBroker
+from yujing.services.database import LocalPostgres, scratch_database
+from yujing.services.processes import stop_worker
 from yujing.settings import Settings, TopicNames
 
 
@@ -89,7 +90,7 @@ def database_url(postgres_url: str) -> Iterator[str]:
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     """A SQLAlchemy engine on this test's scratch database, migrated to the case desk's schema."""
-    from yujing.cases import db
+    from cases import db
 
     db.migrate(database_url)
     engine = db.make_engine(database_url)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+from contract.records import Complaint, InputEvent, MerchantProfile, Transaction
 from models.calendar import SHANGHAI
-from yujing.contract import Complaint, InputEvent, MerchantProfile, Transaction
 
 START = date(2026, 1, 1)
 

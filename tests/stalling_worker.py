@@ -58,6 +58,6 @@ if os.environ.get("YUJING_TEST_HEAL_FAILS") == "1":
     streams.watchdog.PartitionWatchdog._heal = heal_that_does_not_help  # type: ignore[method-assign]
 
 if __name__ == "__main__":
-    from yujing.cli import app as cli
+    from yujing.cli.app import app as cli
 
     cli(["worker"], prog_name="yujing")

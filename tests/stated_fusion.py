@@ -15,8 +15,8 @@ each reading counts on its own, as in a plain logistic model.
 
 from __future__ import annotations
 
+from alerts.thresholds import ThresholdSet, builtin_thresholds
 from models.indicators import ALL_INDICATORS
-from yujing.thresholds import ThresholdSet, builtin_thresholds
 
 STATED_INTERCEPT = -5.0
 STATED_WEIGHTS: dict[str, float] = {

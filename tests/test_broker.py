@@ -1,4 +1,4 @@
-"""Tests of the local Kafka broker manager, :mod:`yujing.broker`.
+"""Tests of the local Kafka broker manager, :mod:`yujing.services.broker`.
 
 Most tests need neither Java nor Maven; ``test_local_broker_lifecycle`` (marked
 ``kafka``) runs a real broker on free ports in a temporary home, reusing the
@@ -18,14 +18,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from yujing import settings as settings_module
-from yujing.broker import (
+import yujing.settings as settings_module
+from streams.topics import TopicSpec, contract_topics
+from yujing.services.broker import (
     BrokerError,
     LocalBroker,
-    TopicSpec,
     broker_app,
     broker_from_settings,
-    contract_topics,
     kafka_responds,
     last_logged_error,
     maven_failure_reason,

@@ -12,10 +12,10 @@ from sqlalchemy import Engine
 
 from alerts.cases import ResponsePolicy
 from alerts.policy import AlertPolicy
+from cases import db, store
+from cases.api import create_app
+from cases.config import CaseSettings
 from tests.case_factories import warning_record
-from yujing.cases import db, store
-from yujing.cases.api import create_app
-from yujing.cases.config import CaseSettings
 from yujing.settings import Settings
 
 with python_warnings.catch_warnings():

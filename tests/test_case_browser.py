@@ -25,10 +25,10 @@ from sqlalchemy import Engine
 
 from alerts.policy import AlertPolicy
 from alerts.warnings import warning_id
+from cases import store
+from cases.api import create_app
+from cases.config import CaseSettings
 from models.calendar import SHANGHAI
-from yujing.cases import store
-from yujing.cases.api import create_app
-from yujing.cases.config import CaseSettings
 from yujing.settings import Settings, TopicNames
 
 CHROMIUM = Path("/usr/bin/chromium")

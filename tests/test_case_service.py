@@ -27,14 +27,14 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from sqlalchemy import Engine, func, select
 
+from cases import db, store
+from cases.config import CaseSettings
+from cases.schema import cases, outbox, warnings
+from cases.service import CaseService, backlog, verify
 from tests.case_factories import warning_record
 from tests.conftest import _free_port
-from yujing.cases import db, store
-from yujing.cases.config import CaseSettings
-from yujing.cases.schema import cases, outbox, warnings
-from yujing.cases.service import CaseService, backlog, verify
-from yujing.database import LocalPostgres
-from yujing.processes import settings_env
+from yujing.services.database import LocalPostgres
+from yujing.services.processes import settings_env
 from yujing.settings import Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -230,7 +230,7 @@ def start_service(settings: Settings, database: str, cases: CaseSettings, log: P
     env = {**os.environ, **settings_env(settings), "YUJING_DATABASE_URL": database,
            "YUJING_CASES_CONSUMER_GROUP": cases.consumer_group, "YUJING_CASES_PORT": str(cases.port),
            "YUJING_CASES_POLL_SECONDS": "0.2"}
-    return subprocess.Popen([sys.executable, "-m", "yujing.cli", "cases", "serve"], env=env,
+    return subprocess.Popen([sys.executable, "-m", "yujing.cli.app", "cases", "serve"], env=env,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -297,7 +297,8 @@ def test_postgres_restart_loses_nothing(kafka_settings: Settings) -> None:
 
 def test_kafka_restart_loses_nothing(database_url: str, tmp_path: Path) -> None:
     """The broker goes away and comes back (same data): the service reconnects and reads on."""
-    from yujing.broker import LocalBroker, contract_topics
+    from streams.topics import contract_topics
+    from yujing.services.broker import LocalBroker
 
     broker = LocalBroker(home=tmp_path / "broker", cache_dir=Settings().cache_dir, port=_free_port(),
                          controller_port=_free_port())

@@ -11,9 +11,9 @@ from sqlalchemy import Engine, func, select
 
 from alerts.cases import CaseActionDenied, CaseActionInvalid, ResponsePolicy
 from alerts.policy import AlertPolicy
+from cases import db, store
+from cases.schema import cases, metadata, outbox, warnings
 from tests.case_factories import warning_record
-from yujing.cases import db, store
-from yujing.cases.schema import cases, metadata, outbox, warnings
 
 pytestmark = pytest.mark.postgres
 

@@ -13,13 +13,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
 
 from alerts.policy import AlertPolicy
+from cases import store
+from cases.api import create_app
+from cases.config import CaseSettings
+from cases.schema import users
+from cases.service import utcnow
 from models.calendar import SHANGHAI
 from tests.case_factories import reading, warning_record
-from yujing.cases import store
-from yujing.cases.api import create_app
-from yujing.cases.config import CaseSettings
-from yujing.cases.schema import users
-from yujing.cases.service import utcnow
 from yujing.settings import Settings, TopicNames
 
 pytestmark = pytest.mark.postgres

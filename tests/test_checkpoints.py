@@ -1,4 +1,4 @@
-"""Replay checkpoints (yujing.backtest.Replay, yujing.checkpoints): a replay stopped at a moment
+"""Replay checkpoints (engine.replay.Replay, engine.checkpoints): a replay stopped at a moment
 of event time, pickled and resumed, gives exactly what one replay from the start gives, also with
 a threshold schedule that changes at the window; the cache finds a checkpoint only for the same
 code, settings, thresholds and file prefixes, and keeps it valid when records are appended.
@@ -15,15 +15,15 @@ from pathlib import Path
 import orjson
 import pytest
 
+from alerts.threshold_history import ThresholdSchedule
+from alerts.thresholds import ThresholdSet
+from contract.records import Feedback, Warning
+from engine.checkpoints import CheckpointCache
+from engine.replay import Replay, run_backtest
+from engine.whatif_replay import schedule_for, warm_up
 from models.calendar import SHANGHAI, day_start
 from tests.stated_fusion import STATED_CUTOFFS, stated_data, stated_thresholds
-from yujing.backtest import Replay, run_backtest
-from yujing.checkpoints import CheckpointCache
-from yujing.contract import Feedback, Warning
 from yujing.simulator import SimulationConfig, simulate
-from yujing.threshold_history import ThresholdSchedule
-from yujing.thresholds import ThresholdSet
-from yujing.whatif import schedule_for, warm_up
 
 SIMULATION = SimulationConfig(merchants=16, days=120, seed=11)
 PARTITIONS = 6
@@ -182,7 +182,7 @@ def test_the_cache_finds_a_checkpoint_only_for_the_same_history_code_and_setting
     (changed / "feedback.jsonl").write_bytes(b"")
     assert cache.load(changed, **options) is None
     # Not after the code changed.
-    monkeypatch.setattr("yujing.checkpoints.code_fingerprint", lambda: "other code")
+    monkeypatch.setattr("engine.checkpoints.code_fingerprint", lambda: "other code")
     assert cache.load(events_dir, **options) is None
 
 

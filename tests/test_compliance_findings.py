@@ -1,4 +1,4 @@
-"""The compliance findings register (yujing/cases/findings.py): the pure transitions without a
+"""The compliance findings register (cases/findings.py): the pure transitions without a
 database, then the register fed by the merchant-day history on a real PostgreSQL, and the
 compliance desk's API, web page, CLI and gauge."""
 
@@ -16,12 +16,12 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, select
 
 from alerts.cases import CaseActionDenied, CaseActionInvalid
+from cases import findings_desk, store
+from cases.findings import CODES, Finding, Observation, desk_status, fold, step
+from cases.history import record_days
+from cases.schema import compliance_findings, merchant_indicator_days
+from engine.merchant_days import IndicatorReading, MerchantDay
 from models.scoring import COMPLIANCE
-from yujing.cases import findings_desk, store
-from yujing.cases.findings import CODES, Finding, Observation, desk_status, fold, step
-from yujing.cases.history import record_days
-from yujing.cases.schema import compliance_findings, merchant_indicator_days
-from yujing.history import IndicatorReading, MerchantDay
 
 with python_warnings.catch_warnings():
     python_warnings.simplefilter("ignore")
@@ -242,8 +242,8 @@ def test_handling_is_kept_through_its_episode_and_a_recurrence_opens_again(engin
 
 @pytest.fixture
 def desk(engine: Engine) -> dict[str, Any]:
-    from yujing.cases.api import create_app
-    from yujing.cases.config import CaseSettings
+    from cases.api import create_app
+    from cases.config import CaseSettings
     from yujing.settings import Settings
 
     with engine.begin() as conn:
@@ -341,8 +341,8 @@ def test_cli_lists_and_handles_findings(desk: dict[str, Any], monkeypatch: pytes
     from rich.console import Console
     from typer.testing import CliRunner
 
-    from yujing.cases import cli
-    from yujing.cases.cli import cases_app
+    from cases import cli
+    from yujing.cli.cases import cases_app
 
     client = TestClient(desk["app"])
 
@@ -363,7 +363,7 @@ def test_cli_lists_and_handles_findings(desk: dict[str, Any], monkeypatch: pytes
 
 
 def test_gauge_counts_findings_by_code_and_status(desk: dict[str, Any]) -> None:
-    from yujing.cases.metrics import CaseMetrics
+    from cases.metrics import CaseMetrics
 
     registry = CollectorRegistry()
     CaseMetrics(registry).watch_database(desk["engine"], lambda: NOW)
@@ -379,8 +379,8 @@ def test_gauge_counts_findings_by_code_and_status(desk: dict[str, Any]) -> None:
 def test_rebuild_reads_history_recorded_before_the_register(engine: Engine) -> None:
     from sqlalchemy import delete
 
-    from yujing.cases.findings import rebuild
-    from yujing.cases.schema import compliance_merchants
+    from cases.findings import rebuild
+    from cases.schema import compliance_merchants
 
     write(engine, [record(m, n, {CAP: 0.5 if n != 2 else 0.0}) for m in ("m1", "m2") for n in range(5)])
     built = register(engine)

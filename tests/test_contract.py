@@ -7,7 +7,7 @@ import base64
 import orjson
 import pytest
 
-from yujing.contract import Complaint, DeadLetter, MerchantProfile, Transaction, decode
+from contract.records import Complaint, DeadLetter, MerchantProfile, Transaction, decode
 
 SALE = {
     "event_id": "e-1",

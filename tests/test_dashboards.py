@@ -33,7 +33,7 @@ SPEC_METRICS = {
 }
 HISTOGRAMS = {"yujing_event_processing_seconds", "yujing_event_to_warning_latency_seconds", "yujing_risk_score"}
 # Beyond the spec: the worker's partition watchdog (streams/watchdog.py), the case desk's
-# compliance findings (yujing/cases/findings.py).
+# compliance findings (cases/findings.py).
 KNOWN_METRICS = SPEC_METRICS | {"yujing_partition_stalls_total", "yujing_compliance_findings"} | {f"{name}{suffix}" for name in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
 
 BOARDS = gen.dashboards()

@@ -1,4 +1,4 @@
-"""Tests of the local PostgreSQL manager, :mod:`yujing.database`.
+"""Tests of the local PostgreSQL manager, :mod:`yujing.services.database`.
 
 The pure tests need no PostgreSQL. Tests marked ``postgres`` run real clusters from the
 machine's server programs (``apt-get install postgresql``) on free ports, each in a temporary
@@ -23,8 +23,8 @@ import pytest
 import sqlalchemy
 from typer.testing import CliRunner
 
-from yujing import settings as settings_module
-from yujing.database import (
+import yujing.settings as settings_module
+from yujing.services.database import (
     DatabaseError,
     LocalPostgres,
     PostmasterInfo,
@@ -332,7 +332,7 @@ def test_cli_error_is_one_red_line_without_traceback(
     empty = cli_env / "empty-bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    monkeypatch.setattr("yujing.database.DEBIAN_ROOT", empty)
+    monkeypatch.setattr("yujing.services.database.DEBIAN_ROOT", empty)
     result = CliRunner().invoke(db_app, ["start"])
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
@@ -342,7 +342,7 @@ def test_cli_error_is_one_red_line_without_traceback(
 
 
 def test_the_main_cli_mounts_db() -> None:
-    from yujing.cli import app
+    from yujing.cli.app import app
 
     result = CliRunner().invoke(app, ["db", "--help"])
     assert result.exit_code == 0

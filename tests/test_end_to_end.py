@@ -31,17 +31,17 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from alerts.threshold_history import ThresholdSchedule
+from alerts.thresholds import render_yaml
+from contract.records import Feedback, Warning
+from engine.replay import FEEDBACK_FILE, BacktestResult, iter_events, run_backtest, write_records
+from streams.clients import group_progress, input_topics, read_records
 from tests.conftest import isolated_settings
 from tests.stated_fusion import stated_thresholds
 from tests.test_broker import free_ports
-from yujing.backtest import FEEDBACK_FILE, BacktestResult, iter_events, run_backtest, write_records
-from yujing.contract import Feedback, Warning
-from yujing.kafka_io import group_progress, input_topics, read_records
-from yujing.processes import settings_env, start_worker, stop_worker
+from yujing.services.processes import settings_env, start_worker, stop_worker
 from yujing.settings import Settings
 from yujing.simulator import SimulationConfig, simulate
-from yujing.threshold_history import ThresholdSchedule
-from yujing.thresholds import render_yaml
 
 pytestmark = pytest.mark.kafka
 
@@ -240,7 +240,7 @@ def test_live_and_backtest_emit_the_same_warnings(live_run: LiveRun) -> None:
 def test_chain_contagion_crosses_partitions_live_as_in_the_backtest(live_run: LiveRun) -> None:
     """The chain's stores hash to different partitions; each still hears of the other's level
     (through the worker's chain agent live, in-line in the backtest) and the warnings agree."""
-    from yujing.backtest import partition_for
+    from engine.replay import partition_for
 
     chain = [label["merchant_id"] for label in live_run.labels if label["chain_id"]]
     assert len(chain) >= 2 and len({partition_for(m, 4) for m in chain}) > 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
+from contract.records import InputEvent, MerchantProfile, Transaction
+from engine.partition import PartitionEngine
 from tests.factories import (
     START,
     complaint,
@@ -15,8 +17,6 @@ from tests.factories import (
     steady_merchant,
     time_ordered,
 )
-from yujing.contract import InputEvent, MerchantProfile, Transaction
-from yujing.engine import PartitionEngine
 
 
 def engine() -> PartitionEngine:

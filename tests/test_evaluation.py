@@ -13,10 +13,10 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from contract.labels import load_labels
 from models.indicators import ALL_INDICATORS
-from yujing.cli import app
+from yujing.cli.app import app
 from yujing.evaluation import ScenarioFigures, combine, evaluate
-from yujing.labels import load_labels
 
 ROOT = Path(__file__).resolve().parent.parent
 REFEREE = ROOT.parent / "shared" / "pilot" / "score.py"  # in CI the repository sits beside ../shared
@@ -87,8 +87,8 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
 
 def test_world_seeds_simulate_replay_judge_and_record(small_world: tuple[Path, dict]) -> None:
-    from yujing.indicator_evidence import evidence_table
-    from yujing.recording import READING_CODES, load_days
+    from engine.indicator_evidence import evidence_table
+    from engine.recording import READING_CODES, load_days
 
     work, payload = small_world
     assert list(payload) == ["world 5"]  # one world: no pooled entry
@@ -208,7 +208,7 @@ def test_unreadable_labels_and_missing_warnings_are_one_line(tmp_path: Path) -> 
 
 
 def test_indicator_table_in_docs_is_generated_from_the_code() -> None:
-    from yujing.indicator_docs import markdown
+    from models.indicator_docs import markdown
 
     committed = (ROOT / "docs" / "indicators.md").read_text(encoding="utf-8")
     assert committed == markdown(), "docs/indicators.md is stale: run `yujing indicators --markdown > docs/indicators.md`"

@@ -10,15 +10,15 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from alerts.threshold_history import ThresholdSchedule
+from engine.explain import ExplainedDay, Timeline, collect, read_label, table_rows
+from engine.partition import DayResult
+from engine.replay import BacktestResult, partition_for, run_backtest
 from models.calendar import SHANGHAI
-from yujing.backtest import BacktestResult, partition_for, run_backtest
-from yujing.cli import app
-from yujing.engine import DayResult
-from yujing.explain import ExplainedDay, Timeline, collect, read_label, table_rows
+from yujing.cli.app import app
 from yujing.explain_plot import write_png
 from yujing.settings import get_settings
 from yujing.simulator import SimulationConfig, simulate
-from yujing.threshold_history import ThresholdSchedule
 
 # Seed 1 of this size has a chain whose stores collapse one after another (chain_contagion readings).
 SIMULATION = SimulationConfig(merchants=40, days=150, seed=1)

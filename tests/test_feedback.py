@@ -16,19 +16,9 @@ import orjson
 import pytest
 
 from alerts.feedback import FeedbackEntry, FeedbackHold, MerchantFeedback
-from models.calendar import local_day
-from models.state import MerchantState
-from tests.factories import START, at, complaint, profile, sale, steady_merchant, time_ordered
-from tests.stated_fusion import stated_data
-from yujing.backtest import (
-    FEEDBACK_FILE,
-    BacktestResult,
-    iter_events,
-    partition_for,
-    run_backtest,
-    write_records,
-)
-from yujing.contract import (
+from alerts.threshold_history import ThresholdSchedule
+from alerts.thresholds import ThresholdSet
+from contract.records import (
     Complaint,
     DeadLetter,
     Feedback,
@@ -38,9 +28,19 @@ from yujing.contract import (
     Warning,
     decode,
 )
-from yujing.engine import PartitionEngine
-from yujing.threshold_history import ThresholdSchedule
-from yujing.thresholds import ThresholdSet
+from engine.partition import PartitionEngine
+from engine.replay import (
+    FEEDBACK_FILE,
+    BacktestResult,
+    iter_events,
+    partition_for,
+    run_backtest,
+    write_records,
+)
+from models.calendar import local_day
+from models.state import MerchantState
+from tests.factories import START, at, complaint, profile, sale, steady_merchant, time_ordered
+from tests.stated_fusion import stated_data
 
 # -- the pure rule ---------------------------------------------------------------------------
 
@@ -369,8 +369,8 @@ def test_every_warning_carries_name_chain_and_figures_point_in_time() -> None:
 
 
 def test_the_worker_creates_and_reads_the_feedback_topic_with_the_inputs() -> None:
-    from yujing.broker import worker_topics
-    from yujing.kafka_io import input_topics
+    from streams.clients import input_topics
+    from streams.topics import worker_topics
     from yujing.settings import Settings, TopicNames
 
     settings = Settings(input_partitions=4, topics=TopicNames(feedback="t.fb"))

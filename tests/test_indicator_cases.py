@@ -16,6 +16,8 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
+from contract.records import InputEvent, Transaction
+from engine.partition import Outcome, PartitionEngine
 from models.calendar import SHANGHAI
 from models.features import (
     CUSTODY_SHARE,
@@ -53,8 +55,6 @@ from models.indicators.liability_months import MIN_BALANCE as LIABILITY_MIN_BALA
 from models.indicators.silence import MIN_BALANCE as SILENCE_MIN_BALANCE
 from models.state import GYM_PACKAGE_CAP, NAMED_CARD_CAP, DayTotals, MerchantState, ProfileVersion
 from tests.factories import START, at, complaint, profile, redemption, sale
-from yujing.contract import InputEvent, Transaction
-from yujing.engine import Outcome, PartitionEngine
 
 # ---------------------------------------------------------------------------------------------
 # Helpers: merchant state built day by day (pure), and the engine replaying plain events

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from contract.labels import Label
+from engine.indicator_evidence import WINDOW_DAYS, evidence_table, first_firing, render_rows
+from engine.recording import MerchantDays
 from yujing.evaluation import World, WorldRun, combine, evaluate, evidence
-from yujing.indicator_evidence import WINDOW_DAYS, evidence_table, first_firing, render_rows
-from yujing.labels import Label
-from yujing.recording import MerchantDays
 
 COLLAPSE = date(2025, 5, 1)
 C = COLLAPSE.toordinal()

@@ -22,24 +22,24 @@ import pytest
 import yaml
 from sqlalchemy import Engine, func, select, text
 
+from alerts.threshold_history import publication
+from alerts.thresholds import builtin_thresholds
+from cases import db
+from cases.schema import merchant_days, merchant_indicator_days, threshold_versions
+from cases.service import backlog
 from deploy.grafana.dashboards import Query, all_queries, substitute
+from engine.partition import DayResult
+from engine.replay import iter_events, run_backtest
 from models.calendar import day_date
 from models.fusion import sigmoid
+from streams.clients import publish_thresholds
 from tests.conftest import _free_port, isolated_settings
 from tests.test_end_to_end import publish_with_redeliveries, wait_until_consumed
-from yujing.backtest import iter_events, run_backtest
-from yujing.cases import db
-from yujing.cases.schema import merchant_days, merchant_indicator_days, threshold_versions
-from yujing.cases.service import backlog
-from yujing.database import scratch_database
-from yujing.engine import DayResult
-from yujing.kafka_io import publish_thresholds
-from yujing.processes import start_case_service, start_worker, stop_worker
-from yujing.prometheus import LocalPrometheus
+from yujing.services.database import scratch_database
+from yujing.services.processes import start_case_service, start_worker, stop_worker
+from yujing.services.prometheus import LocalPrometheus
 from yujing.settings import Settings
 from yujing.simulator import SimulationConfig, simulate
-from yujing.threshold_history import publication
-from yujing.thresholds import builtin_thresholds
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "yujing-pipeline.yml"

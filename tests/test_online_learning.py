@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from alerts.threshold_history import ThresholdSchedule
+from alerts.thresholds import ThresholdSet
+from contract.labels import load_label_rows
+from contract.records import InputEvent, MerchantProfile, Transaction, Warning
+from engine.partition import PartitionClock
+from engine.replay import FEEDBACK_FILE, BacktestResult, Replay, write_records
 from models.online import MAX_CORRECTION, FeedbackLearner
 from tests.factories import complaint, steady_merchant, time_ordered
 from tests.stated_fusion import stated_data
-from yujing.backtest import FEEDBACK_FILE, BacktestResult, Replay, write_records
-from yujing.contract import InputEvent, MerchantProfile, Transaction, Warning
-from yujing.engine import PartitionClock
 from yujing.evaluation import URGENT, false_alarm_desk
-from yujing.labels import load_label_rows
-from yujing.threshold_history import ThresholdSchedule
-from yujing.thresholds import ThresholdSet
 
 # A complaint storm (complaint_surge + severe_complaints) scores 0.65 with these: orange.
 WEIGHTS = {"complaint_surge": 2.08, "severe_complaints": 1.53, "silence": 4.16, "sales_surge": 1.53}

@@ -1,4 +1,4 @@
-"""Judging a recorded window again (yujing.rejudge): for every kind of thresholds change, the
+"""Judging a recorded window again (engine.rejudge): for every kind of thresholds change, the
 warnings are exactly a full replay's with the candidate published to take effect at the window,
 on a history with chains, shared legal representatives and staff's feedback; a trace that does
 not fit the replay is refused (Diverged), and a what-if then replays instead.
@@ -17,16 +17,16 @@ from typing import Any
 import orjson
 import pytest
 
+from alerts.threshold_history import ThresholdSchedule
+from alerts.thresholds import ThresholdSet
+from contract.records import Feedback, Warning
+from engine.checkpoints import CheckpointCache
+from engine.rejudge import Diverged, Trace, rejudge
+from engine.replay import Replay, run_backtest, write_records
+from engine.whatif_replay import compare, schedule_for
 from models.calendar import day_start
 from tests.stated_fusion import STATED_CUTOFFS, stated_data, stated_thresholds
-from yujing.backtest import Replay, run_backtest, write_records
-from yujing.checkpoints import CheckpointCache
-from yujing.contract import Feedback, Warning
-from yujing.rejudge import Diverged, Trace, rejudge
 from yujing.simulator import SimulationConfig, simulate
-from yujing.threshold_history import ThresholdSchedule
-from yujing.thresholds import ThresholdSet
-from yujing.whatif import compare, schedule_for
 
 # Seed 1 of this size has chains and shared representatives whose levels reach sister stores.
 SIMULATION = SimulationConfig(merchants=40, days=150, seed=1)
@@ -182,7 +182,7 @@ def test_a_what_if_replays_the_candidate_when_the_recording_does_not_fit(
     def refuse(*_: object, **__: object) -> list[Warning]:
         raise Diverged("other merchants scored on day 1 of partition 0")
 
-    monkeypatch.setattr("yujing.whatif.rejudge", refuse)
+    monkeypatch.setattr("engine.whatif_replay.rejudge", refuse)
     replayed = compare(events_dir, stated_thresholds(), candidate, **options)
     assert replayed.method.startswith("replayed (the candidate changes which merchants are scored")
     assert replayed.summary == first.summary

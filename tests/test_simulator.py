@@ -17,6 +17,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from yujing.cli.simulate import simulate_command
 from yujing.simulator import (
     COLLAPSE_SCENARIOS,
     LOOKALIKE_SCENARIOS,
@@ -26,7 +27,6 @@ from yujing.simulator import (
     scaled_mix,
     simulate,
 )
-from yujing.simulator.cli import simulate_command
 from yujing.simulator.custody import CUSTODY_TIER, required_custody
 
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")

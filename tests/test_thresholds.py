@@ -18,6 +18,23 @@ import pytest
 import yaml
 
 from alerts.levels import LEVELS, LevelPolicy
+from alerts.thresholds import (
+    RANGES,
+    WEIGHT,
+    Change,
+    ThresholdsError,
+    ThresholdSet,
+    builtin_thresholds,
+    diff,
+    load_thresholds,
+    main,
+    parse_thresholds,
+    render_yaml,
+)
+from alerts.thresholds import _num as shown_number
+from alerts.thresholds import _yaml_number as yaml_number
+from cases.config import CaseSettings
+from engine.partition import DayResult, PartitionEngine
 from models.indicators import ALL_INDICATORS
 from models.learned import FUSION, LEVEL_CUTOFFS
 from models.scoring import DETECTOR_CODE, JOINT_DETECTOR_CODE, RiskScorer
@@ -32,23 +49,6 @@ from tests.stated_fusion import (
     stated_data,
     stated_thresholds,
 )
-from yujing.cases.config import CaseSettings
-from yujing.engine import DayResult, PartitionEngine
-from yujing.thresholds import (
-    RANGES,
-    WEIGHT,
-    Change,
-    ThresholdsError,
-    ThresholdSet,
-    builtin_thresholds,
-    diff,
-    load_thresholds,
-    main,
-    parse_thresholds,
-    render_yaml,
-)
-from yujing.thresholds import _num as shown_number
-from yujing.thresholds import _yaml_number as yaml_number
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FILE = ROOT / "deploy" / "thresholds" / "default.yaml"
@@ -116,7 +116,7 @@ def test_the_default_file_is_the_built_in_set_and_in_sync() -> None:
     assert loaded == builtin_thresholds()
     assert loaded.version == builtin_thresholds().version
     assert DEFAULT_FILE.read_text(encoding="utf-8") == render_yaml(builtin_thresholds()), (
-        "deploy/thresholds/default.yaml is stale: python -m yujing.thresholds --write deploy/thresholds/default.yaml"
+        "deploy/thresholds/default.yaml is stale: python -m alerts.thresholds --write deploy/thresholds/default.yaml"
     )
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from yujing.cli import app
-from yujing.thresholds import ThresholdSet, builtin_thresholds, load_thresholds
-from yujing.thresholds import _num as shown_number
-from yujing.thresholds import _yaml_number as yaml_number
+from alerts.thresholds import ThresholdSet, builtin_thresholds, load_thresholds
+from alerts.thresholds import _num as shown_number
+from alerts.thresholds import _yaml_number as yaml_number
+from yujing.cli.app import app
 
 runner = CliRunner()
 

@@ -18,17 +18,17 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
+from alerts.threshold_history import ThresholdSchedule, publication
+from alerts.thresholds import ThresholdSet, builtin_thresholds, render_yaml
+from engine.replay import INPUT_FILES, iter_events, run_backtest, write_records
 from models.calendar import SHANGHAI, day_start, local_day
+from streams.clients import publish_thresholds
 from tests.conftest import _free_port
 from tests.stated_fusion import stated_thresholds
 from tests.test_end_to_end import publish_with_redeliveries, read_topic, wait_until_consumed
-from yujing.backtest import INPUT_FILES, iter_events, run_backtest, write_records
-from yujing.kafka_io import publish_thresholds
-from yujing.processes import start_worker, stop_worker
+from yujing.services.processes import start_worker, stop_worker
 from yujing.settings import Settings
 from yujing.simulator import SimulationConfig, simulate
-from yujing.threshold_history import ThresholdSchedule, publication
-from yujing.thresholds import ThresholdSet, builtin_thresholds, render_yaml
 
 pytestmark = pytest.mark.kafka
 
@@ -130,8 +130,8 @@ def test_publish_and_history_through_the_cli(kafka_settings: Settings, tmp_path:
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from yujing.cli import app
-    from yujing.processes import settings_env
+    from yujing.cli.app import app
+    from yujing.services.processes import settings_env
     from yujing.settings import get_settings
 
     for key, value in settings_env(kafka_settings).items():

@@ -1,4 +1,4 @@
-"""Learning the fusion from labelled worlds (yujing/training.py, models/fusion.py): pure, no services."""
+"""Learning the fusion from labelled worlds (engine/training.py, models/fusion.py): pure, no services."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from datetime import date
 import numpy as np
 import pytest
 
-from models.fusion import LogisticFusion
-from yujing.labels import Label, load_labels
-from yujing.recording import MerchantDays
-from yujing.training import (
+from contract.labels import Label, load_labels
+from engine.recording import MerchantDays
+from engine.training import (
     LEVEL_ORDER,
     World,
     alarm_figures,
@@ -20,6 +19,7 @@ from yujing.training import (
     render_learned_module,
     training_rows,
 )
+from models.fusion import LogisticFusion
 
 CODES = ("sales_surge", "deep_discount_share", "registry_change", "over_cap_cards")
 COLLAPSE = date(2025, 6, 1)
@@ -125,7 +125,7 @@ def test_the_train_command_learns_from_small_worlds_and_writes_the_module(tmp_pa
     """Two tiny randomised worlds simulated, replayed, recorded, held out in turn, fitted, written."""
     from typer.testing import CliRunner
 
-    from yujing.cli import app
+    from yujing.cli.app import app
 
     target = tmp_path / "learned.py"
     args = ["train", "--world-seeds", "1,2", "--merchants", "24", "--days", "60", "--work-dir", str(tmp_path / "w"),
@@ -144,7 +144,7 @@ def test_the_train_command_learns_from_small_worlds_and_writes_the_module(tmp_pa
 def test_the_train_command_refuses_one_world_in_one_line() -> None:
     from typer.testing import CliRunner
 
-    from yujing.cli import app
+    from yujing.cli.app import app
 
     result = CliRunner().invoke(app, ["train", "--world-seeds", "3"])
     assert result.exit_code == 1 and "at least two worlds" in result.output and "Traceback" not in result.output

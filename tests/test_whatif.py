@@ -1,4 +1,4 @@
-"""What-if before apply (yujing.whatif and ``yujing backtest --compare``): the current side's
+"""What-if before apply (engine.whatif, engine.whatif_replay, yujing.whatif_report and ``yujing backtest --compare``): the current side's
 figures are a plain backtest's, a looser candidate flags more merchants with reasons, a set
 compared with itself changes nothing, the HTML report renders, the CLI works (pure: no Kafka).
 
@@ -17,19 +17,22 @@ import pytest
 from typer.testing import CliRunner
 
 from alerts.levels import LEVELS, RANK
+from alerts.threshold_history import ThresholdSchedule
+from alerts.thresholds import ThresholdSet, render_yaml
+from alerts.thresholds import _yaml_number as yaml_number
+from contract.records import Warning
+from engine.checkpoints import CheckpointCache
+from engine.replay import run_backtest
+from engine.whatif import WhatIf, tally
+from engine.whatif_replay import compare, schedule_for
 from models.calendar import SHANGHAI
+from streams.retained import _merged
 from tests.stated_fusion import STATED_CUTOFFS, stated_data, stated_thresholds
-from yujing.backtest import run_backtest
-from yujing.checkpoints import CheckpointCache
-from yujing.cli import app
-from yujing.contract import Warning
+from yujing.cli.app import app
 from yujing.evaluation import evaluate
 from yujing.settings import get_settings
 from yujing.simulator import SimulationConfig, simulate
-from yujing.threshold_history import ThresholdSchedule
-from yujing.thresholds import ThresholdSet, render_yaml
-from yujing.thresholds import _yaml_number as yaml_number
-from yujing.whatif import WhatIf, _merged, compare, render_html, schedule_for, tally
+from yujing.whatif_report import render_html
 
 # Small enough to replay in a few seconds; each seed's mix still has collapses, look-alikes and
 # healthy merchants, and the looser candidate below flags merchants the stated set does not.
@@ -270,9 +273,9 @@ def test_the_retained_topics_become_an_events_directory(
     (as one consumer reads several partitions); the files come out in event time."""
     from types import SimpleNamespace
 
-    import yujing.kafka_io as kafka_io
-    from yujing.backtest import partition_for
-    from yujing.whatif import download_topics
+    import streams.retained as retained
+    from engine.replay import partition_for
+    from streams.retained import download_topics
 
     settings = SimpleNamespace(input_partitions=PARTITIONS)
     topics = {"transactions": "t", "complaints": "c", "merchants": "m", "feedback": "f"}
@@ -292,8 +295,8 @@ def test_the_retained_topics_become_an_events_directory(
                 del part[:50]
         return arrived
 
-    monkeypatch.setattr(kafka_io, "input_topics", lambda _settings: topics)
-    monkeypatch.setattr(kafka_io, "read_records", read_records)
+    monkeypatch.setattr(retained, "input_topics", lambda _settings: topics)
+    monkeypatch.setattr(retained, "read_records", read_records)
     counts = download_topics(settings, tmp_path / "events")
     assert counts["feedback.jsonl"] == 0
     for name in files.values():

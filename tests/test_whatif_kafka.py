@@ -16,14 +16,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from alerts.thresholds import ThresholdSet, render_yaml
+from engine.whatif_replay import compare
+from streams.clients import publish_files
 from tests.stated_fusion import STATED_CUTOFFS, stated_data, stated_thresholds
-from yujing.cli import app
-from yujing.kafka_io import publish_files
-from yujing.processes import settings_env
+from yujing.cli.app import app
+from yujing.services.processes import settings_env
 from yujing.settings import Settings, get_settings
 from yujing.simulator import SimulationConfig, simulate
-from yujing.thresholds import ThresholdSet, render_yaml
-from yujing.whatif import compare, render_html
+from yujing.whatif_report import render_html
 
 pytestmark = pytest.mark.kafka
 

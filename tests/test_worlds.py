@@ -21,6 +21,7 @@ import typer
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from yujing.cli.simulate import simulate_command
 from yujing.simulator import Simulation, SimulationConfig, scaled_mix, simulate
 from yujing.simulator.assumptions import (
     CLASSIC,
@@ -29,7 +30,6 @@ from yujing.simulator.assumptions import (
     HealthyAssumptions,
     draw_world,
 )
-from yujing.simulator.cli import simulate_command
 from yujing.simulator.labels import REFEREE_FIELDS
 
 WORLD_SEEDS = range(1, 7)

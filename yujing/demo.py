@@ -27,12 +27,13 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from yujing.broker import broker_from_settings, contract_topics
-from yujing.cases.service import backlog
-from yujing.database import postgres_from_settings
-from yujing.kafka_io import group_progress, input_topics
-from yujing.processes import start_case_service, start_worker, stop_worker
-from yujing.prometheus import LocalPrometheus, PrometheusError
+from cases.service import backlog
+from streams.clients import group_progress, input_topics
+from streams.topics import contract_topics
+from yujing.services.broker import broker_from_settings
+from yujing.services.database import postgres_from_settings
+from yujing.services.processes import start_case_service, start_worker, stop_worker
+from yujing.services.prometheus import LocalPrometheus, PrometheusError
 from yujing.settings import Settings
 from yujing.simulator import SimulationConfig, simulate
 
@@ -65,7 +66,7 @@ class HotlineReceiver:
     """A stand-in for the 12345 hotline's work-order system: accepts signed case pushes."""
 
     def __init__(self, secret: str, orders: list[dict]) -> None:
-        from yujing.cases.service import verify
+        from cases.service import verify
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
@@ -122,8 +123,8 @@ METRICS_SUMMARY = (
 
 def prepare_case_desk(demo: Settings, towns: list[str]) -> None:
     """A fresh case database with the demo staff; new cases routed to the two handlers by town."""
-    from yujing.cases import db, store
-    from yujing.cases.service import utcnow
+    from cases import db, store
+    from cases.service import utcnow
 
     db.migrate(demo.database)
     engine = db.make_engine(demo.database)
@@ -142,8 +143,8 @@ def prepare_case_desk(demo: Settings, towns: list[str]) -> None:
 def open_cases(demo: Settings) -> Counter:
     from sqlalchemy import func, select
 
-    from yujing.cases import db
-    from yujing.cases.schema import cases
+    from cases import db
+    from cases.schema import cases
 
     engine = db.make_engine(demo.database)
     try:

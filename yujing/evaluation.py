@@ -1,9 +1,9 @@
 """Detection quality of warnings against labelled outcomes: simulated worlds replayed and judged.
 
-The judging itself follows the referee's rules (:mod:`yujing.judging`, re-exported here). This
+The judging itself follows the referee's rules (:mod:`engine.judging`, re-exported here). This
 module runs the worlds: simulate (a randomised world per ``world_seed``, or the classic world),
 replay with the live scoring core, judge, and optionally record every scored merchant-day for the
-indicator evidence table (:mod:`yujing.indicator_evidence`), replay again with simulated case
+indicator evidence table (:mod:`engine.indicator_evidence`), replay again with simulated case
 staff, and draw plots.
 
 >>> labels = [{"merchant_id": "a", "scenario": "runaway_after_surge", "kind": "collapse",
@@ -26,41 +26,20 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from yujing.judging import Report, ScenarioFigures, combine, evaluate
-from yujing.labels import Label
+from contract.labels import Label
+from engine.judging import URGENT, Report, ScenarioFigures, combine, evaluate, urgent_alarms
 
 if TYPE_CHECKING:
-    from yujing.indicator_evidence import EvidenceRow
-    from yujing.recording import MerchantDays
-    from yujing.threshold_history import ThresholdSchedule
+    from alerts.threshold_history import ThresholdSchedule
+    from engine.indicator_evidence import EvidenceRow
+    from engine.recording import MerchantDays
 
 __all__ = ["Report", "ScenarioFigures", "combine", "evaluate"]
 
-URGENT = ("orange", "red")
 
 
-def _simulator_kind(label: Label) -> str:
-    return "lookalike" if label.group == "trap" else label.group
 
 
-def urgent_alarms(labels: Iterable[dict] | Iterable[Label], warnings: Iterable[dict]) -> dict[str, int]:
-    """Orange/red raises and escalations per merchant kind (every one, not only the first):
-    what the case desk receives.
-
-    >>> urgent_alarms([{"merchant_id": "b", "kind": "healthy"}],
-    ...               [{"merchant_id": "b", "level": "orange", "transition": "raised"},
-    ...                {"merchant_id": "b", "level": "orange", "transition": "de-escalated"}])
-    {'healthy': 1}
-    """
-    kind_of = dict(
-        (label.merchant_id, _simulator_kind(label)) if isinstance(label, Label) else (label["merchant_id"], label["kind"])
-        for label in labels
-    )
-    counts: dict[str, int] = dict.fromkeys(sorted(set(kind_of.values())), 0)
-    for w in warnings:
-        if w["level"] in URGENT and w["transition"] in ("raised", "escalated") and w["merchant_id"] in kind_of:
-            counts[kind_of[w["merchant_id"]]] += 1
-    return counts
 
 
 STAFF_DELAY_DAYS = 3  # a realistic handling time between a warning and the case's disposition
@@ -72,7 +51,7 @@ def false_alarm_desk(labels: Mapping[str, Label], delay_days: int = STAFF_DELAY_
     with that warning's level, score and indicators, effective ``delay_days`` after it."""
     from datetime import timedelta
 
-    from yujing.contract import Feedback
+    from contract.records import Feedback
 
     def answer(warning):  # type: ignore[no-untyped-def]
         label = labels.get(warning.merchant_id)
@@ -233,7 +212,7 @@ class WorldRun:
 
 def world_labels(world: World) -> dict[str, Label]:
     """The world's labels; ``ValueError`` (one readable line) when there are none or they do not read."""
-    from yujing.labels import find_labels, load_labels
+    from contract.labels import find_labels, load_labels
 
     path = world.labels_file or find_labels(world.events_dir)
     if path is None:
@@ -246,7 +225,7 @@ def world_labels(world: World) -> dict[str, Label]:
 
 def count_records(events_dir: Path) -> int:
     """Lines in the input files: what a replay of ``events_dir`` will read (for a progress bar)."""
-    from yujing.backtest import INPUT_FILES
+    from engine.replay import INPUT_FILES
 
     total = 0
     for name in INPUT_FILES.values():
@@ -275,17 +254,17 @@ def run_world(
     """Simulate (when the world has a config), replay with the live scoring core, judge.
 
     A simulated world's warnings are written to ``events_dir/warnings.jsonl``; event files given
-    are only read. ``record``: keep every scored merchant-day (:class:`~yujing.recording.DayRecorder`).
+    are only read. ``record``: keep every scored merchant-day (:class:`~engine.recording.DayRecorder`).
     ``on_phase(description, records)`` is told before each replay how many records it reads.
     With ``simulate_staff`` the world is replayed a second time with :func:`false_alarm_desk`
     answering the warnings, into ``events_dir/staff/``: ``feedback.jsonl`` (what staff sent),
     ``warnings.jsonl`` and links to the inputs, so ``yujing backtest --events .../staff`` replays it."""
     from datetime import timedelta
 
+    from engine.partition import DayResult
+    from engine.recording import DayRecorder
+    from engine.replay import run_backtest, write_warnings
     from models.calendar import day_date
-    from yujing.backtest import run_backtest, write_warnings
-    from yujing.engine import DayResult
-    from yujing.recording import DayRecorder
 
     if world.config is not None:
         from yujing.simulator import simulate
@@ -326,7 +305,7 @@ def run_world(
 
 def _staff_comparison(events_dir: Path, labels: dict[str, Label], report: Report, warnings: list[dict],
                       staffed: object) -> StaffComparison:
-    from yujing.backtest import FEEDBACK_FILE, write_records, write_warnings
+    from engine.replay import FEEDBACK_FILE, write_records, write_warnings
 
     staff_dir = events_dir / "staff"
     staff_dir.mkdir(exist_ok=True)
@@ -358,8 +337,8 @@ def evidence(runs: list[WorldRun], fire_at: float = 0.0) -> list[EvidenceRow]:
     (merchant ids are prefixed with the world's name, so equal ids of two worlds stay apart)."""
     import numpy as np
 
-    from yujing.indicator_evidence import evidence_table
-    from yujing.recording import MerchantDays
+    from engine.indicator_evidence import evidence_table
+    from engine.recording import MerchantDays
 
     recorded = [run for run in runs if run.days is not None]
     if len(recorded) == 1:

@@ -12,8 +12,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from engine.explain import LEVEL_ZH, Timeline
 from models.calendar import SHANGHAI
-from yujing.explain import LEVEL_ZH, Timeline
 
 CJK_FONTS = (
     Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),

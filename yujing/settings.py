@@ -13,7 +13,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
-    from yujing.thresholds import ThresholdSet
+    from alerts.thresholds import ThresholdSet
 
 class TopicNames(BaseSettings):
     """Topic names of the wire contract (``../shared/CONTRACT.md``); all configurable."""
@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     )
     thresholds_file: Path | None = Field(
         default=None,
-        description="Thresholds file (YAML/TOML, yujing.thresholds) in force before any version "
+        description="Thresholds file (YAML/TOML, alerts.thresholds) in force before any version "
         "published on the thresholds topic; unset: the built-in thresholds.",
     )
     online_learning: bool = Field(
@@ -106,7 +106,7 @@ class Settings(BaseSettings):
 
     def base_thresholds(self) -> ThresholdSet:
         """The thresholds before any publication (raises ``ThresholdsError`` for a bad file)."""
-        from yujing.thresholds import builtin_thresholds, load_thresholds
+        from alerts.thresholds import builtin_thresholds, load_thresholds
 
         return load_thresholds(self.thresholds_file) if self.thresholds_file else builtin_thresholds()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from yujing.training import Reliability
+from engine.training import Reliability
 
 
 def reliability_plot(curve: Reliability, path: Path) -> Path:

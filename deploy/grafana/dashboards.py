@@ -48,7 +48,7 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-from yujing.indicator_docs import indicator_rows
+from models.indicator_docs import indicator_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT_DIR = ROOT / "deploy" / "grafana" / "dashboards"
@@ -70,7 +70,7 @@ TIMEZONE = "Asia/Shanghai"  # event days are Shanghai days (models/calendar.py)
 LEVELS = ("blue", "yellow", "orange", "red")
 LEVEL_ZH = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色", "none": "无"}
 LEVEL_COLOR = {"blue": "blue", "yellow": "yellow", "orange": "orange", "red": "red", "none": "green"}
-# As the case desk names them (yujing/cases/web.py).
+# As the case desk names them (cases/web.py).
 CASE_STATES = {"new": "待领取", "assigned": "已分派", "in_progress": "处理中", "resolved": "已办结", "closed": "已结案"}
 
 # SQL filters for the overview's multi-value variables (see the module docstring).

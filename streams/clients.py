@@ -1,0 +1,213 @@
+"""Moving contract records between JSON Lines files and Kafka (outside the Faust worker).
+
+``publish_files`` sends the input files of a directory to the input topics in event-time
+order (key = merchant_id, record timestamp = event time), as the platforms feeding yujing
+would; ``read_records`` reads a topic back. Used by ``yujing publish``, the demo and tests.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
+from pydantic import ValidationError
+
+from contract.records import DeadLetter, dumps
+from engine.replay import iter_events
+from streams.topics import (
+    TopicError,
+    create_missing_topics,
+    input_topics,
+    internal_topics,
+    worker_topics,
+)
+
+if TYPE_CHECKING:
+    from yujing.settings import Settings
+from alerts.threshold_history import Publication
+
+# kafka-python logs connection retries at ERROR; the CLI reports failures itself, in one line.
+logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
+class KafkaUnavailable(Exception):
+    """Kafka cannot be reached (one readable line)."""
+
+
+def producer(settings: Settings) -> KafkaProducer:
+    try:
+        return KafkaProducer(
+            bootstrap_servers=settings.bootstrap,
+            acks="all",
+            linger_ms=20,
+            batch_size=256 * 1024,
+        )
+    except KafkaError as exc:  # kafka-python 3 reports an unreachable bootstrap as a timeout
+        raise KafkaUnavailable(f"no Kafka broker at {settings.bootstrap} (start one: yujing broker start)") from exc
+
+
+
+
+
+
+
+
+
+
+def group_progress(settings: Settings) -> tuple[float, int]:
+    """(share of the records the worker group has committed, records in total) over the topics it
+    reads: the inputs, the feedback and its internal chain-stage topics."""
+    from kafka import TopicPartition
+
+    # A consumer of the worker's group that never subscribes only reads the group's commits.
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=settings.app_id, enable_auto_commit=False)
+    try:
+        known = consumer.topics()
+        names = [*input_topics(settings).values(), *internal_topics(settings)]
+        partitions = [TopicPartition(t, p) for t in names if t in known for p in range(settings.input_partitions)]
+        ends = consumer.end_offsets(partitions)
+        done = sum(min(consumer.committed(tp) or 0, ends[tp]) for tp in partitions)
+        total = sum(ends.values())
+        return done / max(total, 1), total
+    finally:
+        consumer.close()
+
+
+
+
+def publish_files(
+    events_dir: Path,
+    settings: Settings,
+    *,
+    on_record: Callable[[], None] | None = None,
+) -> dict[str, int]:
+    """Publish the input files of ``events_dir`` (and its ``feedback.jsonl``, if any) in
+    event-time order; returns counts per topic.
+
+    Records that do not decode are published as they are (the worker dead-letters them).
+    """
+    topics = input_topics(settings)
+    counts = dict.fromkeys(topics.values(), 0)
+    sink = producer(settings)
+    try:
+        for kind, record in iter_events(events_dir):
+            topic = topics[kind]
+            if isinstance(record, DeadLetter):
+                sink.send(topic, value=record.value.encode("utf-8"))
+            else:
+                sink.send(
+                    topic,
+                    key=record.merchant_id.encode("utf-8"),
+                    value=orjson.dumps(record.model_dump(mode="json")),
+                    timestamp_ms=int(record.occurred_at.timestamp() * 1000),
+                )
+            counts[topic] += 1
+            if on_record is not None:
+                on_record()
+        sink.flush()
+    except KafkaError as exc:
+        raise KafkaUnavailable(f"publishing to {settings.bootstrap} failed: {exc}") from exc
+    finally:
+        sink.close()
+    return counts
+
+
+def read_records(
+    topic: str,
+    settings: Settings,
+    *,
+    idle_seconds: float = 3.0,
+    from_beginning: bool = True,
+) -> Iterator[dict]:
+    """Read ``topic`` until no record has arrived for ``idle_seconds``."""
+    try:
+        consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=settings.bootstrap,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=int(idle_seconds * 1000),
+        )
+    except KafkaError as exc:
+        raise KafkaUnavailable(f"no Kafka broker at {settings.bootstrap}") from exc
+    try:
+        for message in consumer:
+            yield orjson.loads(message.value)
+    finally:
+        consumer.close()
+
+
+# -- published thresholds (alerts.threshold_history) -----------------------------------------
+
+def publish_thresholds(settings: Settings, published: Publication) -> int:
+    """Send one publication to the thresholds topic; returns its offset."""
+    sender = producer(settings)
+    try:
+        metadata = sender.send(
+            settings.topics.thresholds, key=published.publication_id.encode(), value=dumps(published)
+        ).get(timeout=30)
+    except KafkaError as exc:
+        raise KafkaUnavailable(f"could not publish to {settings.topics.thresholds}: {exc}") from exc
+    finally:
+        sender.close(timeout=10)
+    return metadata.offset
+
+
+class PublicationReader:
+    """Reads the thresholds topic from its start, without a consumer group (every worker and
+    every CLI call sees every publication). :meth:`poll` returns what arrived since the last
+    call: :class:`Publication` records, or ``(offset, error)`` for records that are not one."""
+
+    def __init__(self, settings: Settings) -> None:
+        from kafka import TopicPartition
+
+        self.topic = TopicPartition(settings.topics.thresholds, 0)
+        try:
+            self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
+                                          client_id="yujing-thresholds")
+        except KafkaError as exc:
+            raise KafkaUnavailable(f"no Kafka broker at {settings.bootstrap}") from exc
+        self.consumer.assign([self.topic])
+        self.consumer.seek_to_beginning(self.topic)
+
+    def poll(self, timeout_ms: int = 500) -> list[Publication | tuple[int, str]]:
+        found: list[Publication | tuple[int, str]] = []
+        for records in self.consumer.poll(timeout_ms=timeout_ms).values():
+            for record in records:
+                try:
+                    found.append(Publication.model_validate_json(record.value))
+                except ValidationError as exc:
+                    found.append((record.offset, f"not a thresholds publication: {str(exc).splitlines()[0]}"))
+        return found
+
+    def read_all(self) -> list[Publication | tuple[int, str]]:
+        """Everything published so far (up to the end offset seen at the call)."""
+        end = self.consumer.end_offsets([self.topic])[self.topic]
+        found: list[Publication | tuple[int, str]] = []
+        while self.consumer.position(self.topic) < end:
+            found.extend(self.poll())
+        return found
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def ensure_internal_topics(settings: Settings, timeout: float = 30) -> None:
+    """Create the worker's topics (:func:`streams.topics.worker_topics`) before Faust starts."""
+    from kafka.admin import KafkaAdminClient
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=int(timeout * 1000))
+    except KafkaError as exc:
+        raise KafkaUnavailable(f"no Kafka broker at {settings.bootstrap} (start one: yujing broker start)") from exc
+    try:
+        create_missing_topics(admin, worker_topics(settings), settings.bootstrap, timeout)
+    except TopicError as exc:
+        raise KafkaUnavailable(str(exc)) from exc
+    finally:
+        admin.close()

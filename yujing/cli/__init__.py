@@ -1,0 +1,1 @@
+"""The ``yujing`` command line (typer): ``app`` mounts one module per command group."""

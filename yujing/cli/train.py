@@ -1,0 +1,184 @@
+"""``yujing train``: learn the fusion and its level bands from randomised simulated worlds.
+
+Each world (``--world-seeds``) is simulated with its own drawn assumptions (docs/worlds.md),
+replayed with the live scoring core and recorded; the fusion is checked by leaving one world out
+at a time (fit on the others, judge the one left out), then fitted on all of them. ``--write``
+replaces ``models/learned.py`` (the built-in weights and cut-offs); nothing else changes until
+the thresholds file is regenerated (``python -m alerts.thresholds --write ...``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(1)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``1-3,7`` -> [1, 2, 3, 7].
+
+    >>> parse_seeds("1-3,7")
+    [1, 2, 3, 7]
+    """
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        low, _, high = part.partition("-")
+        seeds.extend(range(int(low), int(high or low) + 1))
+    return seeds
+
+
+def prepare_world(world_seed: int, merchants: int, days: int, work_dir: Path, fresh: bool,
+                  partitions: int, lateness_hours: float) -> int:
+    """Simulate (once) and record (once) world ``world_seed``; population seed 100 + world seed.
+
+    Runs in a worker process (one world per process); returns the world seed when done."""
+    from engine.recording import record_replay, save_days
+    from yujing.simulator import SimulationConfig, simulate
+
+    events = work_dir / f"world-{world_seed}"
+    recording = work_dir / f"world-{world_seed}.npz"
+    if fresh or not (events / "labels.json").is_file():
+        simulate(SimulationConfig(merchants=merchants, days=days, seed=100 + world_seed,
+                                  world_seed=world_seed)).write(events)
+        recording.unlink(missing_ok=True)
+    if fresh or not recording.is_file():
+        recorded = record_replay(events, partitions=partitions, allowed_lateness_hours=lateness_hours)
+        save_days(recorded, recording)
+    return world_seed
+
+
+def load_world(world_seed: int, work_dir: Path) -> object:
+    from contract.labels import load_labels
+    from engine.recording import load_days
+    from engine.training import World
+
+    events = work_dir / f"world-{world_seed}"
+    return World(f"world {world_seed}", load_days(work_dir / f"world-{world_seed}.npz"),
+                 load_labels(events / "labels.json"))
+
+
+def evidence_table_of(worlds: list) -> Table:  # type: ignore[type-arg]
+    """The indicator evidence of the worlds pooled, with the lowest and highest lift of any world."""
+    from engine.indicator_evidence import evidence_table
+    from engine.recording import MerchantDays
+
+    pooled_labels = {f"{w.name}/{m}": label for w in worlds for m, label in w.labels.items()}
+    import dataclasses
+
+    parts = []
+    for w in worlds:
+        ids = w.days.merchant_ids.astype(str)
+        parts.append(dataclasses.replace(w.days, merchant_ids=(w.name + "/" + ids).astype(object)))
+    relabelled = {k: dataclasses.replace(v, merchant_id=k) for k, v in pooled_labels.items()}
+    pooled = evidence_table(MerchantDays.concat(parts), relabelled)
+    per_world = {w.name: {r.code: r.lift for r in evidence_table(w.days, w.labels)} for w in worlds}
+    table = Table(title=f"Indicator evidence, {len(worlds)} worlds pooled: fires (score > 0) on collapsing merchants "
+                        "in the 180 days before the collapse, on healthy ones and look-alikes at any time")
+    for column in ("reading", "collapses", "healthy", "worst look-alike", "lift", "lift, worst-best world",
+                   "median lead (d)"):
+        table.add_column(column)
+    for row in pooled:
+        lifts = [per_world[name].get(row.code, 0.0) for name in per_world]
+        worst = row.worst_trap
+        table.add_row(row.code, f"{row.collapse_rate:.0%}", f"{row.healthy_rate:.1%}",
+                      f"{worst[0]} {worst[1]:.0%}" if worst else "", f"{row.lift:.1f}",
+                      f"{min(lifts):.1f}-{max(lifts):.1f}",
+                      "" if row.median_lead_days is None else f"{row.median_lead_days:.0f}")
+    return table
+
+
+def train_command(
+    world_seeds: str = typer.Option("1-6", help="Randomised worlds to learn from, e.g. 1-6 or 1,3,5."),
+    merchants: int = typer.Option(300, help="Merchants per world."),
+    days: int = typer.Option(300, help="Simulated days per world."),
+    work_dir: Path = typer.Option(Path(".yujing/train"), help="Simulated worlds and their recordings (kept)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Simulate and record again even when kept."),
+    write: Path | None = typer.Option(None, "--write", help="Write the learned module here (models/learned.py)."),
+    plots: Path | None = typer.Option(None, "--plots", help="Write reliability.png here."),
+    jobs: int = typer.Option(2, min=1, help="Worlds simulated and replayed at once (processes)."),
+    evidence: bool = typer.Option(True, "--evidence/--no-evidence",
+                                  help="Print the indicator evidence table of the worlds (pooled, with the "
+                                       "spread of lift across worlds)."),
+) -> None:
+    """Learn the fusion's weights and the level bands from labelled worlds; check each world held out."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from engine.training import fit_worlds, leave_one_world_out, reliability, render_learned_module
+
+    try:
+        seeds = parse_seeds(world_seeds)
+    except ValueError:
+        raise _fail(f"--world-seeds must be numbers and ranges like 1-6,9, not {world_seeds!r}") from None
+    if len(seeds) < 2:
+        raise _fail("--world-seeds needs at least two worlds (one is held out at a time)")
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from yujing.settings import get_settings
+
+    settings = get_settings()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} worlds"),
+                  TimeElapsedColumn(), console=err, transient=True) as progress:
+        task = progress.add_task("simulate + replay + record", total=len(seeds))
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(prepare_world, s, merchants, days, work_dir, fresh, settings.input_partitions,
+                                   settings.allowed_lateness_hours) for s in seeds]
+            for future in as_completed(futures):
+                future.result()
+                progress.advance(task)
+    worlds = [load_world(s, work_dir) for s in seeds]
+    if evidence:
+        console.print(evidence_table_of(worlds))
+    held = leave_one_world_out(worlds)  # type: ignore[arg-type]
+    table = Table(title="Each world judged by a fusion learned on the others (orange = alarm)")
+    for column in ("world", "recall", "late", "median lead", "healthy FA", "worst look-alike"):
+        table.add_column(column)
+    for h in held:
+        f = h.figures
+        worst = max(f.trap_false_alarms.items(), key=lambda kv: kv[1], default=("", 0.0))
+        table.add_row(h.world, f"{f.recall:.1%}", f"{f.late:.1%}", f"{f.median_lead_days or 0:.0f} d",
+                      f"{f.healthy_false_alarms:.1%}", f"{worst[0]} {worst[1]:.0%}")
+    console.print(table)
+    import numpy as np
+
+    curve = reliability(np.concatenate([h.probabilities for h in held]), np.concatenate([h.target for h in held]))
+    rel = Table(title="Reliability of held-out probabilities (P(collapse within 90 d) vs observed)")
+    for column in ("bin", "merchant-days", "mean predicted", "observed"):
+        rel.add_column(column)
+    for low, high, n, pr, ob in zip(curve.edges[:-1], curve.edges[1:], curve.counts, curve.predicted,
+                                    curve.observed, strict=True):
+        rel.add_row(f"{low:.2f}-{min(high, 1):.2f}", f"{n:,}", "" if pr is None else f"{pr:.3f}",
+                    "" if ob is None else f"{ob:.3f}")
+    console.print(rel)
+    fit = fit_worlds(worlds)  # type: ignore[arg-type]
+    weights = Table(title=f"Learned on all {len(worlds)} worlds: {fit.rows:,} merchant-days, {fit.positives:,} "
+                          f"within 90 d of a collapse; intercept {fit.intercept:.2f}")
+    weights.add_column("reading")
+    weights.add_column("weight (log-odds per unit score)", justify="right")
+    for code, weight in sorted(fit.weights.items(), key=lambda kv: -kv[1]):
+        weights.add_row(code, f"{weight:+.2f}")
+    console.print(weights)
+    console.print("level cut-offs (probability): " + ", ".join(f"{k} {v:.3f}" for k, v in fit.cutoffs.items()))
+    if plots is not None:
+        from yujing.training_plots import reliability_plot
+
+        console.print(f"wrote {reliability_plot(curve, plots / 'reliability.png')}")
+    if write is not None:
+        provenance = (f"Learned by `yujing train --world-seeds {world_seeds} --merchants {merchants} --days {days}`\n"
+                      f"from {fit.rows:,} merchant-days of {len(worlds)} randomised worlds "
+                      f"({fit.positives:,} within 90 days of a collapse).")
+        write.write_text(render_learned_module(fit, provenance), encoding="utf-8")
+        console.print(f"wrote {write}")

@@ -1,0 +1,71 @@
+"""Starting and stopping ``yujing worker`` processes (demo and end-to-end tests)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from yujing.settings import Settings
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The ``YUJING_*`` variables that reproduce ``settings`` in a child process."""
+    env = {
+        "YUJING_BOOTSTRAP_SERVERS": settings.bootstrap,
+        "YUJING_APP_ID": settings.app_id,
+        "YUJING_INPUT_PARTITIONS": str(settings.input_partitions),
+        "YUJING_ALLOWED_LATENESS_HOURS": str(settings.allowed_lateness_hours),
+        "YUJING_HOME": str(settings.home),
+        "YUJING_METRICS_HOST": settings.metrics_host,
+        "YUJING_METRICS_PORT": str(settings.metrics_port),
+        "YUJING_STALL_SECONDS": str(settings.stall_seconds),
+    }
+    if settings.thresholds_file is not None:
+        env["YUJING_THRESHOLDS_FILE"] = str(settings.thresholds_file)
+    for field, value in settings.topics.model_dump().items():
+        env[f"YUJING_TOPIC_{field.upper()}"] = value
+    return env
+
+
+def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    """Run ``yujing worker`` in its own process group, logging to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "yujing.cli.app", "worker"],
+        env={**os.environ, **settings_env(settings)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def start_case_service(
+    settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Run ``yujing cases serve`` in its own process group (``YUJING_CASES_*`` in ``extra_env``)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("ab")
+    env = {**os.environ, **settings_env(settings), "YUJING_DATABASE_URL": settings.database, **(extra_env or {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", "yujing.cli.app", "cases", "serve"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop_worker(process: subprocess.Popen[bytes], timeout: float = 60) -> int:
+    """Stop a worker the way an operator would (SIGTERM: commit, flush, leave the group)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+    return process.returncode
