@@ -121,3 +121,21 @@ def test_a_malformed_consumer_id_is_not_echoed_in_the_reason() -> None:
     assert isinstance(result, DeadLetter)
     assert "field 'consumer_id' is invalid" in result.error
     assert "u-secret-list" not in result.error
+
+
+def test_partitioning_hashes_merchant_ids_as_kafka_does() -> None:
+    """The engine's own murmur2 (no Kafka client in the pure packages) against kafka-python's, on
+    random keys of every length mod 4, so a replay groups merchants as the broker does."""
+    import random
+
+    from kafka.partitioner.default import murmur2 as kafka_murmur2
+
+    from contract.partitioning import murmur2, partition_for
+
+    rng = random.Random(15)
+    for _ in range(5_000):
+        key = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 41)))
+        assert murmur2(key) == kafka_murmur2(key), key
+    for merchant_id in ("91310120MA1FL0001X", "m-0001", "美发-007"):
+        expected = (kafka_murmur2(merchant_id.encode()) & 0x7FFFFFFF) % 12
+        assert partition_for(merchant_id, 12) == expected
