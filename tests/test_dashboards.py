@@ -1,5 +1,6 @@
-"""The Grafana dashboards (deploy/grafana/dashboards.py): committed JSON and README block up to
-date, every query well-formed, on a provisioned datasource and naming only real metrics.
+"""The Grafana dashboards (deploy/grafana/dashboards.py): committed JSON and the catalogue in
+docs/observability.md up to date, every query well-formed, on a provisioned datasource and naming
+only real metrics.
 
 Pure: no Grafana, Prometheus or PostgreSQL. Whether each query returns data is checked by the
 test that runs them against real services.
@@ -15,6 +16,7 @@ import pytest
 import yaml
 
 from deploy.grafana import dashboards as gen
+from deploy.grafana.targets import POSTGRES
 
 ROOT = Path(__file__).resolve().parent.parent
 PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
@@ -46,7 +48,7 @@ def test_three_dashboards_with_their_uids() -> None:
     assert {uid: board["uid"] for uid, board in BOARDS.items()} == {uid: uid for uid in BOARDS}
 
 
-def test_committed_json_and_readme_block_are_what_the_generator_writes() -> None:
+def test_committed_json_and_catalogue_are_what_the_generator_writes() -> None:
     outdated = gen.stale(gen.outputs())
     assert not outdated, f"stale {outdated}: run python -m deploy.grafana.dashboards"
 
@@ -154,7 +156,7 @@ def test_provisioned_datasources_match_the_dashboards() -> None:
     assert set(by_uid) == set(gen.DATASOURCE_KINDS)
     assert by_uid["yujing-prometheus"]["url"] == "http://prometheus:9090"
     postgres = by_uid["yujing-postgres"]
-    assert postgres["type"] == gen.POSTGRES.type_val and postgres["url"] == "postgres:5432"
+    assert postgres["type"] == POSTGRES.type_val and postgres["url"] == "postgres:5432"
     assert postgres["user"] == "yujing" and postgres["jsonData"]["database"] == "yujing"
     assert postgres["secureJsonData"]["password"] == "$YUJING_DB_PASSWORD"
     for _, panel in PANELS:
