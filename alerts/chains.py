@@ -35,6 +35,7 @@ depends on how fast the other partitions were read.
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -72,6 +73,11 @@ class ChainMembers:
     levels: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # store -> [(day, level)]
 
 
+# What the directory's mapping holds under a key: a chain's members (key: the group), or the
+# heartbeats of one source partition (key ``__heartbeats__|<source>``: input partition -> day).
+ChainEntry = ChainMembers | dict[int, int]
+
+
 class ChainDirectory:
     """Turns chain notices into signals for sister stores.
 
@@ -79,12 +85,13 @@ class ChainDirectory:
     a backtest, a changelogged Faust table in the worker); the default is a dict.
     """
 
-    def __init__(self, chains: dict | None = None, partitions: int = 1) -> None:
-        self.chains = chains if chains is not None else {}
+    def __init__(self, chains: MutableMapping[str, ChainEntry] | None = None, partitions: int = 1) -> None:
+        self.chains: MutableMapping[str, ChainEntry] = chains if chains is not None else {}
         self.partitions = partitions  # input partitions that send heartbeats
 
     def notice(self, notice: ChainNotice) -> list[ChainSignal]:
-        chain = self.chains.get(notice.group) or ChainMembers()
+        known = self.chains.get(notice.group)
+        chain = known if isinstance(known, ChainMembers) else ChainMembers()
         signals: list[ChainSignal] = []
         if notice.merchant_id not in chain.members:
             chain.members[notice.merchant_id] = notice.day
@@ -126,7 +133,8 @@ class ChainDirectory:
         5
         """
         key = f"__heartbeats__|{source}"
-        beats: dict[int, int] = dict(self.chains.get(key) or {})
+        stored = self.chains.get(key)
+        beats: dict[int, int] = dict(stored) if isinstance(stored, dict) else {}
         previous = min(beats.values()) if len(beats) >= self.partitions else None
         beats[partition] = max(beats.get(partition, closed_through), closed_through)
         self.chains[key] = beats

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
 
-from alerts.thresholds import Change, ThresholdsError, ThresholdSet, builtin_thresholds, diff
+from alerts.threshold_set import Change, ThresholdsError, ThresholdSet, builtin_thresholds, diff
 from models.calendar import SHANGHAI, day_start, local_day
 
 

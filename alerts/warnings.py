@@ -60,6 +60,7 @@ def build_warning(
     return Warning(
         warning_id=warning_id(merchant_id, day, kind, previous, level),
         merchant_id=merchant_id,
+        # The level policy speaks plain str; pydantic checks them against the contract's Literals.
         level=level,  # type: ignore[arg-type]
         previous_level=previous,  # type: ignore[arg-type]
         transition=kind,  # type: ignore[arg-type]

@@ -20,11 +20,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 GROUPS = ("collapse", "trap", "healthy")
 LABEL_FILES = ("labels.json", "labels.jsonl")
+
+# One merchant's row as parsed from a labels file: JSON from other hands, so values are unchecked.
+LabelRow = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class Label:
     quirks: tuple[str, ...] = field(default=())
 
 
-def _group(row: Mapping) -> str:
+def _group(row: LabelRow) -> str:
     group = row.get("group")
     if group in GROUPS:
         return str(group)
@@ -48,9 +52,9 @@ def _group(row: Mapping) -> str:
     return "collapse" if kind == "collapse" else "healthy"
 
 
-def load_label_rows(data: Mapping[str, Mapping] | Iterable[Mapping]) -> dict[str, Label]:
+def load_label_rows(data: Mapping[str, LabelRow] | Iterable[LabelRow]) -> dict[str, Label]:
     """Labels from parsed content of either layout (see the module doc)."""
-    items: Iterable[tuple[str, Mapping]]
+    items: Iterable[tuple[str, LabelRow]]
     if isinstance(data, Mapping):
         items = data.items()
     else:

@@ -106,7 +106,7 @@ class MerchantProfile(_Input):
 
 InputEvent = Transaction | Complaint | MerchantProfile
 
-INPUT_MODELS: dict[str, type[BaseModel]] = {
+INPUT_MODELS: dict[str, type[InputEvent]] = {
     "transactions": Transaction,
     "complaints": Complaint,
     "merchants": MerchantProfile,
@@ -198,7 +198,7 @@ class Feedback(BaseModel):
 
 
 # Records the decoder reads: the inputs, and the case feedback the scoring side reads back.
-DECODABLE_MODELS: dict[str, type[BaseModel]] = {**INPUT_MODELS, "feedback": Feedback}
+DECODABLE_MODELS: dict[str, type[InputEvent | Feedback]] = {**INPUT_MODELS, "feedback": Feedback}
 
 
 DeadLetterReason = Literal["invalid_json", "not_an_object", "empty_value", "invalid_fields"]
@@ -281,7 +281,7 @@ def decode(
         payload = orjson.loads(raw)
         if not isinstance(payload, dict):
             raise _Unusable(f"record is not a JSON object but {type(payload).__name__}", "not_an_object")
-        return model.model_validate(payload)  # type: ignore[return-value]
+        return model.model_validate(payload)
     except orjson.JSONDecodeError as exc:
         error, reason = f"not valid JSON: {exc}", "invalid_json"
     except ValidationError as exc:

@@ -90,7 +90,7 @@ def _digests(path: Path, lengths: Iterable[int | None]) -> dict[int | None, str]
 
 def files_read(checkpoint: Checkpoint) -> dict[str, dict[str, object]]:
     """What the checkpoint read of each file: its name, the length read and that prefix's digest."""
-    read = {}
+    read: dict[str, dict[str, object]] = {}
     for kind, path in event_files(checkpoint.events_dir).items():
         length = None if kind == "feedback" else checkpoint.positions.get(kind, (0, 0, 0.0))[0]
         read[kind] = {"name": path.name, "length": length, "sha256": _digests(path, [length])[length]}

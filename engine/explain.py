@@ -4,12 +4,12 @@ Operations staff ask "why did it go orange that day?" and "why did we miss this 
 answer is the merchant's days as ``yujing backtest`` and the live worker score them: the day's
 activity, the prepaid balance, complaints, profile records, every indicator's reading, the
 fused score and the level with its warnings. Nothing is recomputed here: every figure comes
-from :class:`~engine.partition.DayResult` and the warnings of a :class:`~engine.replay.Replay`.
+from :class:`~engine.day_closing.DayResult` and the warnings of a :class:`~engine.replay.Replay`.
 
 Only the partitions that can change the merchant's days are replayed: its own (peer-group norms
 are taken over the merchant's partition) and those of the merchants linked to it by a chain or
 a legal representative (their levels reach it as chain signals). A linked merchant tells others
-its level on its *own* evidence (``PartitionEngine._link_notices``), which needs nothing beyond
+its level on its *own* evidence (``engine.day_closing.link_notices``), which needs nothing beyond
 its own partition, so one hop is enough; the chain watermark then waits for those partitions
 only. ``--full`` replays everything (the tests check both give the backtest's figures).
 """
@@ -28,9 +28,10 @@ import orjson
 
 from alerts.chains import ChainDirectory
 from alerts.threshold_history import ThresholdSchedule
+from contract.partitioning import partition_for
 from contract.records import MerchantProfile, Warning, decode
-from engine.partition import DayResult
-from engine.replay import Replay, event_files, partition_for
+from engine.day_closing import DayResult
+from engine.replay import Replay, event_files
 from models.calendar import SHANGHAI, day_date, local_day
 
 WEEKLY_AFTER_DAYS = 120  # a longer text table is shown a week per row

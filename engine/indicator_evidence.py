@@ -48,7 +48,7 @@ class EvidenceRow:
     def worst_trap(self) -> tuple[str, float] | None:
         return max(self.trap_rates.items(), key=lambda kv: kv[1]) if self.trap_rates else None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {"code": self.code, "collapse_rate": round(self.collapse_rate, 4),
                 "healthy_rate": round(self.healthy_rate, 4),
                 "trap_rates": {k: round(v, 4) for k, v in self.trap_rates.items()},

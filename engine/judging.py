@@ -34,15 +34,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import cast
 
 import orjson
 
-from contract.labels import Label, load_label_rows
+from contract.labels import Label, LabelRow, load_label_rows
 
 ALARM_LEVELS = ("orange", "red")
 WINDOW_DAYS = 180  # alarms longer before a collapse are ignored
 LATE_DAYS = 7  # a first alarm up to this many days after the collapse date is late, not missed
 LOCAL = timezone(timedelta(hours=8))  # the referee takes the day of raised_at at +08:00
+# Labels as callers hold them: Label objects or file rows, keyed by merchant or listed.
+Labels = Mapping[str, Label] | Mapping[str, LabelRow] | Iterable[LabelRow] | Iterable[Label]
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
@@ -146,7 +149,7 @@ class Report:
     def precision(self) -> float | None:
         return self.alarmed_useful / self.alarmed if self.alarmed else None
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, object]:
         """The figures under the names and roundings of the referee's ``--json`` summary."""
         traps = {k: round(v, 4) for k, v in sorted(self.trap_rates().items())}
         n_healthy = sum(s.merchants for s in self.scenarios.values() if s.group == "healthy")
@@ -180,17 +183,19 @@ class Report:
         }
 
 
-def as_labels(labels: Mapping[str, Label] | Mapping[str, Mapping] | Iterable[Mapping] | Iterable[Label]) -> dict[str, Label]:
+def as_labels(labels: Labels) -> dict[str, Label]:
     """Labels given as :class:`Label` objects, or rows of either file layout (see :mod:`contract.labels`)."""
+    # Anything but all Label objects is read as rows (a stray Label among rows fails there).
     if isinstance(labels, Mapping):
-        values = list(labels.values())
-        if values and all(isinstance(v, Label) for v in values):
-            return dict(labels)  # type: ignore[arg-type]
-        return load_label_rows(labels)  # type: ignore[arg-type]
+        keyed = {k: v for k, v in labels.items() if isinstance(v, Label)}
+        if keyed and len(keyed) == len(labels):
+            return keyed
+        return load_label_rows(cast(Mapping[str, LabelRow], labels))
     items = list(labels)
-    if items and all(isinstance(v, Label) for v in items):
-        return {v.merchant_id: v for v in items}  # type: ignore[union-attr]
-    return load_label_rows(items)  # type: ignore[arg-type]
+    listed = [v for v in items if isinstance(v, Label)]
+    if listed and len(listed) == len(items):
+        return {v.merchant_id: v for v in listed}
+    return load_label_rows(cast(list[LabelRow], items))
 
 
 def _local_day(raised_at: object) -> date | None:
@@ -240,7 +245,7 @@ def _first_in_window(days: list[date] | None, collapse: date) -> date | None:
     return None
 
 
-def evaluate(labels: Mapping | Iterable, warnings: Iterable[object]) -> Report:
+def evaluate(labels: Labels, warnings: Iterable[object]) -> Report:
     """Judge ``warnings`` (contract dicts) against ``labels`` (see :func:`as_labels`)."""
     labelled = as_labels(labels)
     alarms, any_level, readable, unreadable = alarm_days(warnings)
@@ -333,7 +338,7 @@ def _simulator_kind(label: Label) -> str:
     return "lookalike" if label.group == "trap" else label.group
 
 
-def urgent_alarms(labels: Iterable[dict] | Iterable[Label], warnings: Iterable[dict]) -> dict[str, int]:
+def urgent_alarms(labels: Iterable[LabelRow] | Iterable[Label], warnings: Iterable[Mapping[str, object]]) -> dict[str, int]:
     """Orange/red raises and escalations per merchant kind (every one, not only the first):
     what the case desk receives.
 
@@ -342,12 +347,13 @@ def urgent_alarms(labels: Iterable[dict] | Iterable[Label], warnings: Iterable[d
     ...                {"merchant_id": "b", "level": "orange", "transition": "de-escalated"}])
     {'healthy': 1}
     """
-    kind_of = dict(
+    kind_of: dict[object, str] = dict(
         (label.merchant_id, _simulator_kind(label)) if isinstance(label, Label) else (label["merchant_id"], label["kind"])
         for label in labels
     )
     counts: dict[str, int] = dict.fromkeys(sorted(set(kind_of.values())), 0)
     for w in warnings:
-        if w["level"] in URGENT and w["transition"] in ("raised", "escalated") and w["merchant_id"] in kind_of:
-            counts[kind_of[w["merchant_id"]]] += 1
+        merchant = w["merchant_id"]
+        if w["level"] in URGENT and w["transition"] in ("raised", "escalated") and merchant in kind_of:
+            counts[kind_of[merchant]] += 1
     return counts

@@ -11,11 +11,12 @@ No consumer data: figures are the merchant's totals.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import date
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.partition import DayResult
+from engine.day_closing import DayResult
 from models.calendar import day_date
 
 
@@ -66,7 +67,7 @@ FIGURES = ("prepaid_balance", "sales_28d", "redeemed_28d", "refunds_28d", "compl
            "custody_balance", "custody_required")
 
 
-def merchant_day_record(result: DayResult) -> dict:
+def merchant_day_record(result: DayResult) -> dict[str, object]:
     """The history record of one scored merchant-day, as the worker sends it (JSON-ready; a
     :class:`MerchantDay` when validated). Built as a plain dict: the worker builds one per
     merchant and day, and pydantic objects cost five times as much (bench/worker_observability.py).
@@ -101,6 +102,6 @@ def merchant_day_record(result: DayResult) -> dict:
     }
 
 
-def record_key(record: dict) -> bytes:
+def record_key(record: Mapping[str, object]) -> bytes:
     """The compaction key of a :func:`merchant_day_record` (as :attr:`MerchantDay.key`)."""
     return f"{record['merchant_id']}/{record['day']}".encode()

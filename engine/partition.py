@@ -9,6 +9,8 @@ the case service (:class:`~contract.records.Feedback`, see ``alerts/feedback.py`
 merchant's state from their event-time day on: a false alarm holds the same evidence below the
 level staff saw, a confirmed risk keeps the merchant out of peer norms and its baselines.
 
+Closing one merchant's day (gathering it, then judging it) is :mod:`engine.day_closing`.
+
 State lives in three mappings supplied by the caller: plain dicts in a backtest, Faust tables
 (changelogged to Kafka) in the worker. Nothing here imports Kafka.
 """
@@ -16,22 +18,24 @@ State lives in three mappings supplied by the caller: plain dicts in a backtest,
 from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from alerts.chains import EFFECT_DELAY_DAYS, ChainNotice, ChainSignal
 from alerts.feedback import HOLD_DISPOSITIONS, FeedbackEntry, FeedbackHold, MerchantFeedback
-from alerts.levels import AlertState, LevelPolicy
+from alerts.levels import LevelPolicy
 from alerts.threshold_history import ThresholdSchedule
-from alerts.warnings import build_warning
 from contract.records import Complaint, Feedback, InputEvent, MerchantProfile, Transaction, Warning
-from models.calendar import day_date, day_end, day_start, local_day
-from models.features import CHAIN_FEATURES, PeerNorms, case_figures, chain_features
-from models.indicators.deep_discount import sells_mostly_deep
+from engine.day_closing import DayResult, GatheredDay, gather_day, judge_gathered_day, link_groups
+from models.calendar import day_start, local_day
+from models.features import CHAIN_FEATURES, PeerNorms, chain_features
 from models.online import FeedbackLearner, outcome_label
-from models.scoring import LINK_CODES, Evidence, MerchantScore, RiskScorer
+from models.scoring import RiskScorer
 from models.state import DayTotals, MerchantState, ProfileVersion, merge_day_totals
+
+# DayResult is still read from here by the worker, the shell's replays, a bench and tests.
+__all__ = ["DayResult", "Outcome", "PartitionClock", "PartitionEngine", "Tracer", "bucket_key"]
 
 
 @dataclass
@@ -65,32 +69,6 @@ class Outcome:
     closed_through: int | None = None  # set when this partition closed days (a heartbeat)
 
 
-@dataclass
-class DayResult:
-    """A scored merchant-day, for replays that want the trajectory (not only transitions)."""
-
-    merchant_id: str
-    day: int
-    score: MerchantScore
-    level: str | None
-    profile: ProfileVersion | None = None  # the profile in force that day
-    totals: DayTotals | None = None  # that day's own activity (None: a quiet day)
-    figures: dict[str, float | None] = field(default_factory=dict)  # case_figures of that day
-    thresholds_version: str = "builtin-1"  # the version that scored it
-
-
-class GatheredDay(NamedTuple):
-    """A merchant-day folded and observed, not yet judged: all of it is the same under every
-    thresholds version, so a what-if can record it once and judge it again with other thresholds."""
-
-    merchant_id: str
-    profile: ProfileVersion | None  # the profile in force that day
-    totals: DayTotals | None  # that day's own activity (None: a quiet day)
-    evidence: Evidence  # features (with the chain features as they stood) and detector readings
-    figures: dict[str, float | None]  # case_figures of that day
-    raised_at: datetime  # when a warning of that day is raised: its last event, or the day's end
-
-
 class Tracer(Protocol):
     """Hears what a replay does that thresholds could change the outcome of (``engine.rejudge``)."""
 
@@ -99,14 +77,6 @@ class Tracer(Protocol):
     def member(self, merchant_id: str, partition: int, first_day: int, by_signal: bool) -> None: ...
 
     def feedback(self, feedback: Feedback, partition: int, day: int) -> None: ...
-
-
-def link_groups(profile: ProfileVersion) -> list[str]:
-    """The groups whose members hear of each other's levels: the chain and the legal representative."""
-    groups = [profile.chain_id] if profile.chain_id else []
-    if profile.legal_representative:
-        groups.append(f"rep:{profile.legal_representative}")
-    return groups
 
 
 def bucket_key(merchant_id: str, day: int) -> str:
@@ -379,7 +349,11 @@ class PartitionEngine:
             key=lambda s: s.merchant_id,
         )
         norms = PeerNorms()
-        days = [self._gather(state, day, clock.peer_sales, norms) for state in members]
+        days = [
+            gather_day(state, day, self.buckets.pop(bucket_key(state.merchant_id, day), None), self.scorer,
+                       clock.peer_sales, norms)
+            for state in members
+        ]
         clock.peer_sales = norms.finish()
         if self.tracer is not None:
             self.tracer.closed(partition, day, days)
@@ -405,7 +379,8 @@ class PartitionEngine:
                 features = {k: v for k, v in gathered.evidence.features.items() if k not in CHAIN_FEATURES}
                 features.update(chain_features(state, day))
                 gathered = gathered._replace(evidence=gathered.evidence._replace(features=features))
-            emitted = self._judge(state, day, gathered, correction)
+            emitted = judge_gathered_day(state, day, gathered, self.rules(day), correction=correction,
+                                         on_day_scored=self.on_day_scored)
             if emitted is not None:
                 warnings.append(emitted)
             self.merchants[state.merchant_id] = state
@@ -439,96 +414,3 @@ class PartitionEngine:
         for x, label in examples:
             clock.learner.learn_one(x, label, fusion.log_odds(x))
         return clock.learner.correction
-
-    def _link_notices(
-        self, state: MerchantState, result: MerchantScore, profile: ProfileVersion | None, day: int,
-        policy: LevelPolicy,
-    ) -> list[ChainNotice]:
-        """Tell linked merchants this one's level on its *own* evidence: a level raised only by
-        what linked merchants said must not echo back to them (no feedback loop)."""
-        if profile is None:
-            return []
-        own = self.rules(day)[0].fuse([c for c in result.contributions if c.reading.code not in LINK_CODES])
-        level = policy.level_for(own) or "none"
-        if level == state.linked_level:
-            return []
-        state.linked_level = level
-        return [ChainNotice(group, state.merchant_id, level, day) for group in link_groups(profile)]
-
-    def _gather(
-        self, state: MerchantState, day: int, peer_sales: dict[str, float], norms: PeerNorms
-    ) -> GatheredDay:
-        """Fold the day into the merchant's state and take what it shows, before any threshold:
-        features, detector readings (the detectors learn it), the figures for the case desk."""
-        totals = self.buckets.pop(bucket_key(state.merchant_id, day), None)
-        state.fold(day, totals)
-        # A profile topic compacted before it was read may hold only a later version: its
-        # industry and town still describe the merchant.
-        profile = state.profile_at(day_end(day)) or (state.profiles[0] if state.profiles else None)
-        peer = PeerNorms.lookup(peer_sales, profile.industry, profile.district) if profile else None
-        peer_surge = PeerNorms.industry_surge(peer_sales, profile.industry) if profile else None
-        peer_redeemed = PeerNorms.industry_redemptions(peer_sales, profile.industry) if profile else None
-        peer_deep = PeerNorms.industry_deep_share(peer_sales, profile.industry) if profile else None
-        feedback = state.feedback if isinstance(state.feedback, MerchantFeedback) else None
-        # A risk confirmed by staff is a known anomaly: its days teach neither its own baselines
-        # nor its peer group what normal looks like.
-        known_anomaly = feedback is not None and feedback.known_anomaly_at(day)
-        # The detectors are the same under every thresholds version (only their weights are not).
-        evidence = self.scorer.evidence(state, day, peer, peer_surge, peer_redeemed, peer_deep, learn=not known_anomaly)
-        f = evidence.features
-        if profile is not None and "sales_baseline_28d" in f and not known_anomaly:
-            surge = f["sales_28d"] / f["sales_baseline_28d"] if f["sales_baseline_28d"] >= 3000 else None
-            base = f.get("redeemed_long_baseline_28d", 0.0)
-            redeemed = f["redeemed_28d"] / base if base >= 5000 else None
-            norms.add(profile.industry, profile.district, f["sales_28d"], surge, redeemed, sells_mostly_deep(f))
-        raised_at = totals.last_event_at if totals and totals.last_event_at else day_end(day) - timedelta(seconds=1)
-        gathered = GatheredDay(state.merchant_id, profile, totals, evidence, case_figures(state, day, f), raised_at)
-        state.prune_profiles(day_end(day))
-        return gathered
-
-    def _judge(
-        self, state: MerchantState, day: int, gathered: GatheredDay, correction: dict[str, float] | None = None,
-    ) -> tuple[Warning | None, list[ChainNotice]] | None:
-        profile = gathered.profile
-        scorer, policy, version = self.rules(day)
-        result = scorer.judge(gathered.evidence, correction)
-        feedback = state.feedback if isinstance(state.feedback, MerchantFeedback) else None
-        if not isinstance(state.alert, AlertState):
-            state.alert = AlertState()
-        hold = feedback.hold_at(day) if feedback is not None else None
-        if hold is None:
-            transition = policy.step(state.alert, result.score)
-        else:
-            # Under a hold the step is tried on a copy: a raise the hold does not allow is
-            # discarded with it (no warning, the level state does not move).
-            trial = replace(state.alert)
-            transition = policy.step(trial, result.score)
-            if transition is not None and not hold.allows(transition, result.score, (c.reading.code for c in result.driving)):
-                transition = None
-            else:
-                state.alert = trial
-                if transition is not None and hold.ends_with(transition):
-                    feedback.end_hold(day)  # type: ignore[union-attr]
-        if self.on_day_scored is not None:
-            self.on_day_scored(DayResult(state.merchant_id, day, result, state.alert.level, profile, gathered.totals,
-                                         gathered.figures, version))
-        notices = self._link_notices(state, result, profile, day, policy)
-        if transition is None:
-            return (None, notices) if notices else None
-        if transition[0] in ("raised", "escalated"):  # what staff will judge (see _learn_outcomes)
-            state.last_readings = {c.reading.code: c.reading.score for c in result.contributions}
-        warning = build_warning(
-            merchant_id=state.merchant_id,
-            day=day_date(day).isoformat(),
-            transition=transition,
-            score=result.score,
-            drivers=result.driving,
-            raised_at=gathered.raised_at,
-            industry=profile.industry if profile else None,
-            district=profile.district if profile else None,
-            thresholds_version=version,
-            merchant_name=profile.name if profile else None,
-            chain_id=profile.chain_id if profile else None,
-            figures=gathered.figures,
-        )
-        return warning, notices

@@ -7,7 +7,7 @@ the indicator did not apply) and the fused score. :meth:`DayRecorder.finish` tur
 about 20 MB).
 
 >>> from models.scoring import MerchantScore
->>> from engine.partition import DayResult
+>>> from engine.day_closing import DayResult
 >>> recorder = DayRecorder(["silence", "sales_surge"])
 >>> recorder(DayResult("m1", 739311, MerchantScore(0.2, (), {"silent_days": 3.0}), None))
 >>> days = recorder.finish()
@@ -17,12 +17,12 @@ about 20 MB).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from engine.partition import DayResult
+from engine.day_closing import DayResult
 from models.indicators import ALL_INDICATORS
 from models.scoring import DETECTOR_CODE, JOINT_DETECTOR_CODE
 
@@ -76,7 +76,7 @@ class MerchantDays:
 
 
 class DayRecorder:
-    """Collects :class:`~engine.partition.DayResult` rows (an ``on_day_scored`` callback)."""
+    """Collects :class:`~engine.day_closing.DayResult` rows (an ``on_day_scored`` callback)."""
 
     def __init__(self, codes: Sequence[str] = READING_CODES) -> None:
         self.codes = tuple(codes)
@@ -135,7 +135,7 @@ def load_days(path: object) -> MerchantDays:
 
 
 def record_replay(events_dir: object, *, partitions: int, allowed_lateness_hours: float,
-                  on_event: object | None = None) -> MerchantDays:
+                  on_event: Callable[[], None] | None = None) -> MerchantDays:
     """Replay ``events_dir`` with the live scoring core and keep every scored merchant-day."""
     from datetime import timedelta
     from pathlib import Path
@@ -144,5 +144,5 @@ def record_replay(events_dir: object, *, partitions: int, allowed_lateness_hours
 
     recorder = DayRecorder()
     run_backtest(Path(str(events_dir)), partitions=partitions, allowed_lateness=timedelta(hours=allowed_lateness_hours),
-                 on_day_scored=recorder, on_event=on_event)  # type: ignore[arg-type]
+                 on_day_scored=recorder, on_event=on_event)
     return recorder.finish()

@@ -6,7 +6,7 @@ is small: each merchant-day's indicator readings, score and level step, the noti
 merchants' levels changed, and what those notices do to the linked merchants' chain features.
 
 A :class:`Trace` records, while a replay runs (``Replay.tracer``), every call into the engine that
-matters for that part, in order: each merchant-day gathered (:class:`~engine.partition.GatheredDay`:
+matters for that part, in order: each merchant-day gathered (:class:`~engine.day_closing.GatheredDay`:
 features, detector readings, figures), merchants appearing, staff's feedback taken in, stores
 joining a chain, the days each call closed, and every chain watermark. :func:`rejudge` then runs
 the same engine's judging code (``PartitionEngine.judge_day``), the same chain directory and the
@@ -30,7 +30,8 @@ from typing import Any
 from alerts.chains import ChainDirectory, ChainNotice, ChainSignal
 from alerts.threshold_history import ThresholdSchedule
 from contract.records import Feedback, Warning
-from engine.partition import GatheredDay, Outcome, PartitionEngine
+from engine.day_closing import GatheredDay
+from engine.partition import Outcome, PartitionEngine
 from engine.replay import Checkpoint, settle
 from models.state import MerchantState
 

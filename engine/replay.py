@@ -27,7 +27,8 @@ from alerts.chains import ChainDirectory
 from alerts.threshold_history import ThresholdSchedule
 from contract.partitioning import partition_for
 from contract.records import DeadLetter, Feedback, InputEvent, Warning, decode
-from engine.partition import DayResult, Outcome, PartitionClock, PartitionEngine, Tracer
+from engine.day_closing import DayResult
+from engine.partition import Outcome, PartitionClock, PartitionEngine, Tracer
 from models.scoring import RiskScorer
 from models.state import DayTotals, MerchantState
 
@@ -83,13 +84,14 @@ def _feedback(path: Path, start: Position = START) -> Iterator[Item]:
     """The feedback file sorted by ``effective_from`` (then ``feedback_id``): the case service
     writes it in order of decision, the replay needs it in event time. It is small."""
     records = list(_decoded("feedback", path))
-    valid = sorted(
-        (r for r in records if not isinstance(r[3], DeadLetter)),
-        key=lambda r: (r[0], r[3].feedback_id),  # type: ignore[union-attr]
+    answers = sorted(
+        ((moment, rank, record) for moment, rank, _, record, _ in records if isinstance(record, Feedback)),
+        key=lambda r: (r[0], r[2].feedback_id),
     )
     # Dead letters first (they carry their line number as offset), then the records in order.
-    ordered = [(0.0, rank, number, record) for _, rank, number, record, _ in records if isinstance(record, DeadLetter)]
-    ordered.extend((moment, rank, number, record) for number, (moment, rank, _, record, _) in enumerate(valid, start=1))
+    ordered: list[tuple[float, int, int, Record | DeadLetter]] = [
+        (0.0, rank, number, record) for _, rank, number, record, _ in records if isinstance(record, DeadLetter)]
+    ordered.extend((moment, rank, number, record) for number, (moment, rank, record) in enumerate(answers, start=1))
     for taken, (moment, rank, number, record) in enumerate(ordered, start=1):
         if taken > start[1]:
             yield moment, rank, number, record, (0, taken, 0.0)
@@ -250,8 +252,9 @@ class Replay:
 
     def checkpoint(self) -> Checkpoint:
         """The replay as it stands (shares its state: pickle it, or stop using this replay)."""
-        if self._held is not None and self._held[1] is None:  # a staff answer taken, not yet used
-            heapq.heappush(self.scheduled, (self._held[0], self._held[2].feedback_id, self._held[2]))  # type: ignore[union-attr]
+        held = self._held
+        if held is not None and held[1] is None and isinstance(held[2], Feedback):  # a staff answer taken, not yet used
+            heapq.heappush(self.scheduled, (held[0], held[2].feedback_id, held[2]))
             self._held = None
         return Checkpoint(
             events_dir=self.events_dir, partitions=self.partitions, allowed_lateness=self.allowed_lateness,

@@ -18,15 +18,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict, Unpack
 
 import numpy as np
 
 from alerts.levels import LEVELS
 from contract.labels import Label
 from engine.recording import MerchantDays
-from models.fusion import HORIZON_DAYS
+from models.fusion import HORIZON_DAYS, LogisticFusion
 
 LEVEL_ORDER = LEVELS  # blue .. red, as alerts/levels.py orders them
+
+
+def _collapse_ordinal(label: Label | None) -> int:
+    return label.collapse_date.toordinal() if label is not None and label.collapse_date else -1
 
 
 def training_rows(days: MerchantDays, labels: Mapping[str, Label], horizon: int = HORIZON_DAYS,
@@ -34,9 +39,7 @@ def training_rows(days: MerchantDays, labels: Mapping[str, Label], horizon: int 
     """(mask of usable rows, target 0/1 of those rows) for labelled merchants: a day is positive
     when its merchant collapses within ``horizon`` days, or collapsed at most ``after`` days ago
     (a store gone dark is still to be disposed of); later days are left out."""
-    collapse_day = np.array(
-        [labels[m].collapse_date.toordinal() if m in labels and labels[m].collapse_date else -1
-         for m in days.merchant_ids], dtype=np.int64)
+    collapse_day = np.array([_collapse_ordinal(labels.get(m)) for m in days.merchant_ids], dtype=np.int64)
     known = np.array([m in labels for m in days.merchant_ids])
     kept = (collapse_day < 0) | (days.days < collapse_day + after)
     mask = known & kept
@@ -228,9 +231,7 @@ class Fit:
     pairs: dict[tuple[str, str], float] = field(default_factory=dict)
     cap: float = CAP
 
-    def fusion(self):  # type: ignore[no-untyped-def]
-        from models.fusion import LogisticFusion
-
+    def fusion(self) -> LogisticFusion:
         return LogisticFusion(self.intercept, self.weights, HORIZON_DAYS, self.pairs, self.cap)
 
     def probabilities(self, days: MerchantDays) -> np.ndarray:
@@ -246,6 +247,16 @@ def pair_columns(readings: np.ndarray, codes: Sequence[str]) -> tuple[np.ndarray
     for j, (a, b) in enumerate(names):
         columns[:, j] = readings[:, index[a]] * readings[:, index[b]]
     return columns, names
+
+
+class FitOptions(TypedDict, total=False):
+    """The keyword options of :func:`fit_worlds`."""
+
+    l2: float
+    horizon: int
+    cap: float
+    after: int
+    level_false_alarms: Mapping[str, float]
 
 
 def fit_worlds(worlds: Sequence[World], *, l2: float = L2, horizon: int = HORIZON_DAYS, cap: float = CAP,
@@ -296,11 +307,11 @@ class HeldOut:
     target: np.ndarray
 
 
-def leave_one_world_out(worlds: Sequence[World], **options: object) -> list[HeldOut]:
+def leave_one_world_out(worlds: Sequence[World], **options: Unpack[FitOptions]) -> list[HeldOut]:
     """Fit on all worlds but one, judge that one (orange cut-off of the fit); once per world."""
     held = []
     for i, world in enumerate(worlds):
-        fit = fit_worlds([w for j, w in enumerate(worlds) if j != i], **options)  # type: ignore[arg-type]
+        fit = fit_worlds([w for j, w in enumerate(worlds) if j != i], **options)
         p = fit.probabilities(world.days)
         mask, target = training_rows(world.days, world.labels)
         held.append(HeldOut(world.name, alarm_figures(world.days, p, world.labels, fit.cutoffs["orange"]),

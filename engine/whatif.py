@@ -49,7 +49,8 @@ from typing import Any, Literal
 import orjson
 
 from alerts.levels import LEVELS, RANK
-from alerts.thresholds import Change, ThresholdSet, diff
+from alerts.threshold_set import Change, ThresholdSet, diff
+from contract.labels import LabelRow
 from contract.records import Warning
 from engine.judging import evaluate, urgent_alarms
 from models.calendar import SHANGHAI
@@ -293,7 +294,7 @@ def reasons_of(warning: Warning, top: int = TOP_REASONS) -> tuple[Reason, ...]:
 
 def tally(
     warnings: Iterable[Warning], *, label: str, version: str, since: date | None = None,
-    until: date | None = None, labels: Sequence[dict] | None = None, events: int = 0, seconds: float = 0.0,
+    until: date | None = None, labels: Sequence[LabelRow] | None = None, events: int = 0, seconds: float = 0.0,
 ) -> Figures:
     """The figures of one replay's warnings within the window (see the module's doc)."""
     ordered = sorted(warnings, key=lambda w: w.raised_at)
@@ -308,7 +309,7 @@ def tally(
                 held[w.merchant_id] = w
         elif _in_window(day, since, until):
             inside.append(w)
-    highest = {m: w.level for m, w in held.items()}
+    highest: dict[str, str] = {m: w.level for m, w in held.items()}
     flagging = dict(held)
     for w in inside:
         if w.transition != "cleared" and (w.merchant_id not in highest or RANK[w.level] > RANK[highest[w.merchant_id]]):
@@ -343,7 +344,7 @@ def _plain(warning: Warning) -> dict[str, Any]:
 
 
 def judge(
-    labels: Sequence[dict], upto_until: Sequence[Warning], in_window: Sequence[Warning], *,
+    labels: Sequence[LabelRow], upto_until: Sequence[Warning], in_window: Sequence[Warning], *,
     since: date | None, until: date | None,
 ) -> Quality:
     """Recall and lead time of the collapses dated in the window (any warning up to ``until``
@@ -395,7 +396,7 @@ def merchant_changes(current: Figures, candidate: Figures) -> tuple[list[Merchan
     return sorted(newly, key=order), sorted(gone, key=order)
 
 
-def read_labels(path: Path) -> list[dict]:
+def read_labels(path: Path) -> list[LabelRow]:
     """The simulator's ``labels.jsonl``."""
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from alerts.threshold_history import ThresholdSchedule, publication
-from alerts.thresholds import ThresholdSet
+from alerts.threshold_set import ThresholdSet
 from contract.records import Warning
 from engine.checkpoints import CheckpointCache
 from engine.rejudge import Diverged, Trace, rejudge
@@ -58,7 +58,7 @@ def schedule_for(current: ThresholdSet, candidate: ThresholdSet, since: date | N
     """The candidate side's schedule: ``candidate`` in force from the window's first day, as if it
     had been published to take effect then (``current`` before it); from the start without one.
 
-    >>> from alerts.thresholds import builtin_thresholds
+    >>> from alerts.threshold_set import builtin_thresholds
     >>> current = builtin_thresholds()
     >>> data = current.model_dump(); data["levels"]["cutoffs"]["red"] = 0.9
     >>> candidate = ThresholdSet.from_mapping(data)
@@ -221,7 +221,7 @@ def compare(
         if on_progress is not None:
             on_progress([warm.result.events] * len(schedules))
         recording = cache.load_recording(warmed.entry, events_dir) if cache and warmed.entry else None
-        if isinstance(recording, Recording):
+        if isinstance(recording, Recording) and cache is not None:
             replays, method = _from_recording(recording, warm, warmed, schedules, events_dir, cache, on_progress)
     if replays is None:
         keep = (cache, warmed.entry) if cache is not None and warmed is not None and warmed.entry else None

@@ -8,6 +8,8 @@ yet (too little history, no profile) is absent rather than zero.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from models.calendar import day_end, working_days_between
 from models.state import HISTORY_DAYS, DaySummary, MerchantState
@@ -113,18 +115,27 @@ def long_baseline(history: Sequence[DaySummary], day: int, observed: int) -> flo
     return windows[middle] if len(windows) % 2 else (windows[middle - 1] + windows[middle]) / 2
 
 
-def merchant_features(
-    state: MerchantState,
-    day: int,
-    peer_sales_28d: float | None = None,
-    peer_surge: float | None = None,
-    peer_redemption_ratio: float | None = None,
-    peer_deep_share: float | None = None,
-) -> dict[str, float]:
-    """Features of ``state`` after ``day`` has been folded into it.
+@dataclass(frozen=True)
+class PeerContext:
+    """What the merchant's peers did up to the day before (:class:`PeerNorms`); None: not known."""
 
-    ``peer_sales_28d`` is the typical 28-day card sales of the merchant's peer group (same
-    industry and town), from :class:`PeerNorms`, when the caller keeps one."""
+    sales_28d: float | None = None  # typical 28-day card sales of the peer group (industry and town)
+    surge: float | None = None  # the industry's 28-day sales over their own baselines
+    redemption_ratio: float | None = None  # the industry's 28-day redemptions over their own baselines
+    deep_share: float | None = None  # share of the industry selling mostly at a deep bonus
+
+    def features(self) -> dict[str, float]:
+        named = {"peer_sales_28d": self.sales_28d, "peer_surge": self.surge,
+                 "peer_redemption_ratio": self.redemption_ratio, "peer_deep_share": self.deep_share}
+        return {name: value for name, value in named.items() if value is not None}
+
+
+NO_PEERS = PeerContext()
+
+
+def merchant_features(state: MerchantState, day: int, peers: PeerContext = NO_PEERS) -> dict[str, float]:
+    """Features of ``state`` after ``day`` has been folded into it; ``peers`` from the merchant's
+    peer group (same industry and town), when the caller keeps :class:`PeerNorms`."""
     history = state.history
     observed = state.observed_days(day)
     f: dict[str, float] = {
@@ -133,6 +144,23 @@ def merchant_features(
         "prepaid_balance": max(state.prepaid_balance, 0.0),
     }
     recent = _window(history, day, SURGE_WINDOW)
+    _add_trading(f, history, day, observed, recent)
+    f.update(peers.features())
+    last90 = _window(history, day, min(90, observed)) if observed else []
+    if observed:
+        f["monthly_redemptions"] = sum(h.redeemed for h in last90) * 30.0 / len(last90)
+    _add_complaints(f, history, day, recent)
+    if state.last_redemption_day is not None:
+        _add_silence(f, state, day, state.last_redemption_day, last90)
+    f.update(chain_features(state, day))
+    _add_profile(f, state, day)
+    return f
+
+
+def _add_trading(
+    f: dict[str, float], history: Sequence[DaySummary], day: int, observed: int, recent: list[DaySummary],
+) -> None:
+    """The 28-day sums and, with enough history, the merchant's own baselines."""
     f["sales_28d"] = sum(h.sales_paid for h in recent)
     f["sales_face_28d"] = sum(h.sales_face for h in recent)
     f["deep_bonus_paid_28d"] = sum(h.deep_bonus_paid for h in recent)
@@ -151,24 +179,16 @@ def merchant_features(
         f["refunds_baseline_28d"] = sum(h.refunds for h in base) * scale
         f["redeemed_long_baseline_28d"] = long_baseline(history, day, observed)
 
-    if peer_sales_28d is not None:
-        f["peer_sales_28d"] = peer_sales_28d
-    if peer_surge is not None:
-        f["peer_surge"] = peer_surge
-    if peer_redemption_ratio is not None:
-        f["peer_redemption_ratio"] = peer_redemption_ratio
-    if peer_deep_share is not None:
-        f["peer_deep_share"] = peer_deep_share
 
-    last90 = _window(history, day, min(90, observed)) if observed else []
-    if observed:
-        f["monthly_redemptions"] = sum(h.redeemed for h in last90) * 30.0 / len(last90)
+def _weighted_complaints(items: list[DaySummary]) -> float:
+    # Refund refusals, closures and unavailable service weigh three times the others.
+    return float(sum(h.complaints + 2 * h.severe_complaints for h in items))
 
-    def weighted(items: list[DaySummary]) -> float:
-        # Refund refusals, closures and unavailable service weigh three times the others.
-        return float(sum(h.complaints + 2 * h.severe_complaints for h in items))
 
-    f["complaints_weighted_14d"] = weighted(_window(history, day, 14))
+def _add_complaints(f: dict[str, float], history: Sequence[DaySummary], day: int, recent: list[DaySummary]) -> None:
+    """Complaints of the last two and four weeks against their usual level, and the liability a
+    28-day push adds."""
+    f["complaints_weighted_14d"] = _weighted_complaints(_window(history, day, 14))
     f["severe_complaints_14d"] = float(sum(h.severe_complaints for h in _window(history, day, 14)))
     f["severe_complaints_28d"] = float(sum(h.severe_complaints for h in recent))
     f["closure_complaints_14d"] = float(sum(h.closure_complaints for h in _window(history, day, 14)))
@@ -178,47 +198,51 @@ def merchant_features(
         f["net_liability_28d"] = f["sales_face_28d"] - f["redeemed_28d"]
     before = _between(history, day - 14 - 90 + 1, day - 14)
     if before:
-        f["complaints_weighted_baseline_14d"] = weighted(before) * 14.0 / len(before)
+        f["complaints_weighted_baseline_14d"] = _weighted_complaints(before) * 14.0 / len(before)
 
-    # Silence, judged at the end of the day in event time, once trading has been observed.
-    if state.last_redemption_day is not None:
-        # Closing for the Spring Festival break is normal; those days do not count as silence.
-        f["silent_days"] = float(working_days_between(state.last_redemption_day + 1, day))
-        active = [h for h in last90 if h.redemptions > 0]
-        f["redemption_days_90d"] = float(len(active))
-        # The usual gap is judged on the 90 days up to the last redemption: counting the silence
-        # itself would let a long silence raise its own threshold and switch the alarm off.
-        before = _window(history, state.last_redemption_day, 90)
-        trading = [h for h in before if state.first_redemption_day is not None and h.day >= state.first_redemption_day]
-        f["expected_redemption_gap_days"] = len(trading) / max(sum(1 for h in trading if h.redemptions > 0), 1)
 
-    f.update(chain_features(state, day))
+def _add_silence(
+    f: dict[str, float], state: MerchantState, day: int, last_redemption_day: int, last90: list[DaySummary],
+) -> None:
+    """Silence, judged at the end of the day in event time, once trading has been observed."""
+    # Closing for the Spring Festival break is normal; those days do not count as silence.
+    f["silent_days"] = float(working_days_between(last_redemption_day + 1, day))
+    active = [h for h in last90 if h.redemptions > 0]
+    f["redemption_days_90d"] = float(len(active))
+    # The usual gap is judged on the 90 days up to the last redemption: counting the silence
+    # itself would let a long silence raise its own threshold and switch the alarm off.
+    before = _window(state.history, last_redemption_day, 90)
+    trading = [h for h in before if state.first_redemption_day is not None and h.day >= state.first_redemption_day]
+    f["expected_redemption_gap_days"] = len(trading) / max(sum(1 for h in trading if h.redemptions > 0), 1)
 
+
+def _add_profile(f: dict[str, float], state: MerchantState, day: int) -> None:
+    """What the registered profile in force says: business age, custody, pauses, registry changes."""
     close = day_end(day)
     profile = state.profile_at(close)
-    if profile is not None:
-        age = day - profile.opened_on
-        f["business_age_days"] = float(age)
-        required = custody_required(f["prepaid_balance"], age)
-        f["custody_required"] = required
-        if state.custody_report is not None:
-            report_day, custody, balance_then = state.custody_report
-            f["custody_balance"] = custody
-            f["custody_report_age_days"] = float(day - report_day)
-            f["custody_required_at_report"] = custody_required(balance_then, report_day - profile.opened_on)
-            drawdown = custody_drawdown(state.custody_reports or [], profile.opened_on)
-            if drawdown is not None:
-                f["custody_drawdown"] = drawdown
-        else:
-            f["custody_report_age_days"] = float(day - max(state.first_day, profile.opened_on))
-        f["suspended_notice_days"] = _suspension_notice(state, day, close)
-        f["registered_pause"] = 1.0 if profile.status in PAUSED else 0.0
-        f["days_since_registry_change"] = _days_since_registry_change(state, close)
-        # Gyms may sell class packages up to 20,000 yuan; other named cards stop at 5,000.
-        f["over_cap_sales_28d"] = (
-            f["over_gym_cap_sales_28d"] if profile.industry == "fitness" else f["over_named_cap_sales_28d"]
-        )
-    return f
+    if profile is None:
+        return
+    age = day - profile.opened_on
+    f["business_age_days"] = float(age)
+    required = custody_required(f["prepaid_balance"], age)
+    f["custody_required"] = required
+    if state.custody_report is not None:
+        report_day, custody, balance_then = state.custody_report
+        f["custody_balance"] = custody
+        f["custody_report_age_days"] = float(day - report_day)
+        f["custody_required_at_report"] = custody_required(balance_then, report_day - profile.opened_on)
+        drawdown = custody_drawdown(state.custody_reports or [], profile.opened_on)
+        if drawdown is not None:
+            f["custody_drawdown"] = drawdown
+    else:
+        f["custody_report_age_days"] = float(day - max(state.first_day, profile.opened_on))
+    f["suspended_notice_days"] = _suspension_notice(state, day, close)
+    f["registered_pause"] = 1.0 if profile.status in PAUSED else 0.0
+    f["days_since_registry_change"] = _days_since_registry_change(state, close)
+    # Gyms may sell class packages up to 20,000 yuan; other named cards stop at 5,000.
+    f["over_cap_sales_28d"] = (
+        f["over_gym_cap_sales_28d"] if profile.industry == "fitness" else f["over_named_cap_sales_28d"]
+    )
 
 
 # Features fed by other merchants' levels (chain signals): the only ones that depend on thresholds.
@@ -304,7 +328,7 @@ def case_figures(state: MerchantState, day: int, features: dict[str, float]) -> 
 PAUSED = frozenset({"suspended", "closed"})  # registered statuses that announce a stop
 
 
-def _suspension_notice(state: MerchantState, day: int, close) -> float:  # type: ignore[no-untyped-def]
+def _suspension_notice(state: MerchantState, day: int, close: datetime) -> float:
     """Days between registering the current suspension or closure and the start of the silence
     (-1: none in force; negative below that when registered after the store went quiet)."""
     versions = [p for p in state.profiles if p.updated_at < close]
@@ -319,7 +343,7 @@ def _suspension_notice(state: MerchantState, day: int, close) -> float:  # type:
     return float(silence_start - since.astimezone(close.tzinfo).date().toordinal())
 
 
-def _days_since_registry_change(state: MerchantState, close) -> float:  # type: ignore[no-untyped-def]
+def _days_since_registry_change(state: MerchantState, close: datetime) -> float:
     """Days since the legal representative changed or registered capital was cut (-1: none)."""
     latest = -1.0
     # Compare each version with the last known value, so a record that leaves the field out
@@ -399,6 +423,14 @@ class PeerNorms:
             if len(answers) >= MIN_PEERS:
                 norms[key] = sum(answers) / len(answers)
         return norms
+
+    @staticmethod
+    def context(norms: dict[str, float], industry: str, town: str) -> PeerContext:
+        """What a merchant of ``industry`` in ``town`` is compared with, from :meth:`finish`'s ``norms``."""
+        return PeerContext(
+            PeerNorms.lookup(norms, industry, town), PeerNorms.industry_surge(norms, industry),
+            PeerNorms.industry_redemptions(norms, industry), PeerNorms.industry_deep_share(norms, industry),
+        )
 
     @staticmethod
     def lookup(norms: dict[str, float], industry: str, town: str) -> float | None:

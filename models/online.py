@@ -90,7 +90,8 @@ class FeedbackLearner:
         for code in fired:
             weights.setdefault(code, 0.0)
         grads = {code: gradient * fired.get(code, 0.0) + self.l2 * w for code, w in weights.items()}
-        self.optimizer.step(w=weights, g=grads)
+        # dict is invariant, river's SGD takes dict[Hashable, Any]; it only updates the given keys.
+        self.optimizer.step(w=weights, g=grads)  # type: ignore[arg-type]
         bound = self.max_correction
         self.correction = {code: min(max(w, -bound), bound) for code, w in sorted(weights.items())}
         self.examples += 1

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from models.detectors import AdaptiveBaseline, ScaledHalfSpaceTrees
-from models.features import merchant_features
+from models.features import NO_PEERS, PeerContext, merchant_features
 from models.fusion import LogisticFusion, sigmoid
-from models.indicators import ALL_INDICATORS, Indicator, Reading
+from models.indicators import ALL_INDICATORS
+from models.indicators.base import Indicator, Reading
 from models.learned import FUSION
 from models.state import MerchantState
 
@@ -165,10 +166,7 @@ class RiskScorer:
         self,
         state: MerchantState,
         day: int,
-        peer_sales_28d: float | None = None,
-        peer_surge: float | None = None,
-        peer_redemption_ratio: float | None = None,
-        peer_deep_share: float | None = None,
+        peers: PeerContext = NO_PEERS,
         *,
         learn: bool = True,
     ) -> MerchantScore:
@@ -187,24 +185,21 @@ class RiskScorer:
         (0, 0)
         """
         return self.judge(
-            self.evidence(state, day, peer_sales_28d, peer_surge, peer_redemption_ratio, peer_deep_share, learn=learn)
+            self.evidence(state, day, peers, learn=learn)
         )
 
     def evidence(
         self,
         state: MerchantState,
         day: int,
-        peer_sales_28d: float | None = None,
-        peer_surge: float | None = None,
-        peer_redemption_ratio: float | None = None,
-        peer_deep_share: float | None = None,
+        peers: PeerContext = NO_PEERS,
         *,
         learn: bool = True,
     ) -> Evidence:
         """The day's features and detector readings, which no threshold changes (only the chain
         features depend on other merchants' levels: see :func:`models.features.chain_features`);
         the detectors learn the day here."""
-        features = merchant_features(state, day, peer_sales_28d, peer_surge, peer_redemption_ratio, peer_deep_share)
+        features = merchant_features(state, day, peers)
         observed = features["observed_days"] > 0
         return Evidence(
             features,

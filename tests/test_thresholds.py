@@ -18,21 +18,10 @@ import pytest
 import yaml
 
 from alerts.levels import LEVELS, LevelPolicy
-from alerts.thresholds import (
-    RANGES,
-    WEIGHT,
-    Change,
-    ThresholdsError,
-    ThresholdSet,
-    builtin_thresholds,
-    diff,
-    load_thresholds,
-    main,
-    parse_thresholds,
-    render_yaml,
-)
-from alerts.thresholds import _num as shown_number
+from alerts.threshold_rules import RANGES, WEIGHT, shown_number
+from alerts.threshold_set import Change, ThresholdsError, ThresholdSet, builtin_thresholds, diff
 from alerts.thresholds import _yaml_number as yaml_number
+from alerts.thresholds import load_thresholds, main, parse_thresholds, render_yaml
 from cases.config import CaseSettings
 from engine.partition import DayResult, PartitionEngine
 from models.indicators import ALL_INDICATORS

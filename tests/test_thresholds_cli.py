@@ -9,8 +9,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from alerts.threshold_rules import shown_number
 from alerts.thresholds import ThresholdSet, builtin_thresholds, load_thresholds
-from alerts.thresholds import _num as shown_number
 from alerts.thresholds import _yaml_number as yaml_number
 from yujing.cli.app import app
 

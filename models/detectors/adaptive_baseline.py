@@ -61,7 +61,7 @@ class AdaptiveBaseline(AnomalyDetector):
         self._vars: dict[str, stats.EWVar] = {}
         self._seen = 0
 
-    def learn_one(self, x: dict[str, float]) -> None:
+    def learn_one(self, x: dict[str, float]) -> None:  # type: ignore[override]  # str-named features: narrower than river's dict[Hashable, Any]
         self._seen += 1
         for name, value in x.items():
             if name not in self._means:
@@ -82,7 +82,7 @@ class AdaptiveBaseline(AnomalyDetector):
             return {}
         return {name: self._z(name, v) for name, v in x.items() if name in self._means}
 
-    def score_one(self, x: dict[str, float]) -> float:
+    def score_one(self, x: dict[str, float]) -> float:  # type: ignore[override]  # str-named features: narrower than river's dict[Hashable, Any]
         z = max(self._zscores(x).values(), default=0.0)
         return min(1.0, max(0.0, (z - self.z_threshold) / self.z_threshold))
 

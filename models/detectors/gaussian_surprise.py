@@ -65,7 +65,7 @@ class GaussianSurprise(AnomalyDetector):
         self.novelty_window = novelty_window
         self.z_scale = z_scale
         self.grace_period = grace_period
-        self._stats: dict[str, utils.Rolling] = {}
+        self._stats: dict[str, utils.Rolling[stats.Var]] = {}
         self._recent: deque[float] = deque(maxlen=novelty_window)
         self._seen = 0
 
@@ -81,7 +81,7 @@ class GaussianSurprise(AnomalyDetector):
             surprise = max(surprise, abs(value - var.mean.get()) / spread)
         return surprise
 
-    def learn_one(self, x: dict[str, float]) -> None:
+    def learn_one(self, x: dict[str, float]) -> None:  # type: ignore[override]  # str-named features: narrower than river's dict[Hashable, Any]
         self._seen += 1
         # Each observation's surprise before it is learned: the reference for later novelty.
         self._recent.append(self._surprise(x))
@@ -92,7 +92,7 @@ class GaussianSurprise(AnomalyDetector):
                 self._stats[name] = utils.Rolling(stats.Var, window_size=self.window_size, ddof=0)
             self._stats[name].update(float(value))
 
-    def score_one(self, x: dict[str, float]) -> float:
+    def score_one(self, x: dict[str, float]) -> float:  # type: ignore[override]  # str-named features: narrower than river's dict[Hashable, Any]
         if self._seen < self.grace_period:
             return 0.0
         excess = self._surprise(x) - max(self._recent, default=0.0)

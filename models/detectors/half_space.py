@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import random
 from array import array
+from typing import Any, TypeAlias, cast
 
 from river import anomaly, stats
 from river.base import AnomalyDetector
@@ -41,6 +42,11 @@ from river.tree.padded import PaddedBranch, PaddedLeaf
 # estimate is pulled towards the largest possible raw score, so the first weeks after the grace
 # period do not over-alert.
 _CALIBRATION_PRIOR = 10
+
+Node: TypeAlias = PaddedBranch | PaddedLeaf
+# A forest packed for pickling (see ``_encode_forest``): number of trees, split feature names,
+# node kinds, split feature ids, thresholds, masses.
+PackedForest: TypeAlias = "tuple[int, list[str], bytes, array[int], array[float], array[int]]"
 
 
 class ScaledHalfSpaceTrees(AnomalyDetector):
@@ -207,16 +213,17 @@ class ScaledHalfSpaceTrees(AnomalyDetector):
     def _max_raw(self) -> float:
         # Every tree holds the whole window at its root and nothing in the child the point
         # takes: HST's score is then 1 - 1 / (number of nodes per tree).
-        return 1.0 - 1.0 / (2 ** (self.height + 1) - 1)
+        nodes_per_tree: int = 2 ** (self.height + 1) - 1
+        return 1.0 - 1.0 / nodes_per_tree
 
     def _threshold(self) -> float:
         top = self._max_raw
-        if not self._calibrated:
-            return top
         q = self._calibration.get()
+        if not self._calibrated or q is None:
+            return top
         return q + (top - q) * _CALIBRATION_PRIOR / (_CALIBRATION_PRIOR + self._calibrated)
 
-    def learn_one(self, x: dict[str, float]) -> None:
+    def learn_one(self, x: dict[str, float]) -> None:  # type: ignore[override]  # str-named features: narrower than river's dict[Hashable, Any]
         values = self._values(x)
         self._seen += 1
         if not self._forest_features.issuperset(values):
@@ -235,10 +242,10 @@ class ScaledHalfSpaceTrees(AnomalyDetector):
         self._forest_seen += 1
         self._update_scalers(values)
 
-    def score_one(self, x: dict[str, float]) -> float:
+    def score_one(self, x: dict[str, float]) -> float:  # type: ignore[override]  # str-named features: narrower than river's dict[Hashable, Any]
         if self._hst is None or self._seen < self.grace_period or self._forest_seen < self.window_size:
             return 0.0
-        raw = self._hst.score_one(self._scaled(self._values(x)))
+        raw: float = self._hst.score_one(self._scaled(self._values(x)))
         threshold = self._threshold()
         if raw <= threshold:
             return 0.0
@@ -257,7 +264,7 @@ class ScaledHalfSpaceTrees(AnomalyDetector):
 
     # -- compact pickling -----------------------------------------------------------------
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         hst = state.pop("_hst")
         if hst is not None:
@@ -271,7 +278,7 @@ class ScaledHalfSpaceTrees(AnomalyDetector):
             state["_hst"] = None
         return state
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
         packed = state.pop("_hst")
         self.__dict__.update(state)
@@ -281,17 +288,18 @@ class ScaledHalfSpaceTrees(AnomalyDetector):
             hst = anomaly.HalfSpaceTrees.__new__(anomaly.HalfSpaceTrees)
             hst.__dict__.update(hst_state)
             hst.rng = random.Random(hst.seed)
-            hst.trees, hst._tree_nodes = _decode_forest(forest)
+            trees, hst._tree_nodes = _decode_forest(forest)
+            hst.trees = cast(list[PaddedBranch], trees)  # as river types them: a root is a branch (height >= 1)
             self._hst = hst
 
 
-def _smallest_unsigned(values: list[int]) -> array:
+def _smallest_unsigned(values: list[int]) -> array[int]:
     top = max(values, default=0)
     code = "B" if top < 2**8 else "H" if top < 2**16 else "L" if top < 2**32 else "Q"
     return array(code, values)
 
 
-def _encode_forest(trees: list) -> tuple:
+def _encode_forest(trees: list[Node]) -> PackedForest:
     """Pre-order arrays of the trees: node kinds, split features and thresholds, masses."""
     names: list[str] = []
     index: dict[str, int] = {}
@@ -300,7 +308,7 @@ def _encode_forest(trees: list) -> tuple:
     thresholds = array("d")
     masses: list[int] = []
     for tree in trees:
-        stack = [tree]
+        stack: list[Any] = [tree]  # Any: river's leaves get l_mass and r_mass as untyped attributes
         while stack:
             node = stack.pop()
             masses.append(node.l_mass)
@@ -321,19 +329,19 @@ def _encode_forest(trees: list) -> tuple:
     return len(trees), names, bytes(kinds), _smallest_unsigned(features), thresholds, _smallest_unsigned(masses)
 
 
-def _decode_forest(forest: tuple) -> tuple[list[PaddedBranch], list[list]]:
+def _decode_forest(forest: PackedForest) -> tuple[list[Node], list[list[Node]]]:
     """The trees back from ``_encode_forest``, with a flat list of each tree's nodes."""
     n_trees, names, kinds, feature_ids, thresholds, masses = forest
     features = [names[i] for i in feature_ids]
     mass = masses.tolist()
     cursor = [0, 0]  # next node, next branch (pre-order)
 
-    def build(nodes: list) -> PaddedBranch | PaddedLeaf:
+    def build(nodes: list[Node]) -> Node:
         i = cursor[0]
         cursor[0] += 1
         l_mass, r_mass = mass[2 * i], mass[2 * i + 1]
         if not kinds[i]:
-            node: PaddedBranch | PaddedLeaf = PaddedLeaf(l_mass=l_mass, r_mass=r_mass)
+            node: Node = PaddedLeaf(l_mass=l_mass, r_mass=r_mass)
         else:
             b = cursor[1]
             cursor[1] += 1
@@ -343,9 +351,10 @@ def _decode_forest(forest: tuple) -> tuple[list[PaddedBranch], list[list]]:
         nodes.append(node)  # post-order; HST only needs every node once
         return node
 
-    trees, node_lists = [], []
+    trees: list[Node] = []
+    node_lists: list[list[Node]] = []
     for _ in range(n_trees):
-        nodes: list = []
+        nodes: list[Node] = []
         trees.append(build(nodes))
         node_lists.append(nodes)
     return trees, node_lists

@@ -19,11 +19,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from alerts.threshold_history import Publication, ThresholdSchedule, publication
+from alerts.threshold_set import diff
 from alerts.thresholds import (
     ThresholdsError,
     ThresholdSet,
     builtin_thresholds,
-    diff,
     load_thresholds,
     render_yaml,
 )
