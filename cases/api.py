@@ -69,10 +69,53 @@ class FindingNoteIn(BaseModel):
     note: str = Field(min_length=1, max_length=4000, description="What was seen or done.")
 
 
+# -- who is asking: one transaction per request, the caller's token or login ---------------
+
+
+def connection(request: Request) -> Iterator[Connection]:
+    # The engine create_app keeps in app.state: these dependencies serve every route function.
+    with request.app.state.engine.begin() as conn:
+        yield conn
+
+
+Conn = Annotated[Connection, Depends(connection)]
+
+
+def current_user(
+    request: Request, conn: Conn,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> store.User:
+    user = None
+    if credentials is not None:
+        user = store.user_by_token(conn, credentials.credentials)
+    elif request.session.get("username"):
+        user = store.get_user(conn, request.session["username"])
+    if user is None:
+        raise HTTPException(401, "a valid token is required", headers={"WWW-Authenticate": "Bearer"})
+    return user
+
+
+Me = Annotated[store.User, Depends(current_user)]
+
+
+def supervisor(user: Me) -> store.User:
+    if user.role != "supervisor":
+        raise HTTPException(403, f"role {user.role} may not do this; supervisors only")
+    return user
+
+
+Boss = Annotated[store.User, Depends(supervisor)]
+
+
+# -- the app --------------------------------------------------------------------------------
+
+
 def create_app(
     settings: "Settings", cases: CaseSettings, engine: Engine, *, with_web: bool = True,
     registry: CollectorRegistry = REGISTRY,
 ) -> FastAPI:
+    """The desk's app: service routes, the session cookie, JSON errors, the API by resource and,
+    ``with_web``, the web inbox's pages (:mod:`cases.web`)."""
     app = FastAPI(
         title="yujing 预警 case desk",
         version="1",
@@ -81,6 +124,24 @@ def create_app(
     app.state.settings = settings
     app.state.cases = cases
     app.state.engine = engine
+    add_service_routes(app, engine, registry)
+    add_session(app, cases)
+    add_error_handlers(app)
+    add_user_routes(app)
+    add_case_routes(app, feedback_topic=settings.topics.feedback)
+    add_silence_routes(app)
+    add_routing_routes(app)
+    add_delivery_routes(app)
+    add_finding_routes(app)
+    if with_web:
+        from cases.web import web_router
+
+        app.include_router(web_router(settings, engine))
+    return app
+
+
+def add_service_routes(app: FastAPI, engine: Engine, registry: CollectorRegistry) -> None:
+    """``/metrics`` and ``/healthz``, without a token."""
     # Prometheus scrapes /metrics (no token: counts only, no case or merchant data in it).
     app.mount("/metrics", make_asgi_app(registry))
 
@@ -94,9 +155,17 @@ def create_app(
             return JSONResponse({"status": "database unavailable", "detail": str(exc).splitlines()[0]},
                                 status_code=503)
         return JSONResponse({"status": "ok"})
+
+
+def add_session(app: FastAPI, cases: CaseSettings) -> None:
+    """The signed session cookie of the web inbox's login (the API accepts it too)."""
     app.add_middleware(SessionMiddleware, secret_key=cases.cookie_secret(), session_cookie="yujing_session",
                        # lax: a link from a pushed work order still arrives logged in; forms carry CSRF tokens
                        same_site="lax", https_only=cases.secure_cookies, max_age=12 * 3600)
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """The desk's refusals as JSON ``{"detail": ...}``: 404 unknown id, 403 role, 409 status."""
 
     @app.exception_handler(store.NotFound)
     async def _not_found(_: Request, exc: store.NotFound) -> JSONResponse:
@@ -110,37 +179,21 @@ def create_app(
     async def _invalid(_: Request, exc: CaseActionInvalid) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
-    def connection() -> Iterator[Connection]:
-        with engine.begin() as conn:
-            yield conn
 
-    Conn = Annotated[Connection, Depends(connection)]
+# -- the API, by resource -------------------------------------------------------------------
 
-    def current_user(
-        request: Request, conn: Conn,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> store.User:
-        user = None
-        if credentials is not None:
-            user = store.user_by_token(conn, credentials.credentials)
-        elif request.session.get("username"):
-            user = store.get_user(conn, request.session["username"])
-        if user is None:
-            raise HTTPException(401, "a valid token is required", headers={"WWW-Authenticate": "Bearer"})
-        return user
 
-    Me = Annotated[store.User, Depends(current_user)]
-
-    def supervisor(user: Me) -> store.User:
-        if user.role != "supervisor":
-            raise HTTPException(403, f"role {user.role} may not do this; supervisors only")
-        return user
-
-    Boss = Annotated[store.User, Depends(supervisor)]
+def add_user_routes(app: FastAPI) -> None:
+    """Who the token or login belongs to."""
 
     @app.get("/api/me", tags=["users"])
     def me(user: Me) -> dict[str, str]:
         return {"username": user.username, "display_name": user.display_name, "role": user.role}
+
+
+def add_case_routes(app: FastAPI, *, feedback_topic: str) -> None:
+    """The queue, a case, the actions on it (resolving one queues feedback to ``feedback_topic``),
+    a merchant's warnings, the overdue cases."""
 
     @app.get("/api/cases", tags=["cases"])
     def cases_list(
@@ -166,7 +219,7 @@ def create_app(
 
     def _act(conn: Connection, case_id: str, user: store.User, action: str, **kw: Any) -> dict[str, Any]:
         status = store.act(conn, case_id, user, action, now=utcnow(),
-                           feedback_topic=settings.topics.feedback, **kw)
+                           feedback_topic=feedback_topic, **kw)
         return {"case_id": case_id, "status": status}
 
     @app.post("/api/cases/{case_id}/take", tags=["cases"])
@@ -211,6 +264,10 @@ def create_app(
         """Open cases past their response deadline."""
         return store.overdue_cases(conn, now=utcnow())
 
+
+def add_silence_routes(app: FastAPI) -> None:
+    """Silences: every role lists them; supervisors add and lift them."""
+
     @app.get("/api/silences", tags=["silences"])
     def silences_list(conn: Conn, user: Me, include_ended: bool = False) -> list[dict[str, Any]]:
         return store.list_silences(conn, now=utcnow(), include_ended=include_ended)
@@ -226,6 +283,10 @@ def create_app(
     def unsilence(silence_id: int, conn: Conn, user: Me) -> dict[str, Any]:
         store.cancel_silence(conn, user, silence_id, now=utcnow())
         return {"silence_id": silence_id, "cancelled": True}
+
+
+def add_routing_routes(app: FastAPI) -> None:
+    """Routing rules: every role lists them; supervisors add and delete them."""
 
     @app.get("/api/routing-rules", tags=["routing"])
     def rules(conn: Conn, user: Me) -> list[dict[str, Any]]:
@@ -243,6 +304,10 @@ def create_app(
         store.delete_routing_rule(conn, user, rule_id)
         return {"rule_id": rule_id, "deleted": True}
 
+
+def add_delivery_routes(app: FastAPI) -> None:
+    """Pushes and feedback records (supervisors only)."""
+
     @app.get("/api/deliveries", tags=["pushes"])
     def deliveries(
         conn: Conn, user: Boss, status: Literal["pending", "delivered", "failed"] | None = None,
@@ -255,6 +320,10 @@ def create_app(
     def retry(message_id: int, conn: Conn, user: Boss) -> dict[str, Any]:
         store.retry_delivery(conn, user, message_id, now=utcnow())
         return {"message_id": message_id, "status": "pending"}
+
+
+def add_finding_routes(app: FastAPI) -> None:
+    """Compliance findings: every role reads; handlers and supervisors acknowledge or resolve."""
 
     @app.get("/api/findings", tags=["compliance"])
     def findings_list(
@@ -288,11 +357,3 @@ def create_app(
         handling = "acknowledged" if action == "acknowledge" else "resolved"
         status = findings_desk.handle(conn, merchant_id, code, user, handling, body.note, now=utcnow())
         return {"merchant_id": merchant_id, "code": code, "status": status}
-
-    if with_web:
-        from cases.web import web_router
-        from cases.web_findings import findings_router
-
-        app.include_router(web_router(settings, cases, engine))
-        app.include_router(findings_router(engine))
-    return app

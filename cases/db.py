@@ -18,6 +18,10 @@ class DatabaseUnavailable(Exception):
     """PostgreSQL cannot be reached; the message says where and why, in one line."""
 
 
+class NotFound(Exception):
+    """No such case, user, silence, rule or delivery."""
+
+
 def make_engine(url: str) -> Engine:
     # pool_pre_ping: after a PostgreSQL restart, stale pooled connections are replaced, not used.
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)

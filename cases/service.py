@@ -65,7 +65,7 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
-    """What a receiving system does (documented in the README; used by the tests' receiver)."""
+    """What a receiving system does (documented in docs/cases.md; used by the tests' receiver)."""
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 

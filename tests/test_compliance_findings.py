@@ -341,7 +341,7 @@ def test_cli_lists_and_handles_findings(desk: dict[str, Any], monkeypatch: pytes
     from rich.console import Console
     from typer.testing import CliRunner
 
-    from cases import cli
+    from yujing.cli import cases as cli
     from yujing.cli.cases import cases_app
 
     client = TestClient(desk["app"])

@@ -34,7 +34,7 @@ from deploy.grafana.panels import (
 from deploy.grafana.targets import POSTGRES, PROMETHEUS, prom, sql
 
 TIMEZONE = "Asia/Shanghai"  # event days are Shanghai days (models/calendar.py)
-# As the case desk names them (cases/web.py).
+# As the case desk names them (cases/web/common.py).
 CASE_STATES = {"new": "待领取", "assigned": "已分派", "in_progress": "处理中", "resolved": "已办结", "closed": "已结案"}
 
 # SQL filters for the overview's multi-value variables (see deploy/grafana/dashboards.py).

@@ -2,27 +2,25 @@
 (:mod:`cases.findings`), filtered by code, town, industry and status, newest or
 longest-running first, with acknowledge and resolve forms for handlers and supervisors.
 
-Same look, login, CSRF and post/redirect/get as the case inbox (:mod:`cases.web`).
+Same look, login, CSRF and post/redirect/get as the case inbox (:mod:`cases.web.common`).
 """
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import Engine
 
 from alerts.cases import CaseActionDenied, CaseActionInvalid
 from cases import findings_desk, store
 from cases.findings import CODES, STATUSES
 from cases.service import utcnow
-from cases.web import (
+from cases.web.common import (
     CSRF_MESSAGE,
-    PAGE_HEADERS,
+    Pages,
     csrf_ok,
-    csrf_token,
     flash,
     login_redirect,
     page_templates,
@@ -49,20 +47,11 @@ ACTIONS = {"acknowledge": "acknowledged", "resolve": "resolved"}
 DONE = {"acknowledged": "已知悉 Acknowledged", "resolved": "已处理 Resolved"}
 
 
-def findings_router(engine: Engine) -> APIRouter:
-    """The compliance page and its forms, for :func:`cases.api.create_app`."""
-    router = APIRouter(include_in_schema=False)
+def add_routes(router: APIRouter, engine: Engine) -> None:
+    """The compliance page and its forms (its own templates: the findings' labels added)."""
     templates = page_templates()
     templates.env.globals.update(FINDING_STATUS=FINDING_STATUS, ALLOWED=findings_desk.ALLOWED)
-
-    def render(request: Request, user: store.User, status_code: int = 200, **context: Any) -> HTMLResponse:
-        flashes = request.session.pop("flash", [])
-        return templates.TemplateResponse(
-            request, "findings.html",
-            {"user": user, "csrf": csrf_token(request), "flashes": flashes, "now": utcnow(), "nav": "compliance",
-             **context},
-            status_code=status_code, headers=PAGE_HEADERS,
-        )
+    pages = Pages(templates, engine)
 
     @router.get("/compliance")
     def compliance(request: Request, code: str = "", district: str = "", industry: str = "",
@@ -83,8 +72,9 @@ def findings_router(engine: Engine) -> APIRouter:
             names = {u["username"]: u["display_name"] for u in store.list_users(conn)}
         by_code = {c: sum(totals[(c, s)] for s in findings_desk.ATTENTION) for c in CODES}
         here = "/compliance" + (f"?{request.url.query}" if request.url.query else "")
-        return render(
-            request, user, rows=rows, by_code=by_code, codes=CODES, choices=choices, names=names,
+        return pages.render(
+            request, "findings.html", user, nav="compliance",
+            rows=rows, by_code=by_code, codes=CODES, choices=choices, names=names,
             filters={"code": code, "district": district, "industry": industry, "show": show, "order": order},
             shows=SHOW, here=here, may_handle=user.role in ("handler", "supervisor"),
             filter_link=lambda **kw: "/compliance?" + urlencode({"show": show, "order": order, **kw}),
@@ -115,5 +105,3 @@ def findings_router(engine: Engine) -> APIRouter:
                 return RedirectResponse(target, status_code=303)
         flash(request, "ok", f"{merchant_id} {code}: {DONE[handling]}")
         return RedirectResponse(target + f"#f-{quote(merchant_id)}-{code}", status_code=303)
-
-    return router
