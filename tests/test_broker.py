@@ -20,20 +20,15 @@ from typer.testing import CliRunner
 
 import yujing.settings as settings_module
 from streams.topics import TopicSpec, contract_topics
-from yujing.services.broker import (
-    BrokerError,
-    LocalBroker,
-    broker_app,
-    broker_from_settings,
+from yujing.services.broker import BrokerError, LocalBroker, broker_app, broker_from_settings
+from yujing.services.kafka_dist import (
     kafka_responds,
     last_logged_error,
     maven_failure_reason,
     new_cluster_id,
-    pid_alive,
-    port_in_use,
     render_server_properties,
-    tail_lines,
 )
+from yujing.services.lifecycle import pid_alive, port_in_use, tail_lines
 from yujing.settings import Settings, TopicNames
 
 MAVEN_NOT_FOUND = """\

@@ -27,20 +27,22 @@ import yujing.settings as settings_module
 from yujing.services.database import (
     DatabaseError,
     LocalPostgres,
+    db_app,
+    postgres_from_settings,
+    scratch_database,
+)
+from yujing.services.postgres_dist import (
     PostmasterInfo,
     as_user,
     conf_string,
-    db_app,
     find_server_bin_dir,
     last_server_error,
     libpq_url,
     missing_search_bit,
     parse_postmaster_pid,
     pg_ctl_failure,
-    postgres_from_settings,
     postgres_responds,
     render_config,
-    scratch_database,
     server_env,
 )
 from yujing.settings import Settings

@@ -12,6 +12,10 @@ PostgreSQL refuses to run as root. Under root, ``initdb`` and ``pg_ctl`` run as 
 system user the Debian package creates (through ``runuser``), the cluster's directory belongs to
 that user, and the directories above it get search permission for it where they lack it.
 
+The programs, the server user and the server's files are handled in
+:mod:`yujing.services.postgres_dist`; lock, pid checks, readiness wait and the commands' output
+are those of every local service (:mod:`yujing.services.lifecycle`).
+
 :class:`LocalPostgres` does the work; ``db_app`` is the ``yujing db`` command group (``start``,
 ``stop``, ``status``, ``url``, ``psql``, ``logs``) that the main CLI mounts. Importing this
 module has no side effects.
@@ -22,48 +26,67 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import pwd
-import re
 import shutil
 import signal
-import socket
-import stat
-import struct
 import subprocess
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from yujing.services.broker import (
-    _locked,
-    _signal,
-    _size,
-    last_line,
+from yujing.services.lifecycle import (
+    Readiness,
+    ServiceStatus,
+    check_ports_free,
+    fail,
+    file_size,
+    locked,
+    out,
     pid_alive,
-    port_in_use,
-    tail_lines,
+    print_log,
+    print_started,
+    print_state,
+    print_stopped,
+    process_args,
+    process_cwd,
+    read_from,
+    send_signal,
+    wait_exit,
+    wait_until_ready,
+)
+from yujing.services.postgres_dist import (
+    INSTALL_HINT,
+    SERVER_PROGRAMS,
+    DatabaseError,
+    ensure_role_and_database,
+    executable,
+    find_server_bin_dir,
+    first_line,
+    last_server_error,
+    libpq_url,
+    pg_ctl_command,
+    pg_ctl_failure,
+    postgres_responds,
+    prepare_server_dirs,
+    read_postmaster_pid,
+    redact_password,
+    render_config,
+    run_initdb,
+    run_server_program,
+    sqlalchemy_url,
+    write_server_file,
 )
 
 if TYPE_CHECKING:
     from yujing.settings import Settings
 
-SERVER_USER = "postgres"  # the system user the server runs as under root (Debian creates it)
-SUPERUSER = "postgres"  # the cluster's bootstrap superuser
-ROLE = "yujing"
-DATABASE = "yujing"
 DEBIAN_ROOT = Path("/usr/lib/postgresql")  # <version>/bin/{initdb,pg_ctl,postgres,psql}
-SERVER_PROGRAMS = ("initdb", "pg_ctl", "postgres")
-INSTALL_HINT = "install them (apt-get install postgresql, or run deploy/local/setup.sh)"
-INITDB_TIMEOUT_S = 180
 SOCKET_PATH_MAX = 107  # bytes; sockaddr_un.sun_path is 108 with its terminating NUL
-SSL_REQUEST = struct.pack(">ii", 8, 80877103)
 
 HBA_CONF = """\
 # Written by yujing (yujing/services/database.py): trust local connections, nothing else.
@@ -74,34 +97,15 @@ host    all       all   ::1/128       trust
 """
 
 
-class DatabaseError(Exception):
-    """The local PostgreSQL cannot do what was asked; the message is one line for a human."""
+@dataclass(frozen=True, kw_only=True)
+class DatabaseStatus(ServiceStatus):
+    """What :meth:`LocalPostgres.status` and :meth:`LocalPostgres.start` observed; ``reachable``:
+    something answers the PostgreSQL protocol at ``address``."""
 
-
-@dataclass(frozen=True)
-class DatabaseStatus:
-    """What :meth:`LocalPostgres.status` and :meth:`LocalPostgres.start` observed."""
-
-    running: bool  # our server process is alive
-    reachable: bool  # something answers the PostgreSQL protocol at ``address``
-    pid: int | None
-    address: str
     url: str
     data_dir: Path
-    log_path: Path
     version: str | None  # major version of the data directory; None before the first start
-    elapsed: float | None = None  # seconds :meth:`LocalPostgres.start` took
-    already_running: bool = False
     initialized: bool = False  # this start created the cluster (initdb)
-
-
-@dataclass(frozen=True)
-class PostmasterInfo:
-    """The parts of ``postmaster.pid`` yujing uses (PostgreSQL writes and removes the file)."""
-
-    pid: int
-    port: int | None
-    state: str  # "starting", "ready", "stopping", ... or "" (PostgreSQL before 10)
 
 
 @dataclass
@@ -177,11 +181,11 @@ class LocalPostgres:
         """The directory with initdb and pg_ctl: the given one, or the machine's newest
         PostgreSQL (the data directory's own version once the cluster exists)."""
         if self.bin_dir is not None:
-            missing = [p for p in SERVER_PROGRAMS if not _executable(self.bin_dir / p)]
+            missing = [p for p in SERVER_PROGRAMS if not executable(self.bin_dir / p)]
             if missing:
                 raise DatabaseError(f"{', '.join(missing)} not found in {self.bin_dir}")
             return self.bin_dir
-        return find_server_bin_dir(self.data_version(), self.data_dir)
+        return find_server_bin_dir(self.data_version(), self.data_dir, root=DEBIAN_ROOT)
 
     # -- start -------------------------------------------------------------------
 
@@ -196,8 +200,8 @@ class LocalPostgres:
         began = time.monotonic()
         deadline = began + timeout
         try:
-            self._prepare_dirs()
-            with _locked(self.pg_dir / ".lock"):
+            prepare_server_dirs(self.pg_dir, self.data_dir, (self.logs_dir, self.socket_dir))
+            with locked(self.pg_dir / ".lock"):
                 pid = self._running_pid()
                 if pid is not None:
                     self._check_same_port(pid)
@@ -236,45 +240,6 @@ class LocalPostgres:
             initialized=initialized,
         )
 
-    def _prepare_dirs(self) -> None:
-        ids = self._server_ids()
-        if ids is None:
-            owner = _owner(self.data_dir)
-            if owner is not None and owner != os.geteuid():
-                raise DatabaseError(
-                    f"{self.data_dir} belongs to user {_user_name(owner)}: run yujing as "
-                    f"that user (or as root), or remove {self.pg_dir} to start afresh"
-                )
-        for directory in (self.pg_dir, self.logs_dir, self.socket_dir):
-            directory.mkdir(parents=True, exist_ok=True)
-        if ids is None:
-            return
-        uid, gid = ids
-        os.chown(self.pg_dir, uid, gid)
-        for directory in (self.logs_dir, self.socket_dir):
-            _chown_tree(directory, uid, gid)  # the log may have been written by another user
-        if self.data_dir.exists() and _owner(self.data_dir) != uid:
-            _chown_tree(self.data_dir, uid, gid)  # created by another user: hand it over
-        groups = set(os.getgrouplist(SERVER_USER, gid))
-        for parent in self.pg_dir.parents:
-            st = parent.stat()
-            bit = missing_search_bit(st.st_mode, st.st_uid, st.st_gid, uid, groups)
-            if bit:
-                os.chmod(parent, stat.S_IMODE(st.st_mode) | bit)
-
-    def _server_ids(self) -> tuple[int, int] | None:
-        """(uid, gid) of the user the server runs as when that is not us, i.e. under root."""
-        if os.geteuid() != 0:
-            return None
-        try:
-            entry = pwd.getpwnam(SERVER_USER)
-        except KeyError:
-            raise DatabaseError(
-                f"PostgreSQL refuses to run as root and there is no {SERVER_USER!r} system "
-                f"user to run it as: install the postgresql package (apt-get install postgresql)"
-            ) from None
-        return entry.pw_uid, entry.pw_gid
-
     def _check_same_port(self, pid: int) -> None:
         info = read_postmaster_pid(self.pid_file)
         if info is not None and info.port is not None and info.port != self.port:
@@ -284,48 +249,14 @@ class LocalPostgres:
             )
 
     def _check_port_free(self) -> None:
-        if port_in_use(self.host, self.port):
-            raise DatabaseError(
-                f"{self.address} is already in use by another process (a PostgreSQL from "
-                f"another home?): stop it or set YUJING_POSTGRES_PORT"
-            )
+        ports = ((self.port, "YUJING_POSTGRES_PORT"),)
+        check_ports_free(self.host, ports, "a PostgreSQL", DatabaseError)
 
     def _init_once(self, bin_dir: Path) -> bool:
-        """Create the cluster unless it exists; return whether it was created now.
-
-        initdb writes into a staging directory that is renamed into place once the
-        cluster is complete, so an interrupted first start is simply redone.
-        """
+        """Create the cluster unless it exists; return whether it was created now."""
         if self.data_version() is not None:
             return False
-        if self.data_dir.exists():
-            if any(self.data_dir.iterdir()):
-                raise DatabaseError(
-                    f"{self.data_dir} exists but is not a PostgreSQL data directory: "
-                    f"remove it to start afresh"
-                )
-            self.data_dir.rmdir()
-        staging = self.pg_dir / "data.initdb"
-        shutil.rmtree(staging, ignore_errors=True)
-        cmd = [
-            str(bin_dir / "initdb"), "-D", str(staging), "-U", SUPERUSER,
-            "--encoding=UTF8", "--locale=C.UTF-8", "--auth-local=trust", "--auth-host=trust",
-        ]  # fmt: skip
-        try:
-            done = self._run(cmd, timeout=INITDB_TIMEOUT_S)
-        except subprocess.TimeoutExpired as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise DatabaseError(f"initdb took over {INITDB_TIMEOUT_S} s") from exc
-        if done.returncode != 0:
-            shutil.rmtree(staging, ignore_errors=True)
-            reason = last_line(done.stdout + "\n" + done.stderr) or f"exit code {done.returncode}"
-            raise DatabaseError(f"initdb could not create the cluster in {staging}: {reason}")
-        self._write_server_file(staging / "pg_hba.conf", HBA_CONF)
-        conf = staging / "postgresql.conf"
-        include = f"\n# Added by yujing: where to listen (rendered on every start).\ninclude = '{self.config_path.name}'\n"
-        self._write_server_file(conf, conf.read_text() + include)
-        self._write_server_file(staging / self.config_path.name, self.render_config())
-        staging.rename(self.data_dir)
+        run_initdb(bin_dir, self.data_dir, HBA_CONF, self.config_path.name, self.render_config())
         return True
 
     def render_config(self) -> str:
@@ -338,24 +269,14 @@ class LocalPostgres:
 
     def _write_config(self) -> None:
         # Rendered on every start so a changed port takes effect.
-        self._write_server_file(self.config_path, self.render_config())
-
-    def _write_server_file(self, path: Path, text: str) -> None:
-        path.write_text(text)
-        os.chmod(path, 0o600)
-        ids = self._server_ids()
-        if ids is not None:
-            os.chown(path, *ids)
+        write_server_file(self.config_path, self.render_config())
 
     def _pg_ctl_start(self, bin_dir: Path, deadline: float) -> int:
-        offset = _size(self.log_path)
+        offset = file_size(self.log_path)
         wait = max(1, math.ceil(deadline - time.monotonic()))
-        cmd = [
-            str(bin_dir / "pg_ctl"), "start", "-D", str(self.data_dir), "-l", str(self.log_path),
-            "-w", "-t", str(wait), "-s",
-        ]  # fmt: skip
+        cmd = pg_ctl_command(bin_dir, "start", self.data_dir, wait, "-l", str(self.log_path))
         try:
-            done = self._run(cmd, timeout=wait + 30)
+            done = run_server_program(cmd, self.pg_dir, timeout=wait + 30)
             failed = done.returncode != 0
             output = done.stdout + "\n" + done.stderr
         except subprocess.TimeoutExpired:
@@ -367,7 +288,7 @@ class LocalPostgres:
             # Started but never became ready in time: not left behind half-alive.
             self._pg_ctl_stop(info.pid, "immediate", 10)
         reason = (
-            last_server_error(_read_from(self.log_path, offset))
+            last_server_error(read_from(self.log_path, offset))
             or pg_ctl_failure(output)
             or "no server process after pg_ctl start"
         )
@@ -377,47 +298,28 @@ class LocalPostgres:
 
     def _wait_ready(self, pid: int, deadline: float, timeout: float) -> None:
         """Wait for a server that is already running (maybe still starting) to be ready."""
-        while True:
-            if not pid_alive(pid):
-                raise DatabaseError(
-                    f"PostgreSQL (pid {pid}) exited while starting; see {self.log_path}"
-                )
-            info = read_postmaster_pid(self.pid_file)
-            if (
-                info is not None
-                and info.state in ("ready", "")
-                and postgres_responds(self.host, self.port)
-            ):
-                return
-            if time.monotonic() >= deadline:
-                raise DatabaseError(
-                    f"PostgreSQL (pid {pid}) did not accept connections on {self.address} "
-                    f"within {timeout:g} s; see {self.log_path}"
-                )
-            time.sleep(0.1)
+        readiness = wait_until_ready(self._accepts_connections, lambda: pid_alive(pid), deadline)
+        if readiness is Readiness.EXITED:
+            raise DatabaseError(f"PostgreSQL (pid {pid}) exited while starting; see {self.log_path}")
+        if readiness is Readiness.TIMED_OUT:
+            raise DatabaseError(
+                f"PostgreSQL (pid {pid}) did not accept connections on {self.address} "
+                f"within {timeout:g} s; see {self.log_path}"
+            )
+
+    def _accepts_connections(self) -> bool:
+        """The server says it is ready (postmaster.pid) and answers on its port."""
+        info = read_postmaster_pid(self.pid_file)
+        return (
+            info is not None
+            and info.state in ("ready", "")
+            and postgres_responds(self.host, self.port)
+        )
 
     def _ensure_role_and_database(self, deadline: float) -> None:
         """Create the ``yujing`` role and database if missing (idempotent)."""
-        import psycopg
-        from psycopg import sql
-
         connect_timeout = max(2, math.ceil(deadline - time.monotonic()))
-        try:
-            with psycopg.connect(
-                host=self.host, port=self.port, user=SUPERUSER, dbname="postgres",
-                connect_timeout=connect_timeout, autocommit=True,
-            ) as conn:  # fmt: skip
-                role, database = sql.Identifier(ROLE), sql.Identifier(DATABASE)
-                if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ROLE,)).rowcount:
-                    conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB").format(role))
-                if not conn.execute(
-                    "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)
-                ).rowcount:
-                    conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(database, role))
-        except psycopg.Error as exc:
-            raise DatabaseError(
-                f"cannot create the {ROLE} role and database on {self.address}: {first_line(exc)}"
-            ) from exc
+        ensure_role_and_database(self.host, self.port, connect_timeout)
 
     # -- stop --------------------------------------------------------------------
 
@@ -430,14 +332,14 @@ class LocalPostgres:
         if not self.pg_dir.is_dir():
             return False
         try:
-            with _locked(self.pg_dir / ".lock"):
+            with locked(self.pg_dir / ".lock"):
                 pid = self._running_pid()
                 if pid is None:
                     return False
                 self._pg_ctl_stop(pid, "fast", timeout)
                 if pid_alive(pid):
                     self._pg_ctl_stop(pid, "immediate", 10)
-                if not _wait_exit(pid, 10):
+                if not wait_exit(pid, 10):
                     raise DatabaseError(f"PostgreSQL (pid {pid}) did not stop; see {self.log_path}")
                 return True
         except OSError as exc:
@@ -448,32 +350,15 @@ class LocalPostgres:
             bin_dir = self.server_bin_dir()
         except DatabaseError:
             # The programs are gone (package removed): the signals pg_ctl would send.
-            _signal(pid, signal.SIGINT if mode == "fast" else signal.SIGQUIT)
-            _wait_exit(pid, timeout)
+            send_signal(pid, signal.SIGINT if mode == "fast" else signal.SIGQUIT)
+            wait_exit(pid, timeout)
             return
         wait = max(1, math.ceil(timeout))
-        cmd = [
-            str(bin_dir / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", mode,
-            "-w", "-t", str(wait), "-s",
-        ]  # fmt: skip
+        cmd = pg_ctl_command(bin_dir, "stop", self.data_dir, wait, "-m", mode)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self._run(cmd, timeout=wait + 30)
+            run_server_program(cmd, self.pg_dir, timeout=wait + 30)
 
     # -- process bookkeeping -----------------------------------------------------
-
-    def _run(self, cmd: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
-        """Run a server program, as the server user under root, from the cluster's directory."""
-        user = SERVER_USER if self._server_ids() is not None else None
-        return subprocess.run(
-            as_user(list(cmd), user),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            cwd=self.pg_dir,
-            env=server_env(os.environ),
-            stdin=subprocess.DEVNULL,
-        )
 
     def _running_pid(self) -> int | None:
         """The pid of this home's server if it is alive.
@@ -487,11 +372,11 @@ class LocalPostgres:
 
     def _is_ours(self, pid: int) -> bool:
         """Guard against a recycled pid: the process must run in (or name) our data dir."""
-        try:
-            if Path(os.readlink(f"/proc/{pid}/cwd")) == self.data_dir:
-                return True
-            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
+        cwd = process_cwd(pid)
+        if cwd == self.data_dir:
+            return True
+        args = process_args(pid)
+        if cwd is None or args is None:
             return not Path("/proc/self").exists()  # no /proc (not Linux): trust the pid file
         return os.fsencode(self.data_dir) in args
 
@@ -538,7 +423,7 @@ def scratch_database(server_url: str, prefix: str = "t") -> Iterator[str]:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     except psycopg.Error as exc:
         raise DatabaseError(
-            f"cannot create a database on {_safe(server_url)}: {first_line(exc)}"
+            f"cannot create a database on {redact_password(server_url)}: {first_line(exc)}"
         ) from exc
     try:
         yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
@@ -549,338 +434,6 @@ def scratch_database(server_url: str, prefix: str = "t") -> Iterator[str]:
             )
 
 
-# -- small helpers ------------------------------------------------------------------
-
-
-def sqlalchemy_url(host: str, port: int, database: str = DATABASE, user: str = ROLE) -> str:
-    """The SQLAlchemy URL (psycopg 3 driver) of a database on a trusting local server.
-
-    >>> sqlalchemy_url("127.0.0.1", 5532)
-    'postgresql+psycopg://yujing@127.0.0.1:5532/yujing'
-    """
-    return f"postgresql+psycopg://{user}@{host}:{port}/{database}"
-
-
-def libpq_url(url: str) -> str:
-    """A SQLAlchemy URL as libpq (psql, ``psycopg.connect``) takes it: without the driver.
-
-    >>> libpq_url("postgresql+psycopg://yujing@127.0.0.1:5532/yujing")
-    'postgresql://yujing@127.0.0.1:5532/yujing'
-    >>> libpq_url("postgresql://u:p@db.example/cases?sslmode=require")
-    'postgresql://u:p@db.example/cases?sslmode=require'
-    """
-    return re.sub(r"^postgres(?:ql)?(?:\+\w+)?://", "postgresql://", url)
-
-
-def render_config(host: str, port: int, socket_dir: Path | None) -> str:
-    """The cluster's ``yujing.conf``: loopback only, and its own socket directory (or no
-    Unix socket when ``socket_dir`` is None) so it never touches ``/var/run/postgresql``."""
-    sockets = conf_string(str(socket_dir) if socket_dir is not None else "")
-    return (
-        "# Written by yujing on every start (yujing/services/database.py); settings of your own go\n"
-        "# into postgresql.conf above the include line.\n"
-        f"listen_addresses = {conf_string(host)}\n"
-        f"port = {int(port)}\n"
-        f"unix_socket_directories = {sockets}\n"
-    )
-
-
-def conf_string(value: str) -> str:
-    """A quoted ``postgresql.conf`` string value.
-
-    >>> print(conf_string("/tmp/o'neil/run"))
-    '/tmp/o''neil/run'
-    """
-    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def find_server_bin_dir(
-    version: str | None = None,
-    data_dir: Path | None = None,
-    root: Path | None = None,
-) -> Path:
-    """The bin directory of the machine's PostgreSQL server programs.
-
-    Debian installs each major version under ``/usr/lib/postgresql/<version>/bin`` and puts
-    only the client programs on PATH (``pg_config --bindir`` names the client's directory),
-    so those directories are searched first, newest version first; then ``pg_config
-    --bindir`` and PATH, for other systems. With ``version`` (the data directory's), only
-    that major version will do: a newer server cannot open an older cluster.
-    """
-    root = DEBIAN_ROOT if root is None else root
-    found: dict[str, Path] = {}
-    for bin_dir in sorted(root.glob("*/bin")):
-        if _has_server(bin_dir):
-            found.setdefault(bin_dir.parent.name, bin_dir)
-    if not found:
-        for bin_dir in _other_bin_dirs():
-            major = _major_version_of(bin_dir)
-            if major is not None:
-                found.setdefault(major, bin_dir)
-    if not found:
-        raise DatabaseError(
-            f"PostgreSQL server programs (initdb, pg_ctl) not found in {root}/*/bin, "
-            f"pg_config --bindir or PATH: {INSTALL_HINT}"
-        )
-    if version is None:
-        return found[newest_version(found)]
-    if version in found:
-        return found[version]
-    where = f"{data_dir} was" if data_dir is not None else "the cluster was"
-    raise DatabaseError(
-        f"{where} created by PostgreSQL {version}, which is not installed (found "
-        f"{', '.join(sorted(found, key=version_key))}): install postgresql-{version}, or "
-        f"remove the data directory to start afresh"
-    )
-
-
-def newest_version(versions: Iterable[str]) -> str:
-    """
-    >>> newest_version(["9.6", "15", "13"])
-    '15'
-    """
-    return max(versions, key=version_key)
-
-
-def version_key(version: str) -> tuple[int, ...]:
-    """Numeric order of versions ("9.6" < "13"); a name that is not a version sorts first."""
-    try:
-        return tuple(int(part) for part in version.split("."))
-    except ValueError:
-        return (-1,)
-
-
-def major_version(text: str) -> str | None:
-    """The major version in ``pg_ctl --version`` output (two parts before PostgreSQL 10).
-
-    >>> major_version("pg_ctl (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)")
-    '15'
-    >>> major_version("pg_ctl (PostgreSQL) 9.6.24")
-    '9.6'
-    """
-    match = re.search(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?", text)
-    if match is None:
-        return None
-    major, minor = match.groups()
-    return f"{major}.{minor}" if int(major) < 10 and minor is not None else major
-
-
-def as_user(cmd: list[str], user: str | None) -> list[str]:
-    """``cmd`` run as ``user`` (from root) through runuser, or setpriv; unchanged for None."""
-    if user is None:
-        return cmd
-    runuser = _which("runuser")
-    if runuser is not None:
-        return [runuser, "-u", user, "--", *cmd]
-    setpriv = _which("setpriv")
-    if setpriv is not None:
-        return [setpriv, f"--reuid={user}", f"--regid={user}", "--init-groups", "--", *cmd]
-    raise DatabaseError(
-        f"neither runuser nor setpriv found (util-linux): needed to run PostgreSQL as "
-        f"{user} under root"
-    )
-
-
-def server_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """The environment for the server programs: without the ``PG*`` variables (PGDATA,
-    PGPORT, ...) that would override what yujing passes.
-
-    >>> server_env({"PATH": "/bin", "PGPORT": "1", "PGDATA": "/x"})
-    {'PATH': '/bin'}
-    """
-    return {k: v for k, v in environ.items() if not k.startswith("PG")}
-
-
-def missing_search_bit(
-    mode: int, owner: int, group: int, uid: int, groups: set[int] | frozenset[int]
-) -> int:
-    """The permission bit a directory lacks for user ``uid`` (in ``groups``) to pass through
-    it: the owner's, the group's or the others' execute bit, whichever class applies; 0 if
-    it can already.
-
-    >>> oct(missing_search_bit(0o700, 0, 0, 101, {104}))
-    '0o1'
-    >>> missing_search_bit(0o755, 0, 0, 101, {104})
-    0
-    """
-    if owner == uid:
-        bit = stat.S_IXUSR
-    elif group in groups:
-        bit = stat.S_IXGRP
-    else:
-        bit = stat.S_IXOTH
-    return 0 if mode & bit else bit
-
-
-def parse_postmaster_pid(text: str) -> PostmasterInfo | None:
-    """The pid, port and state in the text of a ``postmaster.pid`` file, or None.
-
-    >>> parse_postmaster_pid("4242\\n/d\\n1700000000\\n5532\\n/d/run\\n127.0.0.1\\n  1  2\\nready   \\n")
-    PostmasterInfo(pid=4242, port=5532, state='ready')
-    """
-    lines = text.splitlines()
-    try:
-        pid = int(lines[0].strip())
-    except (IndexError, ValueError):
-        return None
-    if pid <= 0:
-        return None
-    port = int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else None
-    state = lines[7].strip() if len(lines) > 7 else ""
-    return PostmasterInfo(pid=pid, port=port, state=state)
-
-
-def read_postmaster_pid(path: Path) -> PostmasterInfo | None:
-    try:
-        return parse_postmaster_pid(path.read_text())
-    except OSError:
-        return None
-
-
-def last_server_error(log: str) -> str:
-    """The last FATAL/PANIC/ERROR message in server log text, with the "could not bind"
-    line that explains a "could not create any TCP/IP sockets".
-
-    >>> last_server_error('''2026-01-01 00:00:00 UTC [9] LOG:  could not bind IPv4 address "127.0.0.1": Address already in use
-    ... 2026-01-01 00:00:00 UTC [9] FATAL:  could not create any TCP/IP sockets''')
-    'could not create any TCP/IP sockets (could not bind IPv4 address "127.0.0.1": Address already in use)'
-    """
-    entries = [
-        (match.group(1), match.group(2).strip())
-        for match in re.finditer(r"\b(LOG|WARNING|ERROR|FATAL|PANIC):\s+(.*)$", log, re.MULTILINE)
-    ]
-    errors = [message for level, message in entries if level in ("ERROR", "FATAL", "PANIC")]
-    if not errors:
-        return ""
-    message = errors[-1]
-    binds = [m for _, m in entries if m.startswith("could not bind")]
-    if binds and "TCP/IP" in message:
-        message += f" ({binds[-1]})"
-    return message[:400]
-
-
-def pg_ctl_failure(output: str) -> str:
-    """What pg_ctl said when it failed, on one line, without its boilerplate.
-
-    >>> pg_ctl_failure('''sh: 1: cannot create /h/postgres.log: Permission denied
-    ... pg_ctl: could not start server
-    ... Examine the log output.
-    ... ''')
-    'sh: 1: cannot create /h/postgres.log: Permission denied; pg_ctl: could not start server'
-    """
-    boilerplate = re.compile(r"^(Examine the log output\.|waiting for server|stopped waiting|\.+$)")
-    lines = [line.strip() for line in output.splitlines()]
-    return "; ".join(line for line in lines if line and not boilerplate.match(line))[:400]
-
-
-def postgres_responds(host: str, port: int, timeout: float = 1.0) -> bool:
-    """Whether a PostgreSQL server at ``host:port`` answers an SSLRequest ('S' or 'N').
-
-    A bare TCP connect is not enough: the port may belong to something else. The server
-    does not log a connection that ends right after this probe.
-    """
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(SSL_REQUEST)
-            answer = sock.recv(1)
-    except OSError:
-        return False
-    return answer in (b"S", b"N")
-
-
-def first_line(error: BaseException) -> str:
-    """The first non-empty line of an error message (libpq's are several lines long)."""
-    return next((line.strip() for line in str(error).splitlines() if line.strip()), repr(error))
-
-
-def _safe(url: str) -> str:
-    """A URL without its password, for messages."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
-
-
-def _has_server(bin_dir: Path) -> bool:
-    return all(_executable(bin_dir / name) for name in SERVER_PROGRAMS)
-
-
-def _executable(path: Path) -> bool:
-    return path.is_file() and os.access(path, os.X_OK)
-
-
-def _other_bin_dirs() -> list[Path]:
-    """Candidates beyond Debian's layout: ``pg_config --bindir``, then initdb on PATH."""
-    candidates: list[Path] = []
-    pg_config = shutil.which("pg_config")
-    if pg_config is not None:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            done = subprocess.run(
-                [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=False
-            )
-            if done.returncode == 0 and done.stdout.strip():
-                candidates.append(Path(done.stdout.strip()))
-    initdb = shutil.which("initdb")
-    if initdb is not None:
-        candidates.append(Path(initdb).resolve().parent)
-    return [c for c in candidates if _has_server(c)]
-
-
-def _major_version_of(bin_dir: Path) -> str | None:
-    try:
-        done = subprocess.run(
-            [str(bin_dir / "pg_ctl"), "--version"],
-            capture_output=True, text=True, timeout=10, check=False,
-        )  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return major_version(done.stdout)
-
-
-def _which(name: str) -> str | None:
-    # root's PATH normally has the sbin directories, but do not rely on it.
-    return shutil.which(name) or next(
-        (str(p) for p in (Path("/usr/sbin") / name, Path("/sbin") / name) if _executable(p)),
-        None,
-    )
-
-
-def _owner(path: Path) -> int | None:
-    try:
-        return path.stat().st_uid
-    except OSError:
-        return None
-
-
-def _user_name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-def _chown_tree(top: Path, uid: int, gid: int) -> None:
-    os.chown(top, uid, gid)
-    for directory, dirs, files in os.walk(top):
-        for name in (*dirs, *files):
-            os.chown(os.path.join(directory, name), uid, gid, follow_symlinks=False)
-
-
-def _wait_exit(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
-def _read_from(path: Path, offset: int) -> str:
-    try:
-        with path.open("rb") as f:
-            f.seek(offset)
-            return f.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
 # -- the `yujing db` commands --------------------------------------------------------
 
 db_app = typer.Typer(
@@ -888,13 +441,6 @@ db_app = typer.Typer(
     "cluster under YUJING_HOME, on loopback.",
     no_args_is_help=True,
 )
-_out = Console(highlight=False)
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _fail(error: DatabaseError) -> NoReturn:
-    _err.print(f"[red]error: {escape(str(error))}[/red]")
-    raise typer.Exit(1)
 
 
 def _local_postgres() -> tuple[Settings, LocalPostgres]:
@@ -911,19 +457,15 @@ def start_command(
     """Start the local PostgreSQL (creating its cluster, role and database the first time)."""
     _, db = _local_postgres()
     try:
-        with _out.status(f"Starting PostgreSQL on {db.address}..."):
+        with out.status(f"Starting PostgreSQL on {db.address}..."):
             started = db.start(timeout=timeout)
     except DatabaseError as error:
-        _fail(error)
-    state = "already running" if started.already_running else "started"
-    _out.print(
-        f"[green]PostgreSQL {started.version} {state}[/green] at [bold]{db.address}[/bold] "
-        f"(pid {started.pid}) in {started.elapsed or 0:.1f} s"
-    )
+        fail(error)
+    print_started(f"PostgreSQL {started.version}", db.address, started)
     if started.initialized:
-        _out.print(f"  created the cluster in {escape(str(db.data_dir))}")
-    _out.print(f"  {escape(db.url)}")
-    _out.print(f"[dim]log: {db.log_path}[/dim]")
+        out.print(f"  created the cluster in {escape(str(db.data_dir))}")
+    out.print(f"  {escape(db.url)}")
+    out.print(f"[dim]log: {db.log_path}[/dim]")
 
 
 @db_app.command("stop")
@@ -935,8 +477,8 @@ def stop_command(
     try:
         stopped = db.stop(timeout=timeout)
     except DatabaseError as error:
-        _fail(error)
-    _out.print("[green]PostgreSQL stopped[/green]" if stopped else "PostgreSQL was not running")
+        fail(error)
+    print_stopped("PostgreSQL", stopped)
 
 
 @db_app.command("status")
@@ -945,19 +487,10 @@ def status_command() -> None:
     _, db = _local_postgres()
     st = db.status()
     version = f"PostgreSQL {st.version}" if st.version else "PostgreSQL"
-    if st.running and st.reachable:
-        _out.print(f"[green]running[/green] pid {st.pid}, {version} at [bold]{st.address}[/bold]")
-    elif st.running:
-        _out.print(
-            f"[yellow]starting or stuck[/yellow]: pid {st.pid} does not answer on {st.address}"
-        )
-    elif st.reachable:
-        _out.print(f"[yellow]not ours[/yellow]: another PostgreSQL answers at {st.address}")
-    else:
-        _out.print(f"[red]not running[/red] ({st.address})")
-    _out.print(f"  url:  {escape(st.url)}")
-    _out.print(f"  data: {escape(str(st.data_dir))}")
-    _out.print(f"[dim]log: {st.log_path}[/dim]")
+    print_state(st, version, "PostgreSQL")
+    out.print(f"  url:  {escape(st.url)}")
+    out.print(f"  data: {escape(str(st.data_dir))}")
+    out.print(f"[dim]log: {st.log_path}[/dim]")
     if not st.running:
         raise typer.Exit(1)
 
@@ -979,7 +512,7 @@ def psql_command(ctx: typer.Context) -> None:
     try:
         psql = find_psql(postgres_from_settings(settings))
     except DatabaseError as error:
-        _fail(error)
+        fail(error)
     os.execv(psql, psql_argv(psql, settings.database, ctx.args))
 
 
@@ -987,7 +520,7 @@ def find_psql(db: LocalPostgres) -> str:
     """psql of the server's version if installed, else the one on PATH."""
     with contextlib.suppress(DatabaseError):
         candidate = db.server_bin_dir() / "psql"
-        if _executable(candidate):
+        if executable(candidate):
             return str(candidate)
     found = shutil.which("psql")
     if found is None:
@@ -1009,7 +542,5 @@ def logs_command(
 ) -> None:
     """Print the end of the local PostgreSQL's log."""
     _, db = _local_postgres()
-    if not db.log_path.is_file():
-        _fail(DatabaseError(f"no PostgreSQL log at {db.log_path} yet: run `yujing db start`"))
-    for line in tail_lines(db.log_path, lines):
-        typer.echo(line)
+    missing = DatabaseError(f"no PostgreSQL log at {db.log_path} yet: run `yujing db start`")
+    print_log(db.log_path, lines, missing)

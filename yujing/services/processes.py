@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from yujing.services.lifecycle import spawn_detached
 from yujing.settings import Settings
 
 
@@ -33,14 +34,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
 def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
     """Run ``yujing worker`` in its own process group, logging to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = log_path.open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "yujing.cli.app", "worker"],
-        env={**os.environ, **settings_env(settings)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    env = {**os.environ, **settings_env(settings)}
+    return spawn_detached([sys.executable, "-m", "yujing.cli.app", "worker"], log_path, env=env)
 
 
 def start_case_service(
@@ -48,15 +43,8 @@ def start_case_service(
 ) -> subprocess.Popen[bytes]:
     """Run ``yujing cases serve`` in its own process group (``YUJING_CASES_*`` in ``extra_env``)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = log_path.open("ab")
     env = {**os.environ, **settings_env(settings), "YUJING_DATABASE_URL": settings.database, **(extra_env or {})}
-    return subprocess.Popen(
-        [sys.executable, "-m", "yujing.cli.app", "cases", "serve"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    return spawn_detached([sys.executable, "-m", "yujing.cli.app", "cases", "serve"], log_path, env=env)
 
 
 def stop_worker(process: subprocess.Popen[bytes], timeout: float = 60) -> int:

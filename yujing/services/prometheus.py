@@ -16,6 +16,14 @@ from pathlib import Path
 import httpx
 import yaml
 
+from yujing.services.lifecycle import (
+    Readiness,
+    child_alive,
+    spawn_detached,
+    terminate,
+    wait_until_ready,
+)
+
 RULES_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules"
 
 
@@ -62,25 +70,25 @@ class LocalPrometheus:
         check = subprocess.run([promtool, "check", "config", str(config)], capture_output=True, text=True)
         if check.returncode != 0:
             raise PrometheusError(f"promtool refuses {config}: {(check.stderr or check.stdout).strip()}")
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
+        process = self.process = spawn_detached(
             [binary, f"--config.file={config}", f"--storage.tsdb.path={self.home / 'data'}",
              f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            self.log_path,
         )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise PrometheusError(f"Prometheus exited with code {self.process.returncode}; log: {self.log_path}")
-            try:
-                if httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise PrometheusError(f"Prometheus did not become ready in {timeout:.0f} s; log: {self.log_path}")
+        readiness = wait_until_ready(
+            self._ready, lambda: process.poll() is None, time.monotonic() + timeout, poll=0.3
+        )
+        if readiness is Readiness.EXITED:
+            raise PrometheusError(f"Prometheus exited with code {process.returncode}; log: {self.log_path}")
+        if readiness is Readiness.TIMED_OUT:
+            self.stop()
+            raise PrometheusError(f"Prometheus did not become ready in {timeout:.0f} s; log: {self.log_path}")
+
+    def _ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def query(self, promql: str) -> list[dict]:
         """An instant query; the result's series (a scalar or string comes back as one item)."""
@@ -106,10 +114,9 @@ class LocalPrometheus:
             return False
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        """SIGTERM, then SIGKILL after 20 s."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        if not terminate(process.pid, 20, alive=lambda pid: child_alive(process, pid), kill_wait=5):
+            raise PrometheusError(f"Prometheus (pid {process.pid}) did not exit even after SIGKILL")
