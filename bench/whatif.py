@@ -41,7 +41,8 @@ import orjson  # noqa: E402
 from alerts.threshold_history import ThresholdSchedule  # noqa: E402
 from alerts.thresholds import ThresholdSet, builtin_thresholds  # noqa: E402
 from engine.checkpoints import CheckpointCache  # noqa: E402
-from engine.replay import run_backtest  # noqa: E402
+from engine.replay import BacktestResult, run_backtest  # noqa: E402
+from engine.whatif import WhatIf  # noqa: E402
 from engine.whatif_replay import compare, count_events  # noqa: E402
 from yujing.simulator import SimulationConfig, simulate  # noqa: E402
 from yujing.whatif_report import render_html  # noqa: E402
@@ -63,21 +64,24 @@ def peak_mb(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # Linux: kilobytes
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--merchants", type=int, default=2000)
     parser.add_argument("--days", type=int, default=180)
     parser.add_argument("--window", type=int, default=90, help="the last N days are the what-if's window")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--work-dir", type=Path, help="keep the simulated files here (default: a temporary dir)")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def main() -> None:
+    args = arguments()
     config = SimulationConfig(merchants=args.merchants, days=args.days, seed=args.seed)
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="yujing-bench-whatif-"))
     events = work / "events"
     began = time.perf_counter()
     simulate(config).write(events)
-    simulated = time.perf_counter() - began
+    seconds = {"simulate": time.perf_counter() - began}
     records = count_events(events)
     since = config.start + timedelta(days=args.days - args.window)
     until = config.start + timedelta(days=args.days - 1)
@@ -88,43 +92,49 @@ def main() -> None:
     began = time.perf_counter()
     whatif = compare(events, builtin_thresholds(), candidate(LOWER_CUTOFFS), candidate_label="lower cut-offs",
                      **options)  # type: ignore[arg-type]
-    compared = time.perf_counter() - began
+    seconds["compare"] = time.perf_counter() - began
     began = time.perf_counter()
     html = render_html(whatif)
-    rendered = time.perf_counter() - began
+    seconds["report"] = time.perf_counter() - began
     (work / "whatif.html").write_text(html, encoding="utf-8")
 
     began = time.perf_counter()
     following = compare(events, builtin_thresholds(), candidate(HIGHER_CUTOFFS), candidate_label="higher cut-offs",
                         **options)  # type: ignore[arg-type]
     render_html(following)
-    next_seconds = time.perf_counter() - began
+    seconds["next"] = time.perf_counter() - began
     assert following.warm_up is not None and following.warm_up.cached
     assert following.method == "judged on the recording", following.method
 
     began = time.perf_counter()
     plain = run_backtest(events, partitions=PARTITIONS, allowed_lateness=LATENESS,
                          schedule=ThresholdSchedule(builtin_thresholds()))
-    single = time.perf_counter() - began
-    assert whatif.warm_up is not None
+    seconds["plain"] = time.perf_counter() - began
+    figures = {"merchants": args.merchants, "days": args.days, "window": f"{since} to {until}", "records": records,
+               **measured(seconds, whatif, following, plain, cache), "report_bytes": len(html.encode())}
+    sys.stdout.write(summary(figures))
+    if args.work_dir is None:
+        shutil.rmtree(work, ignore_errors=True)
 
-    figures = {
-        "merchants": args.merchants,
-        "days": args.days,
-        "window": f"{since} to {until}",
-        "records": records,
+
+def measured(seconds: dict[str, float], whatif: WhatIf, following: WhatIf, plain: BacktestResult,
+             cache: CheckpointCache) -> dict[str, object]:
+    """The figures of the two what-ifs and the plain backtest (``seconds``: wall time of each step)."""
+    assert whatif.warm_up is not None and following.warm_up is not None
+    first, single = seconds["compare"] + seconds["report"], seconds["plain"]
+    return {
         "records_before_window": whatif.warm_up.events,
-        "simulate_seconds": round(simulated, 1),
+        "simulate_seconds": round(seconds["simulate"], 1),
         "plain_backtest_seconds": round(single, 1),
-        "first_whatif_seconds": round(compared + rendered, 1),
+        "first_whatif_seconds": round(first, 1),
         "first_whatif_warm_up_seconds": round(whatif.warm_up.seconds, 1),
-        "next_whatif_seconds": round(next_seconds, 1),
+        "next_whatif_seconds": round(seconds["next"], 1),
         "next_whatif_checkpoint_load_seconds": round(following.warm_up.seconds, 1),
         "window_replay_seconds": [round(whatif.current.seconds, 1), round(whatif.candidate.seconds, 1)],
         "next_whatif_judging_seconds": round(following.candidate.seconds, 1),
-        "report_seconds": round(rendered, 1),
-        "ratio_first": round((compared + rendered) / single, 2),
-        "ratio_next": round(next_seconds / single, 2),
+        "report_seconds": round(seconds["report"], 1),
+        "ratio_first": round(first / single, 2),
+        "ratio_next": round(seconds["next"] / single, 2),
         "plain_records_per_second": round(plain.events / single),
         "peak_rss_mb_this_process": round(peak_mb(resource.RUSAGE_SELF)),
         "peak_rss_mb_largest_replay_process": round(peak_mb(resource.RUSAGE_CHILDREN)),
@@ -135,25 +145,29 @@ def main() -> None:
         "flagged": [len(whatif.current.flagged), len(whatif.candidate.flagged), len(following.candidate.flagged)],
         "newly_flagged": [len(whatif.newly_flagged), len(following.newly_flagged)],
         "no_longer_flagged": [len(whatif.no_longer_flagged), len(following.no_longer_flagged)],
-        "report_bytes": len(html.encode()),
     }
-    sys.stdout.write(
-        f"{records:,} records ({args.merchants:,} merchants, {args.days} days and their opening card books); "
-        f"window {since} to {until}, {whatif.warm_up.events:,} records before it\n"
-        f"plain backtest (baseline): {single:.1f} s ({figures['plain_records_per_second']:,} records/s)\n"
-        f"first what-if: {compared + rendered:.1f} s (history before the window {whatif.warm_up.seconds:.1f} s, "
-        f"kept; HTML report {rendered:.1f} s); ratio to the baseline {figures['ratio_first']:.2f}\n"
-        f"next what-if (another candidate, from the checkpoint and the recording): {next_seconds:.1f} s (loading "
-        f"the checkpoint {following.warm_up.seconds:.1f} s, judging the window {following.candidate.seconds:.1f} s; "
-        f"the first what-if's window replays took {whatif.current.seconds:.1f} s and {whatif.candidate.seconds:.1f} s "
-        f"side by side); ratio to the baseline {figures['ratio_next']:.2f}\n"
-        f"peak memory: {figures['peak_rss_mb_this_process']:,} MB this process, "
-        f"{figures['peak_rss_mb_largest_replay_process']:,} MB the largest replay process; checkpoint "
-        f"{figures['checkpoint_mb']} MB, recording {figures['recording_mb']} MB\n"
-        f"{orjson.dumps(figures).decode()}\n"
+
+
+def summary(f: dict) -> str:
+    """The figures in words, then as one JSON line."""
+    return (
+        f"{f['records']:,} records ({f['merchants']:,} merchants, {f['days']} days and their opening card books); "
+        f"window {f['window']}, {f['records_before_window']:,} records before it\n"
+        f"plain backtest (baseline): {f['plain_backtest_seconds']:.1f} s ({f['plain_records_per_second']:,} "
+        f"records/s)\n"
+        f"first what-if: {f['first_whatif_seconds']:.1f} s (history before the window "
+        f"{f['first_whatif_warm_up_seconds']:.1f} s, kept; HTML report {f['report_seconds']:.1f} s); ratio to the "
+        f"baseline {f['ratio_first']:.2f}\n"
+        f"next what-if (another candidate, from the checkpoint and the recording): {f['next_whatif_seconds']:.1f} s "
+        f"(loading the checkpoint {f['next_whatif_checkpoint_load_seconds']:.1f} s, judging the window "
+        f"{f['next_whatif_judging_seconds']:.1f} s; the first what-if's window replays took "
+        f"{f['window_replay_seconds'][0]:.1f} s and {f['window_replay_seconds'][1]:.1f} s side by side); ratio to "
+        f"the baseline {f['ratio_next']:.2f}\n"
+        f"peak memory: {f['peak_rss_mb_this_process']:,} MB this process, "
+        f"{f['peak_rss_mb_largest_replay_process']:,} MB the largest replay process; checkpoint "
+        f"{f['checkpoint_mb']} MB, recording {f['recording_mb']} MB\n"
+        f"{orjson.dumps(f).decode()}\n"
     )
-    if args.work_dir is None:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

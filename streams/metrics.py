@@ -64,6 +64,15 @@ class WorkerMetrics:
     """
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        # Declared in this order (the order of a scrape), then every series created.
+        self._declare_input_metrics(registry)
+        self._declare_warning_metrics(registry)
+        self._declare_worker_metrics(registry)
+        self._declare_tuning_metrics(registry)
+        self._create_series()
+
+    def _declare_input_metrics(self, registry: CollectorRegistry) -> None:
+        """What the agents read: records by topic kind, lag, processing time, latency to a warning."""
         self.consumed = Counter(
             "yujing_events_consumed", "Input records read, by topic kind.", ["topic"], registry=registry
         )
@@ -92,6 +101,9 @@ class WorkerMetrics:
             "From the Kafka timestamp of the record that closed the day to its warning being sent.",
             buckets=LATENCY_BUCKETS, registry=registry,
         )
+
+    def _declare_warning_metrics(self, registry: CollectorRegistry) -> None:
+        """The warnings sent, merchants at each level now, and every scored merchant-day's score."""
         self.warnings = Counter(
             "yujing_warnings", "Warnings sent to the disposal queue.",
             ["level", "transition", "industry", "town"], registry=registry,
@@ -104,6 +116,9 @@ class WorkerMetrics:
             "yujing_risk_score", "Composite risk score of every scored merchant-day.",
             ["industry"], buckets=SCORE_BUCKETS, registry=registry,
         )
+
+    def _declare_worker_metrics(self, registry: CollectorRegistry) -> None:
+        """The worker's own health: state sizes, event-time watermark, failures, stalled partitions."""
         self.state_entries = Gauge(
             "yujing_state_entries", "Entries in each state table on this worker.", ["table"], registry=registry
         )
@@ -121,6 +136,9 @@ class WorkerMetrics:
             "again from their committed offset, by topic kind (streams.watchdog).",
             ["topic"], registry=registry,
         )
+
+    def _declare_tuning_metrics(self, registry: CollectorRegistry) -> None:
+        """Threshold versions taken in or refused, and what case outcomes taught the fusion."""
         self.thresholds_refused = Counter(
             "yujing_thresholds_refused", "Published threshold versions refused as invalid (the last good one stays).",
             registry=registry,
@@ -140,6 +158,9 @@ class WorkerMetrics:
             "yujing_feedback_outcomes_learned", "Case outcomes learned from on this worker's partitions.",
             registry=registry,
         )
+
+    def _create_series(self) -> None:
+        """Every label combination at 0, so no series is missing before its first event."""
         for code in READING_CODES:
             self.weight_corrections.labels(indicator=code)
         for kind in SOURCE_KINDS:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -31,11 +32,11 @@ from cases.service import backlog
 from streams.clients import group_progress, input_topics
 from streams.topics import contract_topics
 from yujing.services.broker import broker_from_settings
-from yujing.services.database import postgres_from_settings
+from yujing.services.database import LocalPostgres, postgres_from_settings
 from yujing.services.processes import start_case_service, start_worker, stop_worker
 from yujing.services.prometheus import LocalPrometheus, PrometheusError
 from yujing.settings import Settings
-from yujing.simulator import SimulationConfig, simulate
+from yujing.simulator import Simulation, SimulationConfig, simulate
 
 LEVEL_STYLE = {"blue": "bold blue", "yellow": "bold yellow", "orange": "bold dark_orange", "red": "bold red"}
 LEVEL_ZH = {"blue": "蓝", "yellow": "黄", "orange": "橙", "red": "红"}
@@ -248,25 +249,71 @@ def run_demo(
     simulation = simulate(SimulationConfig(merchants=merchants, days=days, seed=seed))
     labels = {label["merchant_id"]: label for label in simulation.labels}
     state = DemoState()
+    desk = start_case_desk(demo, simulation.labels, state, log)
+    prometheus = start_prometheus(demo, log)
+    producer = threading.Thread(target=feed, args=(simulation, demo, state), name="simulator", daemon=True)
+    producer.start()
+    consumer = KafkaConsumer(
+        demo.topics.warnings,
+        bootstrap_servers=demo.bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    try:
+        watch(demo, state, labels, consumer, worker, duration)
+        state.cases = open_cases(demo)
+        if prometheus is not None and worker.poll() is None:
+            state.metrics = read_metrics(prometheus)
+    finally:
+        consumer.close()
+        if worker.poll() is None:
+            stop_worker(worker)
+    try:
+        wind_down(state, worker, worker_log, desk, keep_running, log)
+    finally:
+        stop_worker(desk.service)
+        if prometheus is not None:
+            prometheus.stop()
+        desk.hotline.close()
+        desk.database.stop()
+        broker.stop()
+    return state
 
+
+@dataclass
+class CaseDesk:
+    """The demo's case desk: its database, the service (a process) and the 12345 stand-in it pushes to."""
+
+    database: LocalPostgres
+    hotline: HotlineReceiver
+    service: subprocess.Popen[bytes]
+    log_path: Path
+
+
+def start_case_desk(demo: Settings, labels: list[dict], state: DemoState, log: object) -> CaseDesk:
+    """A fresh PostgreSQL with the demo staff, and the case service pushing to the 12345 stand-in."""
     database = postgres_from_settings(demo)
     database.stop()
     shutil.rmtree(database.pg_dir, ignore_errors=True)  # every demo starts with no cases
     log(f"starting a fresh PostgreSQL on {database.address} and the case desk on port {CASE_PORT} ...")  # type: ignore[operator]
     database.start(timeout=120)
-    prepare_case_desk(demo, sorted({label.get("district") or "" for label in simulation.labels} - {""}))
+    prepare_case_desk(demo, sorted({label.get("district") or "" for label in labels} - {""}))
     secret = secrets.token_urlsafe(16)
     hotline = HotlineReceiver(secret, state.hotline_orders)
     case_log = Path(demo.home) / "cases.log"
     case_log.unlink(missing_ok=True)
-    case_service = start_case_service(demo, case_log, {
+    service = start_case_service(demo, case_log, {
         "YUJING_CASES_PORT": str(CASE_PORT),
         "YUJING_CASES_PUBLIC_URL": f"http://127.0.0.1:{CASE_PORT}",
         "YUJING_CASES_CONSUMER_GROUP": "yujing-demo-cases",
         "YUJING_CASES_SESSION_SECRET": secrets.token_urlsafe(32),
         "YUJING_CASES_WEBHOOKS": json.dumps([{"name": "hotline-12345", "url": hotline.url, "secret": secret}]),
     })
+    return CaseDesk(database, hotline, service, case_log)
 
+
+def start_prometheus(demo: Settings, log: object) -> LocalPrometheus | None:
+    """A fresh Prometheus scraping the worker and the case desk; None if it cannot run here."""
     prometheus = LocalPrometheus(Path(demo.home) / "prometheus", PROMETHEUS_PORT, {
         "yujing-worker": f"127.0.0.1:{demo.metrics_port}", "yujing-cases": f"127.0.0.1:{CASE_PORT}",
     })
@@ -276,88 +323,75 @@ def run_demo(
         log(f"Prometheus scraping the worker and the case desk: http://127.0.0.1:{PROMETHEUS_PORT}")  # type: ignore[operator]
     except PrometheusError as exc:
         log(f"no metrics this time: {exc}")  # type: ignore[operator]
-        prometheus = None  # type: ignore[assignment]
+        return None
+    return prometheus
 
-    def produce() -> None:
-        try:
-            # A steady feed, as platforms send it, rather than a year dumped at once: the worker
-            # keeps up and days close (and warnings appear) as the year unfolds.
-            counts = simulation.produce(demo.bootstrap, input_topics(demo), progress=False,
-                                        records_per_second=FEED_RECORDS_PER_SECOND)
-            state.produced = sum(counts.values())
-        except Exception as exc:  # shown on screen; the demo goes on with what was sent
-            state.produce_error = str(exc)
-        finally:
-            state.producing = False
 
-    producer = threading.Thread(target=produce, name="simulator", daemon=True)
-    producer.start()
-    consumer = KafkaConsumer(
-        demo.topics.warnings,
-        bootstrap_servers=demo.bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+def feed(simulation: Simulation, demo: Settings, state: DemoState) -> None:
+    """The simulation onto the input topics (in the simulator thread)."""
+    try:
+        # A steady feed, as platforms send it, rather than a year dumped at once: the worker
+        # keeps up and days close (and warnings appear) as the year unfolds.
+        counts = simulation.produce(demo.bootstrap, input_topics(demo), progress=False,
+                                    records_per_second=FEED_RECORDS_PER_SECOND)
+        state.produced = sum(counts.values())
+    except Exception as exc:  # shown on screen; the demo goes on with what was sent
+        state.produce_error = str(exc)
+    finally:
+        state.producing = False
+
+
+def watch(demo: Settings, state: DemoState, labels: dict[str, dict], consumer: KafkaConsumer,
+          worker: subprocess.Popen[bytes], duration: float) -> None:
+    """The live screen, until ``duration`` is up, the worker exits or everything is read and settled."""
     last_check, settled_total, settled_since = time.monotonic(), -1, time.monotonic()
     last_cases = 0.0
-    try:
-        with Live(_render(state, labels), refresh_per_second=4) as live:
-            while time.monotonic() - state.started < duration:
-                batch = consumer.poll(timeout_ms=500)
-                for records in batch.values():
-                    state.warnings.extend(orjson.loads(r.value) for r in records)
-                if worker.poll() is not None:
+    with Live(_render(state, labels), refresh_per_second=4) as live:
+        while time.monotonic() - state.started < duration:
+            batch = consumer.poll(timeout_ms=500)
+            for records in batch.values():
+                state.warnings.extend(orjson.loads(r.value) for r in records)
+            if worker.poll() is not None:
+                break
+            if time.monotonic() - last_cases > 2:
+                last_cases = time.monotonic()
+                try:
+                    state.cases = open_cases(demo)
+                except Exception:  # noqa: BLE001 - the screen goes on; the summary says more
+                    pass
+            live.update(_render(state, labels))
+            # done: everything published, and the worker has read all of it (inputs and its
+            # chain stage) with nothing new for half a minute (its producer may hold outputs
+            # for a few seconds on a busy machine)
+            if not state.producing and time.monotonic() - last_check > 5:
+                last_check = time.monotonic()
+                fraction, total = group_progress(demo)
+                if backlog(demo, "yujing-demo-cases") > 0:
+                    fraction = 0.0  # the case desk is still reading warnings
+                if fraction < 1.0 or total != settled_total:
+                    settled_total, settled_since = (total if fraction >= 1.0 else -1), last_check
+                elif last_check - settled_since >= SETTLED_SECONDS:
                     break
-                if time.monotonic() - last_cases > 2:
-                    last_cases = time.monotonic()
-                    try:
-                        state.cases = open_cases(demo)
-                    except Exception:  # noqa: BLE001 - the screen goes on; the summary says more
-                        pass
-                live.update(_render(state, labels))
-                # done: everything published, and the worker has read all of it (inputs and its
-                # chain stage) with nothing new for half a minute (its producer may hold outputs
-                # for a few seconds on a busy machine)
-                if not state.producing and time.monotonic() - last_check > 5:
-                    last_check = time.monotonic()
-                    fraction, total = group_progress(demo)
-                    if backlog(demo, "yujing-demo-cases") > 0:
-                        fraction = 0.0  # the case desk is still reading warnings
-                    if fraction < 1.0 or total != settled_total:
-                        settled_total, settled_since = (total if fraction >= 1.0 else -1), last_check
-                    elif last_check - settled_since >= SETTLED_SECONDS:
-                        break
-        state.cases = open_cases(demo)
-        if prometheus is not None and worker.poll() is None:
-            state.metrics = read_metrics(prometheus)
-    finally:
-        consumer.close()
-        if worker.poll() is None:
-            stop_worker(worker)
+
+
+def wind_down(state: DemoState, worker: subprocess.Popen[bytes], worker_log: Path, desk: CaseDesk, keep_running: bool,
+              log: object) -> None:
+    """What went wrong, if anything; with ``keep_running`` the case desk stays up until Ctrl-C."""
     staff = ", ".join(f"{u} ({role})" for u, role, _ in DEMO_STAFF)
-    try:
-        if state.produce_error:
-            log(f"the simulator stopped early: {state.produce_error}")  # type: ignore[operator]
-        if worker.returncode not in (0, None):
-            log(f"the worker exited with code {worker.returncode}; see {worker_log}")  # type: ignore[operator]
-        if case_service.poll() is not None:
-            log(f"the case service exited with code {case_service.returncode}; see {case_log}")  # type: ignore[operator]
-        elif keep_running:
-            log(f"the case desk stays up: http://127.0.0.1:{CASE_PORT}/inbox — log in as {staff}; "  # type: ignore[operator]
-                f"password {DEMO_PASSWORD!r}; API docs at /docs. Ctrl-C stops it, the database and the broker.")
-            try:
-                while case_service.poll() is None:
-                    time.sleep(1)
-            except KeyboardInterrupt:
-                pass
-        else:
-            log(f"to browse the cases afterwards, run the demo with --keep-running "  # type: ignore[operator]
-                f"(inbox on port {CASE_PORT}; staff: {staff}; password {DEMO_PASSWORD!r})")
-    finally:
-        stop_worker(case_service)
-        if prometheus is not None:
-            prometheus.stop()
-        hotline.close()
-        database.stop()
-        broker.stop()
-    return state
+    if state.produce_error:
+        log(f"the simulator stopped early: {state.produce_error}")  # type: ignore[operator]
+    if worker.returncode not in (0, None):
+        log(f"the worker exited with code {worker.returncode}; see {worker_log}")  # type: ignore[operator]
+    if desk.service.poll() is not None:
+        log(f"the case service exited with code {desk.service.returncode}; see {desk.log_path}")  # type: ignore[operator]
+    elif keep_running:
+        log(f"the case desk stays up: http://127.0.0.1:{CASE_PORT}/inbox — log in as {staff}; "  # type: ignore[operator]
+            f"password {DEMO_PASSWORD!r}; API docs at /docs. Ctrl-C stops it, the database and the broker.")
+        try:
+            while desk.service.poll() is None:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+    else:
+        log(f"to browse the cases afterwards, run the demo with --keep-running "  # type: ignore[operator]
+            f"(inbox on port {CASE_PORT}; staff: {staff}; password {DEMO_PASSWORD!r})")

@@ -4,6 +4,7 @@ randomised simulated worlds), with the indicator evidence table (``--indicators`
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 import typer
@@ -11,6 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from yujing.settings import get_settings
+
+if TYPE_CHECKING:
+    from yujing.evaluation import WorldRun
 
 _out = Console()
 _err = Console(stderr=True)
@@ -75,45 +79,66 @@ def evaluate_command(
     """Recall, lead time, late detections and false alarms by the referee's rules (shared/pilot/score.py):
     randomised simulated worlds (simulate + replay + judge), or any labelled files; --indicators adds the
     indicator evidence table."""
-    from yujing.evaluation import World, WorldRun, combine, combine_staff, plan_worlds, write_plots
-
     if record is not None and not indicators:
         raise _fail("--record needs --indicators (it keeps the replay's recording)")
     if not 0.0 <= fire_at < 1.0:
         raise _fail(f"--fire-at must be in [0, 1), not {fire_at}")
     world_list, seed_list = _int_list("--world-seeds", world_seeds), _int_list("--seeds", seeds)
-    reports: dict[str, object] = {}
-    runs: list[WorldRun] = []
     if events is not None:
         if world_list is not None or seed_list is not None or simulate_staff:
             raise _fail("--events judges the files given; --world-seeds, --seeds and --simulate-staff are for "
                         "simulated worlds")
-        if not events.is_dir():
-            raise _fail(f"events directory not found: {events}")
-        if labels is not None and not labels.is_file():
-            raise _fail(f"labels file not found: {labels}")
-        world = World(str(events), events, None, labels)
-        if indicators:
-            if warnings_file is not None:
-                raise _fail("--indicators replays the files and judges the replay's own warnings; leave out "
-                            "--warnings (or judge that file without --indicators)")
-            runs = _run_all([world], record=True, simulate_staff=False)
-        else:
-            reports[world.name] = _judge_files(world, warnings_file or events / "warnings.jsonl")
+        reports, runs = _labelled_files(events, warnings_file, labels, indicators=indicators)
     else:
         if labels is not None or warnings_file is not None:
             raise _fail("--labels and --warnings go with --events DIR")
-        if world_list is None and seed_list is None:
-            world_list = _int_list("--world-seeds", DEFAULT_WORLD_SEEDS)
-        try:
-            worlds = plan_worlds(world_list, seed_list, merchants=merchants, days=days, work_dir=work_dir)
-        except ValueError as exc:
-            raise _fail(str(exc)) from None
-        runs = _run_all(worlds, record=indicators, simulate_staff=simulate_staff)
+        reports, runs = {}, _simulated_worlds(world_list, seed_list, merchants=merchants, days=days,
+                                              work_dir=work_dir, record=indicators, simulate_staff=simulate_staff)
+    _show(reports, runs, record=record, plots=plots, indicators=indicators, fire_at=fire_at, as_json=as_json)
+
+
+def _labelled_files(events: Path, warnings_file: Path | None, labels: Path | None, *,
+                    indicators: bool) -> tuple[dict[str, object], list[WorldRun]]:
+    """``--events``: the files' warnings judged (or, with --indicators, a replay of the files)."""
+    from yujing.evaluation import World
+
+    if not events.is_dir():
+        raise _fail(f"events directory not found: {events}")
+    if labels is not None and not labels.is_file():
+        raise _fail(f"labels file not found: {labels}")
+    world = World(str(events), events, None, labels)
+    if indicators:
+        if warnings_file is not None:
+            raise _fail("--indicators replays the files and judges the replay's own warnings; leave out "
+                        "--warnings (or judge that file without --indicators)")
+        return {}, _run_all([world], record=True, simulate_staff=False)
+    return {world.name: _judge_files(world, warnings_file or events / "warnings.jsonl")}, []
+
+
+def _simulated_worlds(world_list: list[int] | None, seed_list: list[int] | None, *, merchants: int, days: int,
+                      work_dir: Path, record: bool, simulate_staff: bool) -> list[WorldRun]:
+    """The randomised worlds planned, simulated and replayed (the default world seeds if none given)."""
+    from yujing.evaluation import plan_worlds
+
+    if world_list is None and seed_list is None:
+        world_list = _int_list("--world-seeds", DEFAULT_WORLD_SEEDS)
+    try:
+        worlds = plan_worlds(world_list, seed_list, merchants=merchants, days=days, work_dir=work_dir)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    return _run_all(worlds, record=record, simulate_staff=simulate_staff)
+
+
+def _show(reports: dict[str, object], runs: list[WorldRun], *, record: Path | None, plots: Path | None,
+          indicators: bool, fire_at: float, as_json: bool) -> None:
+    """Each report (pooled too when several runs), with its indicator evidence and simulated staff, as
+    tables or JSON; the recordings and plots written."""
+    from yujing.evaluation import combine, combine_staff, write_plots
+
     for run in runs:
         reports[run.name] = run.report
     if len(runs) > 1:
-        reports["pooled"] = combine(run.report for run in runs)  # type: ignore[misc]
+        reports["pooled"] = combine(run.report for run in runs)
     if record is not None:
         _save_recordings(runs, record)
     if plots is not None and runs:
@@ -122,7 +147,7 @@ def evaluate_command(
     evidence = _evidence(runs, fire_at) if indicators else {}
     staffed = {run.name: run.staff for run in runs if run.staff is not None}
     if len(staffed) > 1:
-        staffed["pooled"] = combine_staff(staffed.values())  # type: ignore[arg-type]
+        staffed["pooled"] = combine_staff(staffed.values())
     if as_json:
         _out.print_json(orjson.dumps(_payload(reports, runs, evidence, staffed)).decode())
         return

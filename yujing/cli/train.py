@@ -10,10 +10,14 @@ the thresholds file is regenerated (``python -m alerts.thresholds --write ...``)
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from engine.training import Fit, HeldOut, Reliability, World
 
 console = Console()
 err = Console(stderr=True)
@@ -60,7 +64,7 @@ def prepare_world(world_seed: int, merchants: int, days: int, work_dir: Path, fr
     return world_seed
 
 
-def load_world(world_seed: int, work_dir: Path) -> object:
+def load_world(world_seed: int, work_dir: Path) -> World:
     from contract.labels import load_labels
     from engine.recording import load_days
     from engine.training import World
@@ -114,7 +118,7 @@ def train_command(
                                        "spread of lift across worlds)."),
 ) -> None:
     """Learn the fusion's weights and the level bands from labelled worlds; check each world held out."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    import numpy as np
 
     from engine.training import fit_worlds, leave_one_world_out, reliability, render_learned_module
 
@@ -124,7 +128,34 @@ def train_command(
         raise _fail(f"--world-seeds must be numbers and ranges like 1-6,9, not {world_seeds!r}") from None
     if len(seeds) < 2:
         raise _fail("--world-seeds needs at least two worlds (one is held out at a time)")
+    worlds = prepare_worlds(seeds, merchants, days, work_dir, fresh, jobs)
+    if evidence:
+        console.print(evidence_table_of(worlds))
+    held = leave_one_world_out(worlds)
+    console.print(held_out_table(held))
+    curve = reliability(np.concatenate([h.probabilities for h in held]), np.concatenate([h.target for h in held]))
+    console.print(reliability_table(curve))
+    fit = fit_worlds(worlds)
+    console.print(weights_table(fit, len(worlds)))
+    console.print("level cut-offs (probability): " + ", ".join(f"{k} {v:.3f}" for k, v in fit.cutoffs.items()))
+    if plots is not None:
+        from yujing.training_plots import reliability_plot
+
+        console.print(f"wrote {reliability_plot(curve, plots / 'reliability.png')}")
+    if write is not None:
+        provenance = (f"Learned by `yujing train --world-seeds {world_seeds} --merchants {merchants} --days {days}`\n"
+                      f"from {fit.rows:,} merchant-days of {len(worlds)} randomised worlds "
+                      f"({fit.positives:,} within 90 days of a collapse).")
+        write.write_text(render_learned_module(fit, provenance), encoding="utf-8")
+        console.print(f"wrote {write}")
+
+
+def prepare_worlds(seeds: list[int], merchants: int, days: int, work_dir: Path, fresh: bool,
+                   jobs: int) -> list[World]:
+    """Every world simulated and recorded (``jobs`` at a time, under a progress bar), then loaded."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from yujing.settings import get_settings
 
@@ -139,10 +170,10 @@ def train_command(
             for future in as_completed(futures):
                 future.result()
                 progress.advance(task)
-    worlds = [load_world(s, work_dir) for s in seeds]
-    if evidence:
-        console.print(evidence_table_of(worlds))
-    held = leave_one_world_out(worlds)  # type: ignore[arg-type]
+    return [load_world(s, work_dir) for s in seeds]
+
+
+def held_out_table(held: list[HeldOut]) -> Table:
     table = Table(title="Each world judged by a fusion learned on the others (orange = alarm)")
     for column in ("world", "recall", "late", "median lead", "healthy FA", "worst look-alike"):
         table.add_column(column)
@@ -151,10 +182,10 @@ def train_command(
         worst = max(f.trap_false_alarms.items(), key=lambda kv: kv[1], default=("", 0.0))
         table.add_row(h.world, f"{f.recall:.1%}", f"{f.late:.1%}", f"{f.median_lead_days or 0:.0f} d",
                       f"{f.healthy_false_alarms:.1%}", f"{worst[0]} {worst[1]:.0%}")
-    console.print(table)
-    import numpy as np
+    return table
 
-    curve = reliability(np.concatenate([h.probabilities for h in held]), np.concatenate([h.target for h in held]))
+
+def reliability_table(curve: Reliability) -> Table:
     rel = Table(title="Reliability of held-out probabilities (P(collapse within 90 d) vs observed)")
     for column in ("bin", "merchant-days", "mean predicted", "observed"):
         rel.add_column(column)
@@ -162,23 +193,14 @@ def train_command(
                                     curve.observed, strict=True):
         rel.add_row(f"{low:.2f}-{min(high, 1):.2f}", f"{n:,}", "" if pr is None else f"{pr:.3f}",
                     "" if ob is None else f"{ob:.3f}")
-    console.print(rel)
-    fit = fit_worlds(worlds)  # type: ignore[arg-type]
-    weights = Table(title=f"Learned on all {len(worlds)} worlds: {fit.rows:,} merchant-days, {fit.positives:,} "
+    return rel
+
+
+def weights_table(fit: Fit, worlds: int) -> Table:
+    weights = Table(title=f"Learned on all {worlds} worlds: {fit.rows:,} merchant-days, {fit.positives:,} "
                           f"within 90 d of a collapse; intercept {fit.intercept:.2f}")
     weights.add_column("reading")
     weights.add_column("weight (log-odds per unit score)", justify="right")
     for code, weight in sorted(fit.weights.items(), key=lambda kv: -kv[1]):
         weights.add_row(code, f"{weight:+.2f}")
-    console.print(weights)
-    console.print("level cut-offs (probability): " + ", ".join(f"{k} {v:.3f}" for k, v in fit.cutoffs.items()))
-    if plots is not None:
-        from yujing.training_plots import reliability_plot
-
-        console.print(f"wrote {reliability_plot(curve, plots / 'reliability.png')}")
-    if write is not None:
-        provenance = (f"Learned by `yujing train --world-seeds {world_seeds} --merchants {merchants} --days {days}`\n"
-                      f"from {fit.rows:,} merchant-days of {len(worlds)} randomised worlds "
-                      f"({fit.positives:,} within 90 days of a collapse).")
-        write.write_text(render_learned_module(fit, provenance), encoding="utf-8")
-        console.print(f"wrote {write}")
+    return weights
