@@ -28,7 +28,7 @@ from cases.config import CaseSettings
 from cases.service import utcnow
 
 if TYPE_CHECKING:
-    from yujing.settings import Settings  # passed in by the shell, never imported at run time
+    from streams.config import KafkaSettings
 
 bearer = HTTPBearer(auto_error=False, description="API token from `yujing cases users add`.")
 
@@ -111,7 +111,7 @@ Boss = Annotated[store.User, Depends(supervisor)]
 
 
 def create_app(
-    settings: "Settings", cases: CaseSettings, engine: Engine, *, with_web: bool = True,
+    settings: "KafkaSettings", cases: CaseSettings, engine: Engine, *, with_web: bool = True,
     registry: CollectorRegistry = REGISTRY,
 ) -> FastAPI:
     """The desk's app: service routes, the session cookie, JSON errors, the API by resource and,

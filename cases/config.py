@@ -1,6 +1,6 @@
 """The case service's settings: ``YUJING_CASES_*`` environment variables (pydantic-settings).
 
-The database and Kafka come from the main :class:`yujing.settings.Settings`
+The database and Kafka come from the main settings (``yujing/settings.py``, passed in)
 (``YUJING_DATABASE_URL``, ``YUJING_BOOTSTRAP_SERVERS``, topic names).
 """
 

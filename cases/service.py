@@ -38,9 +38,12 @@ from cases.history import record_days, record_publication
 from cases.metrics import CaseMetrics
 from contract.records import Warning
 from engine.merchant_days import MerchantDay
+from streams import case_desk_io as queue_io
 
 if TYPE_CHECKING:
-    from yujing.settings import Settings  # passed in by the shell, never imported at run time
+    from kafka import KafkaProducer
+
+    from streams.config import KafkaSettings
 
 log = logging.getLogger("cases")
 
@@ -69,40 +72,15 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
-def backlog(settings: Settings, group: str, topic: str | None = None) -> int:
-    """Records of ``topic`` (default: the disposal queue) that ``group`` has not committed yet."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    topic = topic or settings.topics.warnings
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=group, enable_auto_commit=False)
-    try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        partitions = [TopicPartition(topic, p) for p in parts]
-        ends = consumer.end_offsets(partitions)
-        return sum(max(0, ends[tp] - (consumer.committed(tp) or 0)) for tp in partitions)
-    finally:
-        consumer.close()
 
 
-def _lag(consumer: object) -> int:
-    """Records between a kafka-python consumer's positions and the ends it last fetched."""
-    # The subscription state's positions, not ``consumer.position()``: that may block on a
-    # round trip to the coordinator, and the loop only needs what the last poll left.
-    subscription = consumer._subscription  # type: ignore[attr-defined]  # noqa: SLF001
-    behind = 0
-    for tp in consumer.assignment():  # type: ignore[attr-defined]
-        end = consumer.highwater(tp)  # type: ignore[attr-defined]
-        position = subscription.assignment[tp].position if tp in subscription.assignment else None
-        if end is not None and position is not None:
-            behind += max(0, end - position.offset)
-    return behind
 
 
 class CaseService:
     """The background loops; :meth:`start` runs them in threads, :meth:`stop` ends them."""
 
     def __init__(
-        self, settings: Settings, cases: CaseSettings, engine: Engine, metrics: CaseMetrics | None = None
+        self, settings: KafkaSettings, cases: CaseSettings, engine: Engine, metrics: CaseMetrics | None = None
     ) -> None:
         self.settings = settings
         # Served at /metrics by the API when given; by default a private registry.
@@ -152,30 +130,14 @@ class CaseService:
 
         return run
 
-    def _consumer(self, topic: str, group: str, client_id: str) -> object:
-        """A consumer that commits only what is stored, from the topic's start for a new group."""
-        from kafka import KafkaConsumer
-
-        return KafkaConsumer(
-            topic,
-            bootstrap_servers=self.settings.bootstrap,
-            group_id=group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            # While PostgreSQL is down the loop holds its records; do not get kicked out meanwhile.
-            max_poll_interval_ms=3_600_000,
-            client_id=client_id,
-        )
-
     # -- warnings in --
 
     def consume_warnings(self) -> None:
-        from kafka import OffsetAndMetadata, TopicPartition
-
-        consumer = self._consumer(self.settings.topics.warnings, self.cases.consumer_group, "yujing-cases")
+        consumer = queue_io.storing_consumer(self.settings.bootstrap, self.settings.topics.warnings,
+                                          self.cases.consumer_group, "yujing-cases")
         try:
             while not self.stopping.is_set():
-                batch = consumer.poll(timeout_ms=500, max_records=200)
+                batch = queue_io.poll(consumer, max_records=200)
                 for tp, records in batch.items():
                     for record in records:
                         self._ingest_until_stored(record)
@@ -183,8 +145,8 @@ class CaseService:
                             break
                     last = records[-1].offset if records else None
                     if last is not None:
-                        consumer.commit({TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(last + 1, "", -1)})
-                self.metrics.lag.labels(topic="warnings").set(_lag(consumer))
+                        queue_io.commit_through(consumer, tp, last)
+                self.metrics.lag.labels(topic="warnings").set(queue_io.lag(consumer))
         finally:
             consumer.close(autocommit=False)
 
@@ -240,11 +202,11 @@ class CaseService:
     def record_history(self) -> None:
         """The worker's scored merchant-days into PostgreSQL for the drill-down dashboard: one
         transaction per poll (upserts, so a redelivery rewrites the same rows), then the commit."""
-        consumer = self._consumer(self.settings.topics.merchant_days, f"{self.cases.consumer_group}-history",
-                                  "yujing-cases-history")
+        consumer = queue_io.storing_consumer(self.settings.bootstrap, self.settings.topics.merchant_days,
+                                          f"{self.cases.consumer_group}-history", "yujing-cases-history")
         try:
             while not self.stopping.is_set():
-                batch = consumer.poll(timeout_ms=500, max_records=2000)
+                batch = queue_io.poll(consumer, max_records=2000)
                 records = [r for rs in batch.values() for r in rs]
                 days = []
                 for record in records:
@@ -260,7 +222,7 @@ class CaseService:
                         break
                 if records:
                     consumer.commit()
-                self.metrics.lag.labels(topic="merchant_days").set(_lag(consumer))
+                self.metrics.lag.labels(topic="merchant_days").set(queue_io.lag(consumer))
         finally:
             consumer.close(autocommit=False)
 
@@ -355,9 +317,7 @@ class CaseService:
     # -- feedback out --
 
     def publish_feedback(self) -> None:
-        from kafka import KafkaProducer
-
-        producer = KafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all", client_id="yujing-cases")
+        producer = queue_io.feedback_producer(self.settings.bootstrap)
         try:
             while not self.stopping.is_set():
                 if not self._publish_one(producer):
@@ -365,17 +325,14 @@ class CaseService:
         finally:
             producer.close(timeout=5)
 
-    def _publish_one(self, producer: object) -> bool:
+    def _publish_one(self, producer: KafkaProducer) -> bool:
         with self.engine.begin() as conn:
             message = store.claim_due(conn, "feedback", now=utcnow())
             if message is None:
                 return False
             payload = message.payload
             try:
-                producer.send(  # type: ignore[attr-defined]
-                    self.settings.topics.feedback, key=payload["merchant_id"].encode(),
-                    value=orjson.dumps(payload),
-                ).get(timeout=30)
+                queue_io.send_keyed(producer, self.settings.topics.feedback, payload["merchant_id"], payload)
             except Exception as exc:  # noqa: BLE001 - any send failure is retried later
                 store.mark_attempt_failed(conn, message.message_id, f"{type(exc).__name__}: {exc}",
                                           now=utcnow(), max_attempts=10**6, backoff_seconds=1,

@@ -30,18 +30,33 @@ from streams.threshold_feed import PublicationFeed, apply_publications
 from streams.watchdog import PartitionWatchdog, RepeatSchedule, settled
 
 if TYPE_CHECKING:
-    from yujing.settings import Settings  # passed in by the shell, never imported at run time
+    from streams.config import KafkaSettings
 
 log = logging.getLogger("yujing.worker")
 
 
 def build_worker_app(
-    settings: Settings, metrics: WorkerMetrics | None = None, schedule: ThresholdSchedule | None = None,
+    settings: KafkaSettings, metrics: WorkerMetrics | None = None, schedule: ThresholdSchedule | None = None,
     feed: PublicationFeed | None = None,
 ) -> faust.App:
-    """``schedule``: the threshold versions published before start; ``feed``: those that follow."""
-    pipeline = create_pipeline(settings, metrics, schedule)
+    """``schedule``: the threshold versions published before start; ``feed``: those that follow.
 
+    Faust registers each agent under this module and its function's name
+    (``streams.agents.score_merchants``), each timer in the order added here."""
+    pipeline = create_pipeline(settings, metrics, schedule)
+    add_scoring_agents(pipeline)
+    report_assignments(pipeline, settings)
+    add_heartbeat_repeater(pipeline, settings)
+    if feed is not None:
+        add_threshold_reloader(pipeline, feed)
+    if settings.stall_seconds:
+        add_partition_watchdog(pipeline, settings.stall_seconds)
+    add_gauge_refresher(pipeline, settings)
+    return pipeline.app
+
+
+def add_scoring_agents(pipeline: Pipeline) -> None:
+    """The inputs scored, and the chain stage: notices relayed, sister stores' signals heard."""
     # concurrency=1: faust can commit past an in-flight event with more (faust #606), and a
     # partition's watermark needs its events in order.
     @pipeline.app.agent(pipeline.inputs, concurrency=1)
@@ -51,32 +66,44 @@ def build_worker_app(
 
     @pipeline.app.agent(pipeline.chain_notices, concurrency=1)
     async def relay_chain_levels(stream: faust.StreamT) -> None:
-        # Chain stage: a store's level changed (or it joined a chain) -> tell its sister stores;
-        # a partition closed days -> once all have, announce the chain watermark to every partition.
         async for event in stream.events():
-            message = orjson.loads(event.message.value)
-            if "heartbeat" in message:
-                watermark = pipeline.chains.heartbeat(event.message.partition, **message["heartbeat"])
-                if watermark is not None:
-                    mark = orjson.dumps({"watermark": watermark, "source": event.message.partition})
-                    for partition in range(pipeline.partitions):
-                        await pipeline.chain_signals.send(value=mark, partition=partition)
-                continue
-            for signal in pipeline.chains.notice(ChainNotice(**message)):
-                await pipeline.chain_signals.send(key=signal.merchant_id.encode(), value=orjson.dumps(signal._asdict()))
+            await relay_chain_notice(pipeline, event.message)
 
     @pipeline.app.agent(pipeline.chain_signals, concurrency=1)
     async def hear_sister_stores(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            message = orjson.loads(event.message.value)
-            partition = event.message.partition
-            async with pipeline.engine_lock:
-                if "watermark" in message:
-                    outcome = pipeline.engine.apply_chain_watermark(message["source"], message["watermark"], partition)
-                else:
-                    outcome = pipeline.engine.apply_chain_signal(ChainSignal(**message), partition)
-                await emit(pipeline, outcome, partition, event.message.timestamp)
+            await hear_chain_signal(pipeline, event.message)
 
+
+async def relay_chain_notice(pipeline: Pipeline, notice: faust.types.Message) -> None:
+    """Chain stage: a store's level changed (or it joined a chain) -> tell its sister stores; a
+    partition closed days -> once all have, announce the chain watermark to every partition."""
+    message = orjson.loads(notice.value)
+    if "heartbeat" in message:
+        watermark = pipeline.chains.heartbeat(notice.partition, **message["heartbeat"])
+        if watermark is not None:
+            mark = orjson.dumps({"watermark": watermark, "source": notice.partition})
+            for partition in range(pipeline.partitions):
+                await pipeline.chain_signals.send(value=mark, partition=partition)
+        return
+    for signal in pipeline.chains.notice(ChainNotice(**message)):
+        await pipeline.chain_signals.send(key=signal.merchant_id.encode(), value=orjson.dumps(signal._asdict()))
+
+
+async def hear_chain_signal(pipeline: Pipeline, signal: faust.types.Message) -> None:
+    """A sister store's level, or the chain watermark, into this partition's engine; what it
+    caused emitted."""
+    message = orjson.loads(signal.value)
+    partition = signal.partition
+    async with pipeline.engine_lock:
+        if "watermark" in message:
+            outcome = pipeline.engine.apply_chain_watermark(message["source"], message["watermark"], partition)
+        else:
+            outcome = pipeline.engine.apply_chain_signal(ChainSignal(**message), partition)
+        await emit(pipeline, outcome, partition, signal.timestamp)
+
+
+def report_assignments(pipeline: Pipeline, settings: KafkaSettings) -> None:
     @pipeline.app.on_partitions_assigned.connect
     async def report_assignment(app: faust.App, assigned: set, **kwargs: object) -> None:
         # One line per rebalance naming this worker's input partitions: operators (and the
@@ -84,6 +111,8 @@ def build_worker_app(
         owned = sorted(tp.partition for tp in assigned if tp.topic == settings.topics.transactions)
         log.info("input partitions assigned: %s", owned)
 
+
+def add_heartbeat_repeater(pipeline: Pipeline, settings: KafkaSettings) -> None:
     repeat = RepeatSchedule(every=REPEAT_HEARTBEAT_SECONDS)
 
     @pipeline.app.timer(interval=REPEAT_CHECK_SECONDS)
@@ -105,25 +134,29 @@ def build_worker_app(
                 for chain_partition in range(pipeline.partitions):
                     await pipeline.chain_notices.send(value=beat, partition=chain_partition)
 
-    if feed is not None:
-        @pipeline.app.timer(interval=THRESHOLDS_SECONDS)
-        async def reload_thresholds() -> None:
-            # Under the engine lock: a new version never lands in the middle of a day's scoring.
-            async with pipeline.engine_lock:
-                apply_publications(pipeline, feed)
 
-    if settings.stall_seconds:
-        # A partition faust stopped fetching (or left with a hole) after a rebalance is read
-        # again from its committed offset, reported in the log and yujing_partition_stalls_total.
-        watched = {**pipeline.kind_by_topic, pipeline.chain_notices.get_topic_name(): "chain_notices",
-                   pipeline.chain_signals.get_topic_name(): "chain_signals"}
-        watchdog = PartitionWatchdog(pipeline.app, watched, settings.stall_seconds,
-                                     on_stall=lambda kind: pipeline.metrics.partition_stalls.labels(topic=kind).inc())
+def add_threshold_reloader(pipeline: Pipeline, feed: PublicationFeed) -> None:
+    @pipeline.app.timer(interval=THRESHOLDS_SECONDS)
+    async def reload_thresholds() -> None:
+        # Under the engine lock: a new version never lands in the middle of a day's scoring.
+        async with pipeline.engine_lock:
+            apply_publications(pipeline, feed)
 
-        @pipeline.app.timer(interval=min(WATCHDOG_SECONDS, settings.stall_seconds))
-        async def watch_partitions() -> None:
-            await watchdog.check()
 
+def add_partition_watchdog(pipeline: Pipeline, stall_seconds: float) -> None:
+    """A partition faust stopped fetching (or left with a hole) after a rebalance is read again
+    from its committed offset, reported in the log and yujing_partition_stalls_total."""
+    watched = {**pipeline.kind_by_topic, pipeline.chain_notices.get_topic_name(): "chain_notices",
+               pipeline.chain_signals.get_topic_name(): "chain_signals"}
+    watchdog = PartitionWatchdog(pipeline.app, watched, stall_seconds,
+                                 on_stall=lambda kind: pipeline.metrics.partition_stalls.labels(topic=kind).inc())
+
+    @pipeline.app.timer(interval=min(WATCHDOG_SECONDS, stall_seconds))
+    async def watch_partitions() -> None:
+        await watchdog.check()
+
+
+def add_gauge_refresher(pipeline: Pipeline, settings: KafkaSettings) -> None:
     @pipeline.app.timer(interval=GAUGE_SECONDS)
     async def refresh_gauges() -> None:
         # Gauges read state in the event loop (tables are not safe to walk from the HTTP thread).
@@ -131,8 +164,6 @@ def build_worker_app(
                  if tp.topic == settings.topics.transactions}
         observe_state(pipeline, owned)
         observe_lag(pipeline)
-
-    return pipeline.app
 
 
 GAUGE_SECONDS = 5.0

@@ -17,7 +17,7 @@ from engine.partition import DayResult, PartitionEngine
 from streams.metrics import WorkerMetrics
 
 if TYPE_CHECKING:
-    from yujing.settings import Settings  # passed in by the shell, never imported at run time
+    from streams.config import KafkaSettings
 
 
 @dataclass
@@ -62,7 +62,7 @@ def _pickled_table(app: faust.App, name: str, partitions: int) -> faust.Table:
 
 
 def create_pipeline(
-    settings: Settings, metrics: WorkerMetrics | None = None, schedule: ThresholdSchedule | None = None
+    settings: KafkaSettings, metrics: WorkerMetrics | None = None, schedule: ThresholdSchedule | None = None
 ) -> Pipeline:
     """``metrics``: the worker's exposed metrics; by default a private registry (nothing served).
     ``schedule``: the threshold versions known at start; by default the settings' base set."""

@@ -17,6 +17,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 
+from contract.partitioning import partition_for
 from contract.records import DeadLetter, dumps
 from engine.replay import iter_events
 from streams.topics import (
@@ -28,7 +29,7 @@ from streams.topics import (
 )
 
 if TYPE_CHECKING:
-    from yujing.settings import Settings
+    from streams.config import KafkaSettings
 from alerts.threshold_history import Publication
 
 # kafka-python logs connection retries at ERROR; the CLI reports failures itself, in one line.
@@ -39,7 +40,7 @@ class KafkaUnavailable(Exception):
     """Kafka cannot be reached (one readable line)."""
 
 
-def producer(settings: Settings) -> KafkaProducer:
+def producer(settings: KafkaSettings) -> KafkaProducer:
     try:
         return KafkaProducer(
             bootstrap_servers=settings.bootstrap,
@@ -59,7 +60,7 @@ def producer(settings: Settings) -> KafkaProducer:
 
 
 
-def group_progress(settings: Settings) -> tuple[float, int]:
+def group_progress(settings: KafkaSettings) -> tuple[float, int]:
     """(share of the records the worker group has committed, records in total) over the topics it
     reads: the inputs, the feedback and its internal chain-stage topics."""
     from kafka import TopicPartition
@@ -82,7 +83,7 @@ def group_progress(settings: Settings) -> tuple[float, int]:
 
 def publish_files(
     events_dir: Path,
-    settings: Settings,
+    settings: KafkaSettings,
     *,
     on_record: Callable[[], None] | None = None,
 ) -> dict[str, int]:
@@ -119,7 +120,7 @@ def publish_files(
 
 def read_records(
     topic: str,
-    settings: Settings,
+    settings: KafkaSettings,
     *,
     idle_seconds: float = 3.0,
     from_beginning: bool = True,
@@ -144,7 +145,7 @@ def read_records(
 
 # -- published thresholds (alerts.threshold_history) -----------------------------------------
 
-def publish_thresholds(settings: Settings, published: Publication) -> int:
+def publish_thresholds(settings: KafkaSettings, published: Publication) -> int:
     """Send one publication to the thresholds topic; returns its offset."""
     sender = producer(settings)
     try:
@@ -163,7 +164,7 @@ class PublicationReader:
     every CLI call sees every publication). :meth:`poll` returns what arrived since the last
     call: :class:`Publication` records, or ``(offset, error)`` for records that are not one."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: KafkaSettings) -> None:
         from kafka import TopicPartition
 
         self.topic = TopicPartition(settings.topics.thresholds, 0)
@@ -197,7 +198,7 @@ class PublicationReader:
         self.consumer.close()
 
 
-def ensure_internal_topics(settings: Settings, timeout: float = 30) -> None:
+def ensure_internal_topics(settings: KafkaSettings, timeout: float = 30) -> None:
     """Create the worker's topics (:func:`streams.topics.worker_topics`) before Faust starts."""
     from kafka.admin import KafkaAdminClient
 
@@ -211,3 +212,47 @@ def ensure_internal_topics(settings: Settings, timeout: float = 30) -> None:
         raise KafkaUnavailable(str(exc)) from exc
     finally:
         admin.close()
+
+
+class KeyedFeed:
+    """A steady feed of records keyed by ``merchant_id`` with event-time stamps (the simulator's
+    ``--to-kafka`` and the demo): batched sends, each merchant's partition computed once (Kafka's
+    default partitioner, as the Java client), and the first failed send raised at :meth:`close`.
+
+    Raises :class:`KafkaUnavailable` when no broker answers at ``bootstrap``.
+    """
+
+    def __init__(self, bootstrap: str, client_id: str) -> None:
+        config: dict[str, object] = {
+            "bootstrap_servers": bootstrap, "acks": "all", "linger_ms": 100, "batch_size": 1024 * 1024,
+            "client_id": client_id,
+        }
+        # kafka-python 3 waits this long for the bootstrap; older versions do not know the option.
+        if "bootstrap_timeout_ms" in getattr(KafkaProducer, "DEFAULT_CONFIG", {}):
+            config["bootstrap_timeout_ms"] = 10_000
+        try:
+            self._producer = KafkaProducer(**config)
+        except KafkaError as exc:  # NoBrokersAvailable (2.x) and the bootstrap timeout (3.x) alike
+            raise KafkaUnavailable(f"no Kafka broker answers at {bootstrap}") from exc
+        self._partitions: dict[str, int] = {}
+        self._failures: list[BaseException] = []
+
+    def send(self, topic: str, merchant_id: str, value: bytes, timestamp_ms: int) -> None:
+        count = self._partitions.get(topic)
+        if count is None:
+            count = self._partitions[topic] = len(self._producer.partitions_for(topic))
+        future = self._producer.send(
+            topic, key=merchant_id.encode(), value=value, timestamp_ms=timestamp_ms,
+            partition=partition_for(merchant_id, count),
+        )
+        if not self._failures:
+            future.add_errback(self._failures.append)
+
+    def close(self) -> None:
+        """Wait for every record to be acknowledged; raise the first send that failed."""
+        try:
+            self._producer.flush()
+        finally:
+            self._producer.close()
+        if self._failures:
+            raise self._failures[0]

@@ -17,7 +17,7 @@ from kafka.errors import KafkaError
 if TYPE_CHECKING:
     from kafka import KafkaAdminClient
 
-    from yujing.settings import Settings
+    from streams.config import KafkaSettings
 
 
 class TopicError(Exception):
@@ -39,7 +39,7 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
-def contract_topics(settings: Settings) -> list[TopicSpec]:
+def contract_topics(settings: KafkaSettings) -> list[TopicSpec]:
     """The wire contract's topics with the partition counts and configs the worker needs.
 
     The three inputs and the warnings topic share one partition count because they
@@ -75,7 +75,7 @@ def contract_topics(settings: Settings) -> list[TopicSpec]:
     ]
 
 
-def worker_topics(settings: Settings) -> list[TopicSpec]:
+def worker_topics(settings: KafkaSettings) -> list[TopicSpec]:
     """The worker's own topics: the chain stage's two internal topics and the state tables'
     compacted changelogs (co-partitioned with the inputs), and Faust's assignor topic. Created
     before Faust starts: a topic Faust declares itself can be missing from the metadata its
@@ -96,17 +96,17 @@ def worker_topics(settings: Settings) -> list[TopicSpec]:
     ]
 
 
-def internal_topics(settings: Settings) -> list[str]:
+def internal_topics(settings: KafkaSettings) -> list[str]:
     """The worker's own topics between its agents (the chain stage), co-partitioned with the inputs."""
     return [f"{settings.app_id}-chain-notices", f"{settings.app_id}-chain-signals"]
 
 
-def changelog_topics(settings: Settings) -> list[str]:
+def changelog_topics(settings: KafkaSettings) -> list[str]:
     """The changelog topics of the worker's state tables (named as Faust names them)."""
     return [f"{settings.app_id}-{table}-changelog" for table in STATE_TABLES]
 
 
-def input_topics(settings: Settings) -> dict[str, str]:
+def input_topics(settings: KafkaSettings) -> dict[str, str]:
     """The topics the worker's scoring agent reads, by record kind: the contract's three inputs
     and the case feedback (``feedback.jsonl`` in an events directory)."""
     t = settings.topics

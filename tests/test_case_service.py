@@ -30,7 +30,8 @@ from sqlalchemy import Engine, func, select
 from cases import db, store
 from cases.config import CaseSettings
 from cases.schema import cases, outbox, warnings
-from cases.service import CaseService, backlog, verify
+from cases.service import CaseService, verify
+from streams.case_desk_io import backlog
 from tests.case_factories import warning_record
 from tests.conftest import _free_port
 from yujing.services.database import LocalPostgres

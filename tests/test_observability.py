@@ -26,12 +26,12 @@ from alerts.threshold_history import publication
 from alerts.thresholds import builtin_thresholds
 from cases import db
 from cases.schema import merchant_days, merchant_indicator_days, threshold_versions
-from cases.service import backlog
 from deploy.grafana.dashboards import Query, all_queries, substitute
 from engine.partition import DayResult
 from engine.replay import iter_events, run_backtest
 from models.calendar import day_date
 from models.fusion import sigmoid
+from streams.case_desk_io import backlog
 from streams.clients import publish_thresholds
 from tests.conftest import _free_port, isolated_settings
 from tests.test_end_to_end import publish_with_redeliveries, wait_until_consumed

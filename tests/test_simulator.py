@@ -452,10 +452,10 @@ class _FakeProducer:
 
 
 def test_produce_sends_keyed_records_in_event_time_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    import kafka
+    import streams.clients
 
     _FakeProducer.sent = []
-    monkeypatch.setattr(kafka, "KafkaProducer", _FakeProducer)
+    monkeypatch.setattr(streams.clients, "KafkaProducer", _FakeProducer)
     sim = simulate(SimulationConfig(merchants=12, days=40, seed=1))
     topics = {"transactions": "t", "complaints": "c", "merchants": "m"}
     counts = sim.produce("localhost:1", topics, progress=False)
@@ -509,7 +509,9 @@ def test_cli_reports_an_unreachable_broker(monkeypatch: pytest.MonkeyPatch) -> N
                 raise no_brokers()
             raise KafkaTimeoutError("Unable to bootstrap from 127.0.0.1:1")
 
-        monkeypatch.setattr(kafka, "KafkaProducer", refuse)
+        import streams.clients
+
+        monkeypatch.setattr(streams.clients, "KafkaProducer", refuse)
         result = CliRunner().invoke(_app(), ["--to-kafka", "--merchants", "12", "--days", "30"])
     finally:
         get_settings.cache_clear()

@@ -28,7 +28,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from cases.service import backlog
+from streams.case_desk_io import backlog
 from streams.clients import group_progress, input_topics
 from streams.topics import contract_topics
 from yujing.services.broker import broker_from_settings

@@ -29,10 +29,10 @@ from cases.web import case_forms, case_page, compliance, inbox, login
 from cases.web.common import Pages, page_templates
 
 if TYPE_CHECKING:
-    from yujing.settings import Settings  # passed in by the shell, never imported at run time
+    from streams.config import KafkaSettings
 
 
-def web_router(settings: Settings, engine: Engine) -> APIRouter:
+def web_router(settings: KafkaSettings, engine: Engine) -> APIRouter:
     """Every page and form, for :func:`cases.api.create_app`. Order matters: the first route that
     matches answers, so ``/cases/{case_id}/silences`` comes before ``/cases/{case_id}/{action}``."""
     router = APIRouter(include_in_schema=False)

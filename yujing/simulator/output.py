@@ -107,45 +107,25 @@ class Simulation:
         ``NoBrokersAvailable``, 3.x a bootstrap ``KafkaTimeoutError``) and
         ``kafka.errors.KafkaError`` when a send fails.
         """
-        import kafka  # imported here: files and tests need no Kafka client
-        from kafka.errors import KafkaTimeoutError
+        from streams.clients import (  # files and tests need no Kafka client
+            KafkaUnavailable,
+            KeyedFeed,
+        )
 
         missing = [kind for kind in TOPIC_KINDS if kind not in topics]
         if missing:
             raise ValueError(f"no topic name for {', '.join(missing)}")
-        settings: dict[str, Any] = {
-            "bootstrap_servers": bootstrap,
-            "acks": "all",
-            "linger_ms": 100,
-            "batch_size": 1024 * 1024,
-            "client_id": "yujing-simulator",
-        }
-        known = getattr(kafka.KafkaProducer, "DEFAULT_CONFIG", None)
-        optional = {"buffer_memory": 64 * 1024 * 1024, "bootstrap_timeout_ms": 10_000}
-        settings.update({k: v for k, v in optional.items() if known is not None and k in known})
-        no_brokers = getattr(kafka.errors, "NoBrokersAvailable", KafkaTimeoutError)
         try:
-            producer = kafka.KafkaProducer(**settings)
-        except (no_brokers, KafkaTimeoutError) as exc:
-            raise BrokerUnreachable(f"no Kafka broker answers at {bootstrap}") from exc
+            feed = KeyedFeed(bootstrap, client_id="yujing-simulator")
+        except KafkaUnavailable as exc:
+            raise BrokerUnreachable(str(exc)) from exc
         counts = dict.fromkeys(TOPIC_KINDS, 0)
-        failures: list[BaseException] = []
-        partition_of = _KeyPartitions(producer)
         sent, began = 0, time.monotonic()
         try:
             with _DayProgress(self.config.days, enabled=progress) as bar:
                 cal = self.plan.calendar
                 for day, sec, _, _, kind, record in self._queued():
-                    topic, key = topics[kind], record["merchant_id"].encode()
-                    future = producer.send(
-                        topic,
-                        key=key,
-                        value=orjson.dumps(record),
-                        partition=partition_of(topic, key),
-                        timestamp_ms=cal.epoch_ms(day, sec),
-                    )
-                    if not failures:
-                        future.add_errback(failures.append)
+                    feed.send(topics[kind], record["merchant_id"], orjson.dumps(record), cal.epoch_ms(day, sec))
                     counts[kind] += 1
                     bar.update(day, counts)
                     sent += 1
@@ -153,39 +133,11 @@ class Simulation:
                         ahead = sent / records_per_second - (time.monotonic() - began)
                         if ahead > 0:
                             time.sleep(ahead)
-                producer.flush()
         finally:
-            producer.close()
-        if failures:
-            raise failures[0]
+            feed.close()
         return counts
 
 
-class _KeyPartitions:
-    """Kafka's default keyed partitioning (murmur2, as the Java client), cached per key.
-
-    kafka-python hashes every key in pure Python; a merchant's partition never changes, so it
-    is computed once per topic and merchant, which speeds production up by about a fifth.
-    """
-
-    def __init__(self, producer: Any) -> None:
-        from kafka.partitioner.default import murmur2
-
-        self._producer = producer
-        self._murmur2 = murmur2
-        self._partitions: dict[str, list[int]] = {}
-        self._cache: dict[tuple[str, bytes], int] = {}
-
-    def __call__(self, topic: str, key: bytes) -> int:
-        cached = self._cache.get((topic, key))
-        if cached is not None:
-            return cached
-        partitions = self._partitions.get(topic)
-        if partitions is None:
-            partitions = self._partitions[topic] = sorted(self._producer.partitions_for(topic))
-        chosen = partitions[(self._murmur2(key) & 0x7FFFFFFF) % len(partitions)]
-        self._cache[(topic, key)] = chosen
-        return chosen
 
 
 class BrokerUnreachable(ConnectionError):
