@@ -119,3 +119,14 @@ def create_pipeline(
     )
     engine.on_day_scored = pipeline.scored_days.append
     return pipeline
+
+
+def run_worker(app: faust.App, loglevel: str) -> None:
+    """Run ``app`` as a Faust worker in this process until it is stopped (Ctrl-C stops it cleanly)."""
+    import sys
+
+    from faust.worker import Worker
+
+    # Faust's Worker parses no arguments of ours; give it a clean argv.
+    sys.argv = [sys.argv[0]]
+    Worker(app, loglevel=loglevel).execute_from_commandline()

@@ -40,6 +40,10 @@ class KafkaUnavailable(Exception):
     """Kafka cannot be reached (one readable line)."""
 
 
+class SendRefused(Exception):
+    """The broker refused records of a feed (one readable line)."""
+
+
 def producer(settings: KafkaSettings) -> KafkaProducer:
     try:
         return KafkaProducer(
@@ -217,7 +221,8 @@ def ensure_internal_topics(settings: KafkaSettings, timeout: float = 30) -> None
 class KeyedFeed:
     """A steady feed of records keyed by ``merchant_id`` with event-time stamps (the simulator's
     ``--to-kafka`` and the demo): batched sends, each merchant's partition computed once (Kafka's
-    default partitioner, as the Java client), and the first failed send raised at :meth:`close`.
+    default partitioner, as the Java client), and the first failed send raised at :meth:`close`
+    as :class:`SendRefused`.
 
     Raises :class:`KafkaUnavailable` when no broker answers at ``bootstrap``.
     """
@@ -255,4 +260,20 @@ class KeyedFeed:
         finally:
             self._producer.close()
         if self._failures:
-            raise self._failures[0]
+            raise SendRefused(str(self._failures[0])) from self._failures[0]
+
+
+class TopicTail:
+    """Follows a topic from its start without joining a group or committing (the demo's screen)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self._consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                       enable_auto_commit=False)
+
+    def poll(self) -> list[bytes]:
+        """The values of the records that arrived (waits up to half a second)."""
+        batch = self._consumer.poll(timeout_ms=500)
+        return [record.value for records in batch.values() for record in records]
+
+    def close(self) -> None:
+        self._consumer.close()

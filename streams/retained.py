@@ -17,7 +17,8 @@ import orjson
 
 from contract.partitioning import partition_for
 from engine.replay import FEEDBACK_FILE, INPUT_FILES
-from streams.clients import input_topics, read_records
+from streams.clients import read_records
+from streams.topics import input_topics
 
 
 def _moment(record: dict, previous: float) -> float:

@@ -8,7 +8,8 @@ through :func:`create_missing_topics`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -174,3 +175,41 @@ def _created_topics(result: Mapping[str, Any], wanted: Mapping[str, TopicSpec]) 
             raise TopicError(f"could not create topic {topic['name']}: {topic['error_message']}")
         created.append(topic["name"])
     return [name for name in wanted if name in created]
+
+
+def create_when_ready(settings: KafkaSettings, timeout: float) -> tuple[list[str], int]:
+    """Create the contract's and the worker's topics that are missing on ``settings.bootstrap`` (any
+    Kafka: Compose, Kubernetes), waiting up to ``timeout`` seconds for a broker still starting;
+    returns (the names created, how many were wanted). Raises :class:`TopicError`."""
+    from kafka import KafkaAdminClient
+    from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+    wanted = {t.name: t for t in [*contract_topics(settings), *worker_topics(settings)]}
+    try:
+        # A broker still starting refuses connections: wait for it rather than fail the deployment.
+        for attempt in Retrying(retry=retry_if_exception_type(KafkaError), stop=stop_after_delay(timeout),
+                                wait=wait_fixed(2), reraise=True):
+            with attempt:
+                admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="yujing-topics")
+    except KafkaError as exc:
+        raise TopicError(f"no broker answers at {settings.bootstrap} after {timeout:.0f} s: {exc}") from exc
+    try:
+        created = create_missing_topics(admin, list(wanted.values()), settings.bootstrap, timeout=60)
+    finally:
+        admin.close()
+    return created, len(wanted)
+
+
+@contextmanager
+def admin_client(bootstrap: str, client_id: str) -> Iterator[KafkaAdminClient]:
+    """A Kafka admin client, closed after the ``with`` block; :class:`TopicError` if none can be had."""
+    from kafka import KafkaAdminClient
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id, bootstrap_timeout_ms=10_000)
+    except KafkaError as exc:
+        raise TopicError(f"cannot talk to the broker at {bootstrap}: {exc}") from exc
+    try:
+        yield admin
+    finally:
+        admin.close()

@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 import yujing.settings as settings_module
 from streams.topics import TopicSpec, contract_topics
-from yujing.services.broker import BrokerError, LocalBroker, broker_app, broker_from_settings
+from yujing.cli.broker import broker_app
+from yujing.services.broker import BrokerError, LocalBroker, broker_from_settings
 from yujing.services.kafka_dist import (
     kafka_responds,
     last_logged_error,

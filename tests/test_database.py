@@ -24,10 +24,10 @@ import sqlalchemy
 from typer.testing import CliRunner
 
 import yujing.settings as settings_module
+from yujing.cli.db import db_app
 from yujing.services.database import (
     DatabaseError,
     LocalPostgres,
-    db_app,
     postgres_from_settings,
     scratch_database,
 )

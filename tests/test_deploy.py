@@ -194,8 +194,9 @@ def test_compose_topics_service_creates_every_topic_with_yujing_topic_logic(
     import kafka
     from typer.testing import CliRunner
 
-    import yujing.services.broker
-    from streams.topics import contract_topics, worker_topics
+    import streams.topics
+    from streams.topics import TopicSpec, contract_topics, worker_topics
+    from yujing.cli.broker import broker_app
     from yujing.settings import get_settings
 
     service = compose["services"]["topics"]
@@ -209,19 +210,19 @@ def test_compose_topics_service_creates_every_topic_with_yujing_topic_logic(
         def close(self) -> None:
             asked["closed"] = True
 
-    def fake_create(admin: object, topics: list[yujing.services.broker.TopicSpec], bootstrap: str, timeout: float) -> list[str]:
+    def fake_create(admin: object, topics: list[TopicSpec], bootstrap: str, timeout: float) -> list[str]:
         asked["topics"] = topics
         return [t.name for t in topics]
 
     monkeypatch.setattr(kafka, "KafkaAdminClient", FakeAdmin)
-    monkeypatch.setattr(yujing.services.broker, "create_missing_topics", fake_create)
+    monkeypatch.setattr(streams.topics, "create_missing_topics", fake_create)
     for key in [k for k in os.environ if k.startswith("YUJING_")]:
         monkeypatch.delenv(key)
     for key, value in service["environment"].items():
         monkeypatch.setenv(key, str(value))
     get_settings.cache_clear()
     try:
-        result = CliRunner().invoke(yujing.services.broker.broker_app, ["create-topics"])
+        result = CliRunner().invoke(broker_app, ["create-topics"])
         settings = get_settings()
     finally:
         get_settings.cache_clear()

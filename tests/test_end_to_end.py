@@ -35,7 +35,8 @@ from alerts.threshold_history import ThresholdSchedule
 from alerts.thresholds import render_yaml
 from contract.records import Feedback, Warning
 from engine.replay import FEEDBACK_FILE, BacktestResult, iter_events, run_backtest, write_records
-from streams.clients import group_progress, input_topics, read_records
+from streams.clients import group_progress, read_records
+from streams.topics import input_topics
 from tests.conftest import isolated_settings
 from tests.stated_fusion import stated_thresholds
 from tests.test_broker import free_ports

@@ -369,8 +369,7 @@ def test_every_warning_carries_name_chain_and_figures_point_in_time() -> None:
 
 
 def test_the_worker_creates_and_reads_the_feedback_topic_with_the_inputs() -> None:
-    from streams.clients import input_topics
-    from streams.topics import worker_topics
+    from streams.topics import input_topics, worker_topics
     from yujing.settings import Settings, TopicNames
 
     settings = Settings(input_partitions=4, topics=TopicNames(feedback="t.fb"))

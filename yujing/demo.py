@@ -22,15 +22,14 @@ from pathlib import Path
 
 import httpx
 import orjson
-from kafka import KafkaConsumer
 from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from streams.case_desk_io import backlog
-from streams.clients import group_progress, input_topics
-from streams.topics import contract_topics
+from streams.clients import TopicTail, group_progress
+from streams.topics import contract_topics, input_topics
 from yujing.services.broker import broker_from_settings
 from yujing.services.database import LocalPostgres, postgres_from_settings
 from yujing.services.processes import start_case_service, start_worker, stop_worker
@@ -253,12 +252,7 @@ def run_demo(
     prometheus = start_prometheus(demo, log)
     producer = threading.Thread(target=feed, args=(simulation, demo, state), name="simulator", daemon=True)
     producer.start()
-    consumer = KafkaConsumer(
-        demo.topics.warnings,
-        bootstrap_servers=demo.bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+    consumer = TopicTail(demo.bootstrap, demo.topics.warnings)
     try:
         watch(demo, state, labels, consumer, worker, duration)
         state.cases = open_cases(demo)
@@ -341,16 +335,14 @@ def feed(simulation: Simulation, demo: Settings, state: DemoState) -> None:
         state.producing = False
 
 
-def watch(demo: Settings, state: DemoState, labels: dict[str, dict], consumer: KafkaConsumer,
+def watch(demo: Settings, state: DemoState, labels: dict[str, dict], consumer: TopicTail,
           worker: subprocess.Popen[bytes], duration: float) -> None:
     """The live screen, until ``duration`` is up, the worker exits or everything is read and settled."""
     last_check, settled_total, settled_since = time.monotonic(), -1, time.monotonic()
     last_cases = 0.0
     with Live(_render(state, labels), refresh_per_second=4) as live:
         while time.monotonic() - state.started < duration:
-            batch = consumer.poll(timeout_ms=500)
-            for records in batch.values():
-                state.warnings.extend(orjson.loads(r.value) for r in records)
+            state.warnings.extend(orjson.loads(value) for value in consumer.poll())
             if worker.poll() is not None:
                 break
             if time.monotonic() - last_cases > 2:

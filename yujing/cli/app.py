@@ -6,7 +6,9 @@ from __future__ import annotations
 import typer
 
 from yujing.cli.backtest import backtest_command
+from yujing.cli.broker import broker_app
 from yujing.cli.cases import cases_app
+from yujing.cli.db import db_app
 from yujing.cli.demo import demo_command
 from yujing.cli.evaluate import evaluate_command
 from yujing.cli.explain import explain_command
@@ -16,8 +18,6 @@ from yujing.cli.simulate import simulate_command
 from yujing.cli.thresholds import thresholds_app
 from yujing.cli.train import train_command
 from yujing.cli.worker import worker_command
-from yujing.services.broker import broker_app
-from yujing.services.database import db_app
 
 app = typer.Typer(
     help="yujing 预警: early warning of prepaid-card collapses (beauty, hairdressing, fitness).",

@@ -118,8 +118,7 @@ def simulate_command(
         elapsed = time.perf_counter() - began
         console.print(_summary(simulation, counts, f"yujing simulate -> {out} ({elapsed:.1f} s)"))
     if to_kafka:
-        from kafka.errors import KafkaError
-
+        from streams.clients import SendRefused
         from yujing.settings import get_settings
 
         settings = get_settings()
@@ -132,7 +131,7 @@ def simulate_command(
             sent = simulation.produce(settings.bootstrap, topics, progress=True)
         except BrokerUnreachable:
             raise _fail(f"Kafka is not reachable at {settings.bootstrap}") from None
-        except KafkaError as exc:
+        except SendRefused as exc:
             raise _fail(f"Kafka refused the records: {exc}") from None
         console.print(_summary(simulation, {topics[k]: v for k, v in sent.items()},
                                f"yujing simulate -> {settings.bootstrap}"))

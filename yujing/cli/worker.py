@@ -3,8 +3,6 @@ threshold versions published before it starts."""
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from yujing.cli.output import fail
@@ -15,12 +13,12 @@ def worker_command(
     loglevel: str = typer.Option("info", help="Log level of the worker."),
 ) -> None:
     """Run the Faust scoring worker: input topics in, warnings out (Ctrl-C stops it cleanly)."""
-    from faust.worker import Worker
     from prometheus_client import start_http_server
 
     from alerts.threshold_history import ThresholdSchedule
     from alerts.thresholds import ThresholdsError
     from streams.agents import build_worker_app  # at call time: tests/stalling_worker.py swaps it
+    from streams.app import run_worker
     from streams.clients import KafkaUnavailable, PublicationReader, ensure_internal_topics
     from streams.metrics import WorkerMetrics
     from streams.threshold_feed import PublicationFeed, take_in
@@ -49,6 +47,4 @@ def worker_command(
     feed = PublicationFeed(reader)
     feed.start()
     faust_app = build_worker_app(settings, metrics, schedule, feed)
-    # Faust's Worker parses no arguments of ours; give it a clean argv.
-    sys.argv = [sys.argv[0]]
-    Worker(faust_app, loglevel=loglevel).execute_from_commandline()
+    run_worker(faust_app, loglevel)

@@ -7,8 +7,8 @@ run with the system's Java as a single KRaft node (broker and controller in one 
 on loopback. Pid file, lock, readiness wait and stop are those of every local service
 (:mod:`yujing.services.lifecycle`).
 
-:class:`LocalBroker` does the work; ``broker_app`` is the ``yujing broker`` command
-group (``start``, ``stop``, ``status``, ``logs``, ``create-topics``) that the main CLI mounts.
+:class:`LocalBroker` does the work; the ``yujing broker`` command
+group (``start``, ``stop``, ``status``, ``logs``, ``create-topics``) is :mod:`yujing.cli.broker`.
 Importing this module has no side effects.
 """
 
@@ -21,17 +21,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
-
-import typer
-from rich.markup import escape
+from typing import TYPE_CHECKING
 
 from streams.topics import (
     TopicError,
     TopicSpec,
-    contract_topics,
     create_missing_topics,
-    worker_topics,
 )
 from yujing.services.kafka_dist import (
     DEFAULT_VERSION,
@@ -51,15 +46,9 @@ from yujing.services.lifecycle import (
     ServiceStatus,
     check_ports_free,
     child_alive,
-    fail,
     file_size,
     last_line,
     locked,
-    out,
-    print_log,
-    print_started,
-    print_state,
-    print_stopped,
     process_args,
     read_from,
     read_pid,
@@ -388,125 +377,3 @@ def broker_from_settings(settings: Settings) -> LocalBroker:
 
 
 # -- the `yujing broker` commands ----------------------------------------------------
-
-broker_app = typer.Typer(
-    help="Run a local Apache Kafka broker: fetched from Maven Central once, cached, "
-    "started in the background on loopback.",
-    no_args_is_help=True,
-)
-
-
-def _local_broker() -> tuple[Settings, LocalBroker]:
-    from yujing.settings import get_settings
-
-    settings = get_settings()
-    return settings, broker_from_settings(settings)
-
-
-@broker_app.command("start")
-def start_command(
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the broker.")] = 60,
-    fresh: Annotated[bool, typer.Option(
-        "--fresh", help="Stop the broker if running and delete all its topics first (start empty).")] = False,
-) -> None:
-    """Fetch Kafka if needed, start the broker and create the contract topics."""
-    settings, broker = _local_broker()
-    try:
-        if fresh:
-            broker.wipe()
-        if not broker.is_fetched:
-            began = time.monotonic()
-            with out.status(
-                f"Fetching Apache Kafka {broker.version} from Maven Central (once)..."
-            ):
-                broker.fetch()
-            out.print(
-                f"fetched Kafka {broker.version} into {broker.libs_dir} in {time.monotonic() - began:.1f} s"
-            )
-        with out.status(f"Starting Kafka {broker.version} on {broker.bootstrap}..."):
-            started = broker.start(timeout=timeout)
-        with out.status("Creating topics..."):
-            created = broker.ensure_topics(contract_topics(settings))
-            topics = broker.list_topics()
-    except BrokerError as error:
-        fail(error)
-    print_started(f"Kafka {broker.version}", broker.bootstrap, started)
-    for name in topics:
-        out.print(f"  {escape(name)}" + ("  [dim](created)[/dim]" if name in created else ""))
-    out.print(f"[dim]log: {broker.log_path}[/dim]")
-
-
-@broker_app.command("create-topics")
-def create_topics_command(
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the broker to answer.")] = 120,
-) -> None:
-    """Create the contract's and the worker's topics on YUJING_BOOTSTRAP_SERVERS (any Kafka, e.g.
-    in Compose or Kubernetes) with their partition counts and configs; only what is missing."""
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
-    from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
-
-    from yujing.settings import get_settings
-
-    settings = get_settings()
-    wanted = {t.name: t for t in [*contract_topics(settings), *worker_topics(settings)]}
-    try:
-        # A broker still starting refuses connections: wait for it rather than fail the deployment.
-        for attempt in Retrying(retry=retry_if_exception_type(KafkaError), stop=stop_after_delay(timeout),
-                                wait=wait_fixed(2), reraise=True):
-            with attempt:
-                admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="yujing-topics")
-        try:
-            created = create_missing_topics(admin, list(wanted.values()), settings.bootstrap, timeout=60)
-        finally:
-            admin.close()
-    except KafkaError as exc:
-        fail(BrokerError(f"no broker answers at {settings.bootstrap} after {timeout:.0f} s: {exc}"))
-    except TopicError as error:
-        fail(BrokerError(str(error)))
-    out.print(f"{len(created)} topic(s) created on {settings.bootstrap}; {len(wanted) - len(created)} existed")
-    for name in created:
-        out.print(f"  {escape(name)}")
-
-
-@broker_app.command("stop")
-def stop_command(
-    timeout: Annotated[float, typer.Option(help="Seconds before SIGKILL.")] = 30,
-) -> None:
-    """Stop the broker; its data stays for the next start."""
-    _, broker = _local_broker()
-    try:
-        stopped = broker.stop(timeout=timeout)
-    except BrokerError as error:
-        fail(error)
-    print_stopped("broker", stopped)
-
-
-@broker_app.command("status")
-def status_command() -> None:
-    """Show whether the broker runs, its address, version and topics (exit 1 if down)."""
-    _, broker = _local_broker()
-    try:
-        st = broker.status()
-    except BrokerError as error:
-        fail(error)
-    print_state(st, f"Kafka {st.version}", "Kafka")
-    for name in st.topics:
-        out.print(f"  {escape(name)}")
-    out.print(f"[dim]log: {st.log_path}[/dim]")
-    if not st.running:
-        raise typer.Exit(1)
-
-
-@broker_app.command("logs")
-def logs_command(
-    lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines to show.")] = 50,
-    follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
-    ] = False,
-) -> None:
-    """Print the end of the broker's log."""
-    _, broker = _local_broker()
-    log = broker.log_path
-    missing = BrokerError(f"no broker log at {log} yet: run `yujing broker start`")
-    print_log(log, lines, missing, follow)

@@ -28,6 +28,8 @@ from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING
 
+from streams import topics
+from streams.topics import TopicError
 from yujing.services.lifecycle import ServiceError, failure_line, locked, strip_ansi
 
 if TYPE_CHECKING:
@@ -227,26 +229,16 @@ def kafka_responds(host: str, port: int, timeout: float = 1.0) -> bool:
 @contextlib.contextmanager
 def admin_client(host: str, port: int) -> Iterator[KafkaAdminClient]:
     """A Kafka admin client on the broker at ``host:port``, closed after the ``with`` block."""
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
-
     bootstrap = f"{host}:{port}"
     # Probe first: kafka-python logs a burst of connection errors to stderr
     # when pointed at a closed port.
     if not kafka_responds(host, port, timeout=2.0):
         raise BrokerError(f"no broker answers at {bootstrap}: run `yujing broker start`")
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap,
-            client_id="yujing-broker",
-            bootstrap_timeout_ms=10_000,
-        )
-    except KafkaError as exc:
-        raise BrokerError(f"cannot talk to the broker at {bootstrap}: {exc}") from exc
-    try:
-        yield admin
-    finally:
-        admin.close()
+        with topics.admin_client(bootstrap, client_id="yujing-broker") as admin:
+            yield admin
+    except TopicError as exc:
+        raise BrokerError(str(exc)) from exc
 
 
 def maven_failure_reason(output: str) -> str:

@@ -105,7 +105,7 @@ class Simulation:
 
         Raises :class:`BrokerUnreachable` when no broker answers (kafka-python 2.x raises
         ``NoBrokersAvailable``, 3.x a bootstrap ``KafkaTimeoutError``) and
-        ``kafka.errors.KafkaError`` when a send fails.
+        :class:`streams.clients.SendRefused` when the broker refuses records.
         """
         from streams.clients import (  # files and tests need no Kafka client
             KafkaUnavailable,
