@@ -14,16 +14,19 @@ validated event or a :class:`DeadLetter` whose ``error`` says, in one line, what
 from __future__ import annotations
 
 import base64
+import re
+from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import orjson
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
-    NonNegativeFloat,
+    Strict,
     ValidationError,
     field_serializer,
 )
@@ -45,10 +48,43 @@ MerchantStatus = Literal["open", "suspended", "closed"]
 EventId = Annotated[str, Field(min_length=1, max_length=64)]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
+# The contract's timestamps are RFC 3339 strings with an offset, its dates YYYY-MM-DD: checked
+# before pydantic parses them, because pydantic alone also takes "1700000000" as a timestamp.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _rfc3339(value: object) -> object:
+    """Let only an RFC 3339 string with an offset through (or a datetime, built in code).
+
+    >>> _rfc3339("2026-03-01T10:15:00+08:00")
+    '2026-03-01T10:15:00+08:00'
+    >>> _rfc3339("1700000000")
+    Traceback (most recent call last):
+    ValueError: not an RFC 3339 timestamp with an offset
+    """
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.fullmatch(value)):
+        return value
+    raise ValueError("not an RFC 3339 timestamp with an offset")
+
+
+def _iso_date(value: object) -> object:
+    if isinstance(value, date) or (isinstance(value, str) and _ISO_DATE.fullmatch(value)):
+        return value
+    raise ValueError("not a date YYYY-MM-DD")
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+CalendarDate = Annotated[date, BeforeValidator(_iso_date)]
+# Money is a JSON number: "1000" or true are refused (strict), as are negative and non-finite values.
+Money = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
+
 
 class _Input(BaseModel):
     # Unknown extra fields are accepted and ignored (contract); inputs never change after decoding.
-    model_config = ConfigDict(extra="ignore", frozen=True, strict=False)
+    # Strings are never coerced from numbers (pydantic's default); numbers and timestamps are
+    # strict through their types above.
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class Transaction(_Input):
@@ -58,9 +94,9 @@ class Transaction(_Input):
     store_id: str
     card_id: str
     consumer_id: str = Field(repr=False)  # personal data: kept out of reprs, hence out of logs
-    amount: NonNegativeFloat
-    face_value: NonNegativeFloat | None = None
-    occurred_at: AwareDatetime
+    amount: Money
+    face_value: Money | None = None
+    occurred_at: Timestamp
 
     @property
     def stored_value(self) -> float:
@@ -77,9 +113,9 @@ class Complaint(_Input):
     merchant_id: NonEmpty
     store_id: str | None = None
     category: ComplaintCategory
-    amount_involved: NonNegativeFloat | None = None
+    amount_involved: Money | None = None
     channel: str
-    occurred_at: AwareDatetime
+    occurred_at: Timestamp
 
     @property
     def dedup_id(self) -> str:
@@ -92,12 +128,12 @@ class MerchantProfile(_Input):
     industry: Industry
     district: str
     chain_id: str | None = None
-    opened_on: date
+    opened_on: CalendarDate
     status: MerchantStatus
-    custody_balance: NonNegativeFloat | None = None
+    custody_balance: Money | None = None
     legal_representative: str | None = None
-    registered_capital: NonNegativeFloat | None = None
-    updated_at: AwareDatetime
+    registered_capital: Money | None = None
+    updated_at: Timestamp
 
     @property
     def occurred_at(self) -> datetime:
@@ -183,8 +219,8 @@ class Feedback(BaseModel):
     score: float | None = Field(default=None, ge=0, le=1)  # its newest warning's score
     indicator_codes: list[str] = []  # indicators that drove its newest warning
     warning_ids: list[str] = []
-    effective_from: AwareDatetime
-    decided_at: AwareDatetime  # wall clock of the decision
+    effective_from: Timestamp
+    decided_at: Timestamp  # wall clock of the decision
     decided_by_role: str | None = None  # role only; staff names stay in the case service
 
     @field_serializer("effective_from", "decided_at")
@@ -201,7 +237,11 @@ class Feedback(BaseModel):
 DECODABLE_MODELS: dict[str, type[InputEvent | Feedback]] = {**INPUT_MODELS, "feedback": Feedback}
 
 
-DeadLetterReason = Literal["invalid_json", "not_an_object", "empty_value", "invalid_fields"]
+# The class of fault, from a small fixed set (a metric label, a filter in the dead-letter topic).
+DeadLetterReason = Literal[
+    "empty_value", "not_utf8", "invalid_json", "not_an_object", "key_mismatch",
+    "missing_field", "wrong_type", "bad_timestamp", "unknown_value", "out_of_range", "invalid_fields",
+]
 DEADLETTER_REASONS: tuple[str, ...] = get_args(DeadLetterReason)
 
 
@@ -233,10 +273,28 @@ class DeadLetter(BaseModel):
 PERSONAL_FIELDS = frozenset({"consumer_id"})
 
 
-def _describe(error: ValidationError) -> str:
-    """Flatten pydantic's errors into one line a person can act on."""
+def _fault(item: Mapping[str, Any]) -> DeadLetterReason:
+    """The class of one pydantic error (the first error names a record's class)."""
+    kind = str(item["type"])
+    if kind == "missing":
+        return "missing_field"
+    if kind.startswith(("datetime", "date_", "timezone")) or "RFC 3339" in str(item.get("msg", "")) \
+            or "YYYY-MM-DD" in str(item.get("msg", "")):
+        return "bad_timestamp"
+    if kind in ("literal_error", "enum"):
+        return "unknown_value"
+    if kind in ("greater_than_equal", "less_than_equal", "finite_number", "string_too_short", "string_too_long"):
+        return "out_of_range"
+    if kind.endswith("_type"):
+        return "wrong_type"
+    return "invalid_fields"
+
+
+def _describe(error: ValidationError) -> tuple[str, DeadLetterReason]:
+    """Flatten pydantic's errors into one line a person can act on, and the record's fault class."""
     parts: list[str] = []
-    for item in error.errors(include_url=False):
+    items = error.errors(include_url=False)
+    for item in items:
         field = ".".join(str(p) for p in item["loc"]) or "record"
         if item["type"] == "missing":
             parts.append(f"missing required field '{field}'")
@@ -248,7 +306,7 @@ def _describe(error: ValidationError) -> str:
             parts.append(f"field '{field}' is invalid: {item['msg'].lower()}")
         else:
             parts.append(f"field '{field}' is {item['input']!r}: {item['msg'].lower()}")
-    return "; ".join(parts)
+    return "; ".join(parts), _fault(items[0]) if items else "invalid_fields"
 
 
 def _text(raw: bytes | None) -> tuple[str, Literal["utf-8", "base64"]]:
@@ -278,14 +336,22 @@ def decode(
     try:
         if raw is None:
             raise _Unusable("record has no value (tombstone or null)", "empty_value")
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _Unusable(f"value is not UTF-8 text ({exc.reason} at byte {exc.start})", "not_utf8") from None
         payload = orjson.loads(raw)
         if not isinstance(payload, dict):
             raise _Unusable(f"record is not a JSON object but {type(payload).__name__}", "not_an_object")
-        return model.model_validate(payload)
+        record = model.model_validate(payload)
+        if key is not None and key != record.merchant_id.encode("utf-8"):
+            raise _Unusable("record key differs from its merchant_id (records are keyed by merchant)",
+                            "key_mismatch")
+        return record
     except orjson.JSONDecodeError as exc:
         error, reason = f"not valid JSON: {exc}", "invalid_json"
     except ValidationError as exc:
-        error, reason = _describe(exc), "invalid_fields"
+        error, reason = _describe(exc)
     except _Unusable as exc:
         error, reason = str(exc), exc.reason
     value, encoding = _text(raw)

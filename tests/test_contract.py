@@ -85,7 +85,7 @@ def test_consumer_id_stays_out_of_repr() -> None:
         ("transactions", orjson.dumps({k: v for k, v in SALE.items() if k != "merchant_id"}), "missing required field 'merchant_id'"),
         ("complaints", orjson.dumps({k: v for k, v in COMPLAINT.items() if k != "channel"}), "missing required field 'channel'"),
         ("transactions", raw(SALE, occurred_at="yesterday"), "field 'occurred_at'"),
-        ("transactions", raw(SALE, occurred_at="2026-03-01T10:15:00"), "timezone"),
+        ("transactions", raw(SALE, occurred_at="2026-03-01T10:15:00"), "with an offset"),
         ("merchants", raw(PROFILE, opened_on="2024-13-45"), "field 'opened_on'"),
         ("transactions", raw(SALE, event_id=""), "field 'event_id'"),
         ("transactions", raw(SALE, event_id="x" * 65), "field 'event_id'"),
@@ -139,3 +139,48 @@ def test_partitioning_hashes_merchant_ids_as_kafka_does() -> None:
     for merchant_id in ("91310120MA1FL0001X", "m-0001", "美发-007"):
         expected = (kafka_murmur2(merchant_id.encode()) & 0x7FFFFFFF) % 12
         assert partition_for(merchant_id, 12) == expected
+
+
+# One record per fault class the contract names; each is dead-lettered with its class (issue 16).
+FAULTS = [
+    ("transactions", raw(SALE, amount="1000"), b"m-1", "wrong_type"),  # money as a string
+    ("transactions", raw(SALE, amount=True), b"m-1", "wrong_type"),
+    ("transactions", raw(SALE, merchant_id=7), b"m-1", "wrong_type"),
+    ("transactions", raw(SALE, occurred_at="1700000000"), b"m-1", "bad_timestamp"),  # epoch seconds as text
+    ("transactions", raw(SALE, occurred_at=1700000000), b"m-1", "bad_timestamp"),
+    ("transactions", raw(SALE, occurred_at="2026-03-01T10:15:00"), b"m-1", "bad_timestamp"),  # naive
+    ("transactions", raw(SALE, occurred_at="01/03/2026 10:15"), b"m-1", "bad_timestamp"),
+    ("merchants", raw(PROFILE, opened_on=20240501), b"m-1", "bad_timestamp"),
+    ("merchants", raw(PROFILE, opened_on="2024-5-1"), b"m-1", "bad_timestamp"),
+    ("transactions", raw(SALE, amount=-1), b"m-1", "out_of_range"),
+    ("transactions", raw(SALE, event_id="x" * 65), b"m-1", "out_of_range"),
+    ("transactions", b'{"amount": 1e400}', b"m-1", "invalid_json"),  # not finite
+    ("transactions", b'{"amount": NaN}', b"m-1", "invalid_json"),
+    ("transactions", raw(SALE, type="gift"), b"m-1", "unknown_value"),
+    ("complaints", raw(COMPLAINT, category="rude_staff"), b"m-1", "unknown_value"),
+    ("transactions", orjson.dumps({k: v for k, v in SALE.items() if k != "amount"}), b"m-1", "missing_field"),
+    ("transactions", b"\xff\xfe{}", b"m-1", "not_utf8"),
+    ("transactions", b"{not json", b"m-1", "invalid_json"),
+    ("transactions", b'"a string"', b"m-1", "not_an_object"),
+    ("transactions", None, b"m-1", "empty_value"),
+    ("transactions", raw(SALE), b"m-2", "key_mismatch"),
+]
+
+
+@pytest.mark.parametrize(("kind", "payload", "key", "fault"), FAULTS, ids=[f"{f[3]}-{i}" for i, f in enumerate(FAULTS)])
+def test_each_fault_is_dead_lettered_with_its_class(kind: str, payload: bytes | None, key: bytes, fault: str) -> None:
+    result = decode(kind, payload, key=key)
+    assert isinstance(result, DeadLetter), result
+    assert result.reason == fault, result.error
+    assert result.error and "\n" not in result.error
+
+
+def test_a_record_without_a_key_is_not_judged_by_it() -> None:
+    """Files (replays) carry no key: the same record decodes there as it does live with its key."""
+    assert isinstance(decode("transactions", raw(SALE)), Transaction)
+    assert isinstance(decode("transactions", raw(SALE), key=b"m-1"), Transaction)
+
+
+def test_rfc3339_variants_the_contract_allows_decode() -> None:
+    for stamp in ("2026-03-01T10:15:00Z", "2026-03-01T10:15:00.123456+08:00", "2026-03-01t02:15:00z"):
+        assert isinstance(decode("transactions", raw(SALE, occurred_at=stamp)), Transaction), stamp
