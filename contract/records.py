@@ -30,6 +30,7 @@ from pydantic import (
     ValidationError,
     field_serializer,
 )
+from pydantic_core import PydanticCustomError
 
 Level = Literal["blue", "yellow", "orange", "red"]
 Transition = Literal["raised", "escalated", "de-escalated", "cleared"]
@@ -61,17 +62,17 @@ def _rfc3339(value: object) -> object:
     '2026-03-01T10:15:00+08:00'
     >>> _rfc3339("1700000000")
     Traceback (most recent call last):
-    ValueError: not an RFC 3339 timestamp with an offset
+    pydantic_core._pydantic_core.PydanticCustomError: not an RFC 3339 timestamp with an offset
     """
     if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.fullmatch(value)):
         return value
-    raise ValueError("not an RFC 3339 timestamp with an offset")
+    raise PydanticCustomError("bad_timestamp", "not an RFC 3339 timestamp with an offset")
 
 
 def _iso_date(value: object) -> object:
     if isinstance(value, date) or (isinstance(value, str) and _ISO_DATE.fullmatch(value)):
         return value
-    raise ValueError("not a date YYYY-MM-DD")
+    raise PydanticCustomError("bad_timestamp", "not a date YYYY-MM-DD")
 
 
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
@@ -278,8 +279,7 @@ def _fault(item: Mapping[str, Any]) -> DeadLetterReason:
     kind = str(item["type"])
     if kind == "missing":
         return "missing_field"
-    if kind.startswith(("datetime", "date_", "timezone")) or "RFC 3339" in str(item.get("msg", "")) \
-            or "YYYY-MM-DD" in str(item.get("msg", "")):
+    if kind == "bad_timestamp" or kind.startswith(("datetime", "date_", "timezone")):
         return "bad_timestamp"
     if kind in ("literal_error", "enum"):
         return "unknown_value"

@@ -12,6 +12,8 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
+from streams.clients import committed_and_end
+
 if TYPE_CHECKING:
     from streams.config import KafkaSettings
 
@@ -22,9 +24,8 @@ def backlog(settings: KafkaSettings, group: str, topic: str | None = None) -> in
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=group, enable_auto_commit=False)
     try:
         parts = consumer.partitions_for_topic(topic) or set()
-        partitions = [TopicPartition(topic, p) for p in parts]
-        ends = consumer.end_offsets(partitions)
-        return sum(max(0, ends[tp] - (consumer.committed(tp) or 0)) for tp in partitions)
+        positions = committed_and_end(consumer, [TopicPartition(topic, p) for p in parts])
+        return sum(max(0, end - committed) for committed, end in positions)
     finally:
         consumer.close()
 

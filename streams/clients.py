@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 
+from alerts.threshold_history import Publication
 from contract.partitioning import partition_for
 from contract.records import DeadLetter, dumps
 from engine.replay import iter_events
@@ -30,7 +31,6 @@ from streams.topics import (
 
 if TYPE_CHECKING:
     from streams.config import KafkaSettings
-from alerts.threshold_history import Publication
 
 # kafka-python logs connection retries at ERROR; the CLI reports failures itself, in one line.
 logging.getLogger("kafka").setLevel(logging.CRITICAL)
@@ -56,33 +56,27 @@ def producer(settings: KafkaSettings) -> KafkaProducer:
         raise KafkaUnavailable(f"no Kafka broker at {settings.bootstrap} (start one: yujing broker start)") from exc
 
 
-
-
-
-
-
-
+def committed_and_end(consumer: KafkaConsumer, partitions: list[TopicPartition]) -> list[tuple[int, int]]:
+    """(the consumer group's committed offset, the end offset) of each partition."""
+    ends = consumer.end_offsets(partitions)
+    return [(consumer.committed(tp) or 0, ends[tp]) for tp in partitions]
 
 
 def group_progress(settings: KafkaSettings) -> tuple[float, int]:
     """(share of the records the worker group has committed, records in total) over the topics it
     reads: the inputs, the feedback and its internal chain-stage topics."""
-    from kafka import TopicPartition
-
     # A consumer of the worker's group that never subscribes only reads the group's commits.
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=settings.app_id, enable_auto_commit=False)
     try:
         known = consumer.topics()
         names = [*input_topics(settings).values(), *internal_topics(settings)]
         partitions = [TopicPartition(t, p) for t in names if t in known for p in range(settings.input_partitions)]
-        ends = consumer.end_offsets(partitions)
-        done = sum(min(consumer.committed(tp) or 0, ends[tp]) for tp in partitions)
-        total = sum(ends.values())
+        positions = committed_and_end(consumer, partitions)
+        done = sum(min(committed, end) for committed, end in positions)
+        total = sum(end for _, end in positions)
         return done / max(total, 1), total
     finally:
         consumer.close()
-
-
 
 
 def publish_files(
@@ -169,8 +163,6 @@ class PublicationReader:
     call: :class:`Publication` records, or ``(offset, error)`` for records that are not one."""
 
     def __init__(self, settings: KafkaSettings) -> None:
-        from kafka import TopicPartition
-
         self.topic = TopicPartition(settings.topics.thresholds, 0)
         try:
             self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
@@ -228,16 +220,12 @@ class KeyedFeed:
     """
 
     def __init__(self, bootstrap: str, client_id: str) -> None:
-        config: dict[str, object] = {
-            "bootstrap_servers": bootstrap, "acks": "all", "linger_ms": 100, "batch_size": 1024 * 1024,
-            "client_id": client_id,
-        }
-        # kafka-python 3 waits this long for the bootstrap; older versions do not know the option.
-        if "bootstrap_timeout_ms" in getattr(KafkaProducer, "DEFAULT_CONFIG", {}):
-            config["bootstrap_timeout_ms"] = 10_000
         try:
-            self._producer = KafkaProducer(**config)
-        except KafkaError as exc:  # NoBrokersAvailable (2.x) and the bootstrap timeout (3.x) alike
+            self._producer = KafkaProducer(
+                bootstrap_servers=bootstrap, acks="all", linger_ms=100, batch_size=1024 * 1024,
+                client_id=client_id, bootstrap_timeout_ms=10_000,
+            )
+        except KafkaError as exc:  # kafka-python 3 reports an unreachable bootstrap as a timeout
             raise KafkaUnavailable(f"no Kafka broker answers at {bootstrap}") from exc
         self._partitions: dict[str, int] = {}
         self._failures: list[BaseException] = []

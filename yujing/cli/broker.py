@@ -28,7 +28,7 @@ from yujing.services.lifecycle import (
     print_state,
     print_stopped,
 )
-from yujing.settings import Settings
+from yujing.settings import Settings, get_settings
 
 broker_app = typer.Typer(
     help="Run a local Apache Kafka broker: fetched from Maven Central once, cached, "
@@ -38,8 +38,6 @@ broker_app = typer.Typer(
 
 
 def _local_broker() -> tuple[Settings, LocalBroker]:
-    from yujing.settings import get_settings
-
     settings = get_settings()
     return settings, broker_from_settings(settings)
 
@@ -83,8 +81,6 @@ def create_topics_command(
 ) -> None:
     """Create the contract's and the worker's topics on YUJING_BOOTSTRAP_SERVERS (any Kafka, e.g.
     in Compose or Kubernetes) with their partition counts and configs; only what is missing."""
-    from yujing.settings import get_settings
-
     settings = get_settings()
     try:
         created, wanted = create_when_ready(settings, timeout)

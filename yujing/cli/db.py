@@ -29,7 +29,7 @@ from yujing.services.postgres_dist import (
     executable,
     libpq_url,
 )
-from yujing.settings import Settings
+from yujing.settings import Settings, get_settings
 
 db_app = typer.Typer(
     help="Run a local PostgreSQL (from the Debian packages) for the case service: its own "
@@ -39,8 +39,6 @@ db_app = typer.Typer(
 
 
 def _local_postgres() -> tuple[Settings, LocalPostgres]:
-    from yujing.settings import get_settings
-
     settings = get_settings()
     return settings, postgres_from_settings(settings)
 
@@ -93,16 +91,12 @@ def status_command() -> None:
 @db_app.command("url")
 def url_command() -> None:
     """Print the database URL yujing uses (YUJING_DATABASE_URL, or the local cluster's)."""
-    from yujing.settings import get_settings
-
     typer.echo(get_settings().database)
 
 
 @db_app.command("psql", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def psql_command(ctx: typer.Context) -> None:
     """Open psql on the database yujing uses; extra arguments go to psql (-c 'select 1')."""
-    from yujing.settings import get_settings
-
     settings = get_settings()
     try:
         psql = find_psql(postgres_from_settings(settings))

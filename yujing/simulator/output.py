@@ -103,8 +103,7 @@ class Simulation:
         """Send every record to Kafka in event-time order (key = merchant_id, event-time stamps),
         at most ``records_per_second`` when given (a feed arriving at a steady pace).
 
-        Raises :class:`BrokerUnreachable` when no broker answers (kafka-python 2.x raises
-        ``NoBrokersAvailable``, 3.x a bootstrap ``KafkaTimeoutError``) and
+        Raises :class:`BrokerUnreachable` when no broker answers and
         :class:`streams.clients.SendRefused` when the broker refuses records.
         """
         from streams.clients import (  # files and tests need no Kafka client
