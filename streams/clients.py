@@ -7,10 +7,11 @@ would; ``read_records`` reads a topic back. Used by ``yujing publish``, the demo
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -34,6 +35,22 @@ if TYPE_CHECKING:
 
 # kafka-python logs connection retries at ERROR; the CLI reports failures itself, in one line.
 logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
+class RawMessage(NamedTuple):
+    """One message as the broker holds it."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def raw_value(deadletter: DeadLetter) -> bytes:
+    """The bytes a dead letter was made from."""
+    if deadletter.value_encoding == "base64":
+        return base64.b64decode(deadletter.value)
+    return deadletter.value.encode("utf-8")
 
 
 class KafkaUnavailable(Exception):
@@ -97,7 +114,9 @@ def publish_files(
         for kind, record in iter_events(events_dir):
             topic = topics[kind]
             if isinstance(record, DeadLetter):
-                sink.send(topic, value=record.value.encode("utf-8"))
+                # The line exactly as it was (base64 keeps bytes that are not UTF-8), so the live
+                # worker dead-letters it with the same class as the replay of the file does.
+                sink.send(topic, value=raw_value(record))
             else:
                 sink.send(
                     topic,
@@ -137,6 +156,26 @@ def read_records(
     try:
         for message in consumer:
             yield orjson.loads(message.value)
+    finally:
+        consumer.close()
+
+
+def read_messages(topic: str, settings: KafkaSettings, *, idle_seconds: float = 3.0) -> Iterator[RawMessage]:
+    """Every message of ``topic`` from its start, undecoded (partition, offset, key, value, in each
+    partition's order), until none has arrived for ``idle_seconds``: what the worker itself reads."""
+    try:
+        consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=settings.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=int(idle_seconds * 1000),
+        )
+    except KafkaError as exc:
+        raise KafkaUnavailable(f"no Kafka broker at {settings.bootstrap}") from exc
+    try:
+        for message in consumer:
+            yield RawMessage(message.partition, message.offset, message.key, message.value)
     finally:
         consumer.close()
 

@@ -9,36 +9,27 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-import orjson
-
-from contract.partitioning import partition_for
+from contract.records import DeadLetter, decode, dumps
 from engine.replay import FEEDBACK_FILE, INPUT_FILES
-from streams.clients import read_records
+from streams.clients import read_messages
 from streams.topics import input_topics
 
-
-def _moment(record: dict, previous: float) -> float:
-    text = record.get("occurred_at") or record.get("updated_at")
-    try:
-        return datetime.fromisoformat(text).timestamp() if isinstance(text, str) else previous
-    except ValueError:
-        return previous
+DEADLETTER_FILE = "deadletters.jsonl"  # what the worker would have dead-lettered (not replayed)
 
 
 def _merged(paths: Sequence[Path]) -> Iterator[bytes]:
     """Lines of per-partition files merged by event time, each partition kept in its own order
-    (as :func:`engine.replay.iter_events` merges files): late records stay late."""
+    (as :func:`engine.replay.iter_events` merges files): late records stay late. Each line is
+    ``<event time> <record>``; the time is dropped."""
 
     def lines(index: int, path: Path) -> Iterator[tuple[float, int, int, bytes]]:
-        moment = 0.0
         with path.open("rb") as source:
             for number, line in enumerate(source):
-                moment = _moment(orjson.loads(line), moment)
-                yield moment, index, number, line
+                moment, record = line.split(b" ", 1)
+                yield float(moment), index, number, record
 
     for *_, line in heapq.merge(*(lines(i, p) for i, p in enumerate(paths))):
         yield line
@@ -48,29 +39,48 @@ def download_topics(
     settings: Any, target: Path, *, on_record: Callable[[], None] | None = None,
 ) -> dict[str, int]:
     """Read the retained input topics (and feedback) into ``target`` as an events directory;
-    returns records per file. Raises :class:`streams.clients.KafkaUnavailable`."""
+    returns records per file. Raises :class:`streams.clients.KafkaUnavailable`.
+
+    Every message is decoded as the worker decodes it, key included: what the worker would
+    dead-letter (a key that is not the record's merchant_id, bytes that are not a record) goes to
+    ``deadletters.jsonl`` with its class, not into the events files, so a replay of ``target``
+    takes in exactly the records the live worker took in."""
     target.mkdir(parents=True, exist_ok=True)
     names = {**INPUT_FILES, "feedback": FEEDBACK_FILE}
-    counts: dict[str, int] = {}
-    for kind, topic in input_topics(settings).items():
-        partitions = settings.input_partitions
-        parts = [target / f".{kind}.{p}.part" for p in range(partitions)]
-        sinks = [part.open("wb") for part in parts]
-        counts[names[kind]] = 0
-        try:
-            for record in read_records(topic, settings):
-                merchant_id = record.get("merchant_id") if isinstance(record, dict) else None
-                partition = partition_for(merchant_id, partitions) if isinstance(merchant_id, str) else 0
-                sinks[partition].write(orjson.dumps(record) + b"\n")
-                counts[names[kind]] += 1
-                if on_record is not None:
-                    on_record()
-        finally:
-            for sink in sinks:
-                sink.close()
-        with (target / names[kind]).open("wb") as out:
-            for line in _merged(parts):
-                out.write(line)
-        for part in parts:
-            part.unlink()
+    counts: dict[str, int] = {DEADLETTER_FILE: 0}
+    with (target / DEADLETTER_FILE).open("wb") as deadletters:
+        for kind, topic in input_topics(settings).items():
+            parts = [target / f".{kind}.{p}.part" for p in range(settings.input_partitions)]
+            counts[names[kind]] = _download_topic(kind, topic, settings, parts, deadletters, counts, on_record)
+            with (target / names[kind]).open("wb") as out:
+                for line in _merged(parts):
+                    out.write(line)
+            for part in parts:
+                part.unlink()
     return counts
+
+
+def _download_topic(
+    kind: str, topic: str, settings: Any, parts: list[Path], deadletters: BinaryIO,
+    counts: dict[str, int], on_record: Callable[[], None] | None,
+) -> int:
+    """One topic into per-partition files of ``<event time> <record>`` lines; returns records kept."""
+    sinks = [part.open("wb") for part in parts]
+    kept = 0
+    try:
+        for message in read_messages(topic, settings):
+            record = decode(kind, message.value, source_topic=topic, key=message.key,
+                            partition=message.partition, offset=message.offset)
+            if isinstance(record, DeadLetter):
+                deadletters.write(dumps(record) + b"\n")
+                counts[DEADLETTER_FILE] += 1
+            else:
+                moment = record.occurred_at.timestamp()
+                sinks[message.partition].write(f"{moment!r} ".encode() + dumps(record) + b"\n")
+                kept += 1
+            if on_record is not None:
+                on_record()
+    finally:
+        for sink in sinks:
+            sink.close()
+    return kept

@@ -270,42 +270,54 @@ def test_the_retained_topics_become_an_events_directory(
     events_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``--from-kafka`` without a broker: each topic arrives partition by partition interleaved
-    (as one consumer reads several partitions); the files come out in event time."""
+    (as one consumer reads several partitions); the files come out in event time. What the worker
+    would dead-letter (a key that is not the merchant, bytes that are not JSON) goes to
+    ``deadletters.jsonl`` with its class, not into the files a replay reads."""
     from types import SimpleNamespace
 
     import streams.retained as retained
     from engine.replay import partition_for
+    from contract.records import decode, dumps
+    from engine.replay import INPUT_FILES
+    from streams.clients import RawMessage
     from streams.retained import download_topics
 
     settings = SimpleNamespace(input_partitions=PARTITIONS)
     topics = {"transactions": "t", "complaints": "c", "merchants": "m", "feedback": "f"}
     files = {"t": "transactions.jsonl", "c": "complaints.jsonl", "m": "merchants.jsonl"}
+    first_transaction = (events_dir / "transactions.jsonl").read_bytes().splitlines()[0]
+    strays = [RawMessage(0, 10**6, b"another-merchant", first_transaction), RawMessage(1, 10**6, None, b"{oops")]
 
-    def read_records(topic: str, _settings: object) -> list[dict]:
+    def read_messages(topic: str, _settings: object) -> list[RawMessage]:
         if topic not in files:
             return []
-        parts: list[list[dict]] = [[] for _ in range(PARTITIONS)]
+        parts: list[list[RawMessage]] = [[] for _ in range(PARTITIONS)]
         for line in (events_dir / files[topic]).read_bytes().splitlines():
-            record = orjson.loads(line)
-            parts[partition_for(record["merchant_id"], PARTITIONS)].append(record)
+            merchant_id = orjson.loads(line)["merchant_id"]
+            partition = partition_for(merchant_id, PARTITIONS)
+            parts[partition].append(RawMessage(partition, len(parts[partition]), merchant_id.encode(), line))
         arrived = []
         while any(parts):  # blocks of 50 from each partition in turn
             for part in parts:
                 arrived.extend(part[:50])
                 del part[:50]
-        return arrived
+        return arrived + (strays if topic == "t" else [])
 
     monkeypatch.setattr(retained, "input_topics", lambda _settings: topics)
-    monkeypatch.setattr(retained, "read_records", read_records)
+    monkeypatch.setattr(retained, "read_messages", read_messages)
     counts = download_topics(settings, tmp_path / "events")
     assert counts["feedback.jsonl"] == 0
     for name in files.values():
         original = (events_dir / name).read_bytes().splitlines()
         read = (tmp_path / "events" / name).read_bytes().splitlines()
         assert counts[name] == len(original)
-        assert sorted(map(orjson.loads, read), key=orjson.dumps) == sorted(map(orjson.loads, original), key=orjson.dumps)
+        kind = {v: k for k, v in INPUT_FILES.items()}[name]
+        assert sorted(dumps(decode(kind, line)) for line in read) == sorted(dumps(decode(kind, line)) for line in original)
         times = [_record_time(orjson.loads(line)) for line in read]
         assert times == sorted(times), name
+    deadletters = [orjson.loads(line) for line in (tmp_path / "events" / "deadletters.jsonl").read_bytes().splitlines()]
+    assert [d["reason"] for d in deadletters] == ["key_mismatch", "invalid_json"]
+    assert counts["deadletters.jsonl"] == 2
     assert not list((tmp_path / "events").glob(".*.part"))
 
 

@@ -118,11 +118,10 @@ def _replay_set(thresholds: str | None, settings: Settings) -> tuple[ThresholdSe
 
 def _read_retained_topics(settings: Settings, events: Path) -> None:
     """``--from-kafka``: the retained input topics into ``events`` as contract files."""
-    import orjson
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from streams.clients import KafkaUnavailable
-    from streams.retained import download_topics
+    from streams.retained import DEADLETTER_FILE, download_topics
 
     try:
         with Progress(TextColumn("[bold]reading the retained topics"), BarColumn(),
@@ -132,11 +131,12 @@ def _read_retained_topics(settings: Settings, events: Path) -> None:
             read = download_topics(settings, events, on_record=lambda: progress.advance(task))
     except KafkaUnavailable as exc:
         fail(str(exc))
-    except orjson.JSONDecodeError as exc:
-        fail(f"a record on the input topics is not JSON: {exc}")
     except OSError as exc:
         fail(f"cannot write the topics to {events}: {exc}")
-    err.print(", ".join(f"{name}: {n:,}" for name, n in read.items()) + " records read", highlight=False)
+    rejected = read.pop(DEADLETTER_FILE)
+    err.print(", ".join(f"{name}: {n:,}" for name, n in read.items()) + " records read"
+              + (f"; {rejected:,} the worker dead-letters, in {events / DEADLETTER_FILE}" if rejected else ""),
+              highlight=False)
 
 
 def _replay(events: Path, out: Path, settings: Settings, replay_set: ThresholdSet, replay_label: str,
