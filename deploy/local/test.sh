@@ -13,6 +13,9 @@ export YUJING_POSTGRES_PORT="${YUJING_TEST_POSTGRES_PORT:-5533}"
 # Both are stopped however the run ends. The broker starts empty: every test makes its own topics,
 # and kept they grew a developer's .yujing/test to 8.5 GB (1,520 partitions) over a few dozen runs.
 trap '.venv/bin/yujing db stop || true; .venv/bin/yujing broker stop || true' EXIT
+# Known vulnerabilities of the dependencies (docs/dependencies.md): an advisory that applies and is
+# not accepted fails the run; an unreachable registry is reported and the tests go on.
+.venv/bin/python -m deploy.audit || [ $? -eq 2 ]
 .venv/bin/yujing broker start --fresh
 .venv/bin/yujing db start
 export YUJING_TEST_BOOTSTRAP="127.0.0.1:${YUJING_BROKER_PORT}"
