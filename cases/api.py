@@ -1,7 +1,8 @@
 """The case desk's HTTP API (FastAPI; OpenAPI at ``/docs`` and ``/openapi.json``).
 
 Every ``/api`` route needs a token (``Authorization: Bearer yj_...``, from ``yujing cases users
-add``); the web inbox's login cookie works too. Roles: viewer reads; handler works the cases
+add``); the web inbox's login cookie is ignored here, so a page on another site cannot make a
+logged-in browser call the API (no CSRF exposure: the API has no cookie authentication). Roles: viewer reads; handler works the cases
 assigned to them and takes unassigned ones; supervisor also assigns, closes, reopens, silences,
 routes and retries failed pushes. Compliance findings (``/api/findings``): every role reads,
 handlers and supervisors acknowledge or resolve them with a note. Errors are JSON ``{"detail": "<one clear line>"}``: 401 without
@@ -82,14 +83,11 @@ Conn = Annotated[Connection, Depends(connection)]
 
 
 def current_user(
-    request: Request, conn: Conn,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    conn: Conn, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> store.User:
-    user = None
-    if credentials is not None:
-        user = store.user_by_token(conn, credentials.credentials)
-    elif request.session.get("username"):
-        user = store.get_user(conn, request.session["username"])
+    # The token only, never the session cookie: a browser sends the cookie with any request a
+    # foreign page makes, a bearer token only when our own code adds it.
+    user = store.user_by_token(conn, credentials.credentials) if credentials is not None else None
     if user is None:
         raise HTTPException(401, "a valid token is required", headers={"WWW-Authenticate": "Bearer"})
     return user
@@ -158,10 +156,10 @@ def add_service_routes(app: FastAPI, engine: Engine, registry: CollectorRegistry
 
 
 def add_session(app: FastAPI, cases: CaseSettings) -> None:
-    """The signed session cookie of the web inbox's login (the API accepts it too)."""
+    """The signed session cookie of the web inbox's login (HttpOnly; the API ignores it)."""
     app.add_middleware(SessionMiddleware, secret_key=cases.cookie_secret(), session_cookie="yujing_session",
                        # lax: a link from a pushed work order still arrives logged in; forms carry CSRF tokens
-                       same_site="lax", https_only=cases.secure_cookies, max_age=12 * 3600)
+                       same_site="lax", https_only=cases.cookies_secure(), max_age=12 * 3600)
 
 
 def add_error_handlers(app: FastAPI) -> None:

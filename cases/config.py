@@ -52,7 +52,15 @@ class CaseSettings(BaseSettings):
         description="Signs the web inbox's login cookies. Unset: a random one per start "
         "(logins then end at a restart); set it in production.",
     )
-    secure_cookies: bool = Field(default=False, description="Send login cookies over HTTPS only.")
+    secure_cookies: bool | None = Field(
+        default=None,
+        description="Send login cookies over HTTPS only (Secure). Unset: when public_url is https://.",
+    )
+    login_max_failures: int = Field(default=5, ge=1, description="Wrong passwords per username, then a lockout.")
+    login_address_max_failures: int = Field(
+        default=30, ge=1, description="Failed logins per client address (any username), then a lockout.")
+    login_window_minutes: float = Field(default=15.0, gt=0, description="Failures count within this window.")
+    login_lockout_minutes: float = Field(default=15.0, gt=0, description="How long a lockout lasts.")
     case_level: str = Field(default="yellow", description="Lowest level that opens a case.")
     push_levels: list[str] = Field(default_factory=lambda: ["orange", "red"])
     response_hours: dict[str, float] = Field(
@@ -97,6 +105,12 @@ class CaseSettings(BaseSettings):
             holidays=frozenset(self.holidays), extra_workdays=frozenset(self.extra_workdays)
         )
         return ResponsePolicy(working_hours=dict(self.response_hours), calendar=calendar)
+
+    def cookies_secure(self) -> bool:
+        """Secure cookies when asked, else whenever staff reach the desk over TLS."""
+        if self.secure_cookies is not None:
+            return self.secure_cookies
+        return self.public_url.lower().startswith("https://")
 
     def cookie_secret(self) -> str:
         return self.session_secret.get_secret_value() if self.session_secret else _RANDOM_SECRET

@@ -301,3 +301,16 @@ compliance_merchants = Table(
     Column("observed_through", Date, nullable=False),
     Column("updated_at", TS, nullable=False),
 )
+
+# Failed logins by who tried (a username, a client address), for the login's lockout. Kept in
+# the database so that every replica of the desk counts the same failures. The key is an HMAC
+# (with the session secret) of "user:<name>" or "addr:<address>": neither a mistyped password in
+# the username field nor a client address is stored readable.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_started_at", TS, nullable=False),
+    Column("locked_until", TS),
+)

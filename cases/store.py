@@ -41,6 +41,7 @@ from cases.outbox import (
     queue_pushes,
     retry_delivery,
 )
+from cases.privacy import scrub
 from cases.routing import (
     active_silences,
     add_routing_rule,
@@ -161,7 +162,7 @@ def ingest_warning(
         previous_level=warning.get("previous_level"), transition=warning["transition"],
         score=warning["score"], raised_at=raised_at, emitted_at=_ts(warning["emitted_at"]),
         received_at=now, thresholds_version=warning["thresholds_version"], chain_id=chain_id,
-        action=decision.action, reason=decision.reason, payload=dict(warning),
+        action=decision.action, reason=decision.reason, payload=scrub(dict(warning)),
         source_partition=source[0] if source else None, source_offset=source[1] if source else None,
     ))
     return Ingested(warning_id, decision.action, case_id, decision.reason)

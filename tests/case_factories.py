@@ -1,11 +1,28 @@
-"""Warnings as the case desk receives them (contract records with yujing's extra fields)."""
+"""Warnings as the case desk receives them (contract records with yujing's extra fields), and
+the staff, ingestion and login the web tests share."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from alerts.policy import AlertPolicy
 from alerts.warnings import warning_id
+from cases import store
+from cases.config import CaseSettings
+
+PASSWORD = "correct horse battery"
+STAFF = (
+    ("wang", "handler", "王芳"),
+    ("li", "handler", "李强"),
+    ("chen", "supervisor", "陈静"),
+    ("zhao", "viewer", "赵敏"),
+)
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 REASONS = {
     "silence": ("已连续{v:.0f}天无核销且仍有预收余额,超过5天阈值", "No redemptions for {v:.0f} days with prepaid balance outstanding (threshold 5)"),
@@ -48,3 +65,22 @@ def warning_record(
                     "refunds_28d": 0.0, "complaints_28d": 4, "custody_balance": 20000.0,
                     "custody_required": 72800.0},
     }
+
+
+def ingest(engine: Engine, record: dict[str, Any], *, now: datetime) -> store.Ingested:
+    cases = CaseSettings(session_secret="test-session-secret")
+    with engine.begin() as conn:
+        return store.ingest_warning(conn, record, policy=AlertPolicy(), response=cases.response_policy(),
+                                    webhook_targets=[("hotline", ["orange", "red"])], now=now)
+
+
+def add_staff(engine: Engine) -> dict[str, str]:
+    with engine.begin() as conn:
+        return {u: store.add_user(conn, u, role, display_name=name, password=PASSWORD) for u, role, name in STAFF}
+
+
+def login(c: TestClient, username: str, password: str = PASSWORD, next: str = "/inbox") -> Any:
+    page = c.get("/login", params={"next": next})
+    assert page.status_code == 200
+    token = CSRF.search(page.text).group(1)  # type: ignore[union-attr]
+    return c.post("/login", data={"username": username, "password": password, "csrf_token": token, "next": next})

@@ -1,8 +1,10 @@
 """The web inbox: server-rendered pages (Jinja2) for staff to read and work cases.
 
 Chinese first, English second. Every page needs a login (``/login``, a password set with
-``yujing cases users add --password``); the login is kept in the signed session cookie that the
-JSON API also accepts. Every form carries the session's CSRF token; actions go through
+``yujing cases users add --password``); the login is kept in the signed session cookie (HttpOnly,
+SameSite=Lax, Secure behind TLS), which only these pages accept: the JSON API wants a token.
+Every form carries the session's CSRF token; who may use each route is :mod:`cases.access`'s
+table. Actions go through
 :func:`cases.store.act` (the same role and status rules and the same audit trail as the API and
 the CLI) and come back to the page with a message (post/redirect/get).
 
@@ -33,8 +35,8 @@ if TYPE_CHECKING:
 
 
 def web_router(settings: KafkaSettings, engine: Engine) -> APIRouter:
-    """Every page and form, for :func:`cases.api.create_app`. Order matters: the first route that
-    matches answers, so ``/cases/{case_id}/silences`` comes before ``/cases/{case_id}/{action}``."""
+    """Every page and form, for :func:`cases.api.create_app`. Every route must have its row in
+    :data:`cases.access.ACCESS` (a test walks them)."""
     router = APIRouter(include_in_schema=False)
     pages = Pages(page_templates(), engine)
     login.add_routes(router, pages)

@@ -2,12 +2,14 @@
 silencing its merchant or chain, and lifting a silence.
 
 Actions go through :func:`cases.store.act` (the same role and status rules and the same audit
-trail as the API and the CLI) and come back to the page with a message (post/redirect/get). A
-refused action is undone whole (a savepoint) and said in the message.
+trail as the API and the CLI) and come back to the page with a message (post/redirect/get). An
+action the status does not allow is undone whole (a savepoint) and said in the message; one the
+user's role or ownership does not allow is refused with a 403 page saying why.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from urllib.parse import quote
 
@@ -91,7 +93,9 @@ def add_silence_routes(router: APIRouter, pages: Pages) -> None:
                 with conn.begin_nested():
                     silence_id = store.add_silence(conn, user, kind, target_id, reason=reason.strip(),
                                                    ends_at=ends_at, now=utcnow())
-            except (CaseActionDenied, CaseActionInvalid, store.NotFound) as exc:
+            except CaseActionDenied as exc:
+                return pages.refused(request, user, _error_text(exc), page)
+            except (CaseActionInvalid, store.NotFound) as exc:
                 flash(request, "error", _error_text(exc))
                 return back_to(page)
         flash(request, "ok", f"已静音 #{silence_id}:{target_id} 至 {day.isoformat()}(含)。"
@@ -112,7 +116,9 @@ def add_silence_routes(router: APIRouter, pages: Pages) -> None:
             try:
                 with conn.begin_nested():
                     store.cancel_silence(conn, user, silence_id, now=utcnow())
-            except (CaseActionDenied, CaseActionInvalid, store.NotFound) as exc:
+            except CaseActionDenied as exc:
+                return pages.refused(request, user, _error_text(exc), target)
+            except (CaseActionInvalid, store.NotFound) as exc:
                 flash(request, "error", _error_text(exc))
                 return back_to(target)
         flash(request, "ok", f"静音 #{silence_id} 已解除。Silence #{silence_id} lifted.")
@@ -120,14 +126,19 @@ def add_silence_routes(router: APIRouter, pages: Pages) -> None:
 
 
 def add_action_route(router: APIRouter, pages: Pages, *, feedback_topic: str) -> None:
-    """``/cases/{case_id}/{action}``: one of :data:`DONE`. Added after every more specific
-    ``/cases/{case_id}/...`` form, which it would otherwise catch."""
+    """``/cases/{case_id}/<action>``, one route per action of :data:`DONE` (so that the access
+    table, :mod:`cases.access`, names each with the roles it allows). Added after every more
+    specific ``/cases/{case_id}/...`` form."""
+    for action in DONE:
+        router.add_api_route(f"/cases/{{case_id}}/{action}", _action_endpoint(pages, action, feedback_topic),
+                             methods=["POST"], name=f"case_{action}")
+
+
+def _action_endpoint(pages: Pages, action: str, feedback_topic: str) -> Callable[..., Response]:
     engine = pages.engine
 
-    @router.post("/cases/{case_id}/{action}")
     def case_action(
         case_id: str,
-        action: str,
         request: Request,
         csrf_token: str = Form(""),
         note: str = Form(""),
@@ -143,9 +154,6 @@ def add_action_route(router: APIRouter, pages: Pages, *, feedback_topic: str) ->
                 return login_redirect(request)
             if not csrf_ok(request, csrf_token):
                 return pages.error_page(request, user, 403, "请求无效 Request refused", CSRF_MESSAGE)
-            if action not in DONE:
-                return pages.error_page(request, user, 404, "没有这个操作 No such action",
-                                        f"未知操作 unknown action: {action}")
             text = note.strip()
             try:
                 if action in NOTE_REQUIRED and not text:
@@ -162,10 +170,14 @@ def add_action_route(router: APIRouter, pages: Pages, *, feedback_topic: str) ->
                         feedback_topic=feedback_topic,
                     )
                 names = {u["username"]: u["display_name"] for u in store.list_users(conn)}
-            except (CaseActionDenied, CaseActionInvalid, store.NotFound) as exc:
+            except CaseActionDenied as exc:
+                return pages.refused(request, user, _error_text(exc), page)
+            except (CaseActionInvalid, store.NotFound) as exc:
                 flash(request, "error", _error_text(exc))
                 return back_to(target if not isinstance(exc, store.NotFound) else "/inbox")
         label = DISPOSITION_LABELS.get(disposition, (disposition, disposition))
         flash(request, "ok", f"{case_id}:" + DONE[action].format(
             assignee=names.get(assignee, assignee), disposition=f"{label[0]} {label[1]}"))
         return back_to(target)
+
+    return case_action

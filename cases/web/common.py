@@ -2,8 +2,9 @@
 (login, CSRF token, flash messages) and the headers every page is sent with.
 
 Chinese first, English second. No JavaScript, nothing fetched from elsewhere: every page is one
-HTML document with its CSS inline. The login is kept in the signed session cookie that the JSON
-API also accepts; every form carries the session's CSRF token.
+HTML document with its CSS inline. The login is kept in the signed session cookie (the JSON API
+ignores it); every form carries the session's CSRF token. Templates are autoescaped (Jinja's
+default in Starlette), and every page forbids scripts through its Content-Security-Policy.
 """
 
 from __future__ import annotations
@@ -191,6 +192,9 @@ def page_templates() -> Jinja2Templates:
     """The desk's templates with its filters and labels (the compliance page uses them too)."""
     templates = Jinja2Templates(directory=str(TEMPLATES))
     env = templates.env
+    # Every template escaped, whatever its file name ends with (Starlette's default only does .html):
+    # merchant names, notes and display names come from people and other systems.
+    env.autoescape = True
     env.filters.update(local=local_time, number=number, figure=figure, duration_zh=duration_zh,
                        percent=lambda v: "—" if v is None else f"{v:.0%}")
     env.globals.update(
@@ -291,5 +295,11 @@ class Pages:
         )
 
     def error_page(self, request: Request, user: store.User | None, status_code: int, title: str,
-                   message: str) -> HTMLResponse:
-        return self.render(request, "error.html", user, status_code=status_code, title=title, message=message)
+                   message: str, back: str | None = None) -> HTMLResponse:
+        return self.render(request, "error.html", user, status_code=status_code, title=title, message=message,
+                           back=back)
+
+    def refused(self, request: Request, user: store.User, message: str, back: str) -> HTMLResponse:
+        """A role's refusal (403): said on a page of its own with the way back, never a redirect
+        that would look like success to anything but a person reading the flash."""
+        return self.error_page(request, user, 403, "无权执行此操作 Not allowed", message, back=back)

@@ -99,9 +99,10 @@ def add_routes(router: APIRouter, engine: Engine) -> None:
                     raise CaseActionInvalid(f"unknown action {action}")
                 with conn.begin_nested():
                     findings_desk.handle(conn, merchant_id, code, user, handling, note, now=utcnow())
-            except (CaseActionDenied, CaseActionInvalid, store.NotFound) as exc:
-                kind = "无权执行此操作 Not allowed" if isinstance(exc, CaseActionDenied) else "无法执行 Cannot do this"
-                flash(request, "error", f"{kind}: {exc}")
+            except CaseActionDenied as exc:
+                return pages.refused(request, user, f"无权执行此操作 Not allowed: {exc}", target)
+            except (CaseActionInvalid, store.NotFound) as exc:
+                flash(request, "error", f"无法执行 Cannot do this: {exc}")
                 return RedirectResponse(target, status_code=303)
         flash(request, "ok", f"{merchant_id} {code}: {DONE[handling]}")
         return RedirectResponse(target + f"#f-{quote(merchant_id)}-{code}", status_code=303)
