@@ -134,7 +134,8 @@ class CaseService:
 
     def consume_warnings(self) -> None:
         consumer = queue_io.storing_consumer(self.settings.bootstrap, self.settings.topics.warnings,
-                                          self.cases.consumer_group, "yujing-cases")
+                                          self.cases.consumer_group, "yujing-cases",
+                                          security=self.settings.kafka_security)
         try:
             while not self.stopping.is_set():
                 batch = queue_io.poll(consumer, max_records=200)
@@ -203,7 +204,8 @@ class CaseService:
         """The worker's scored merchant-days into PostgreSQL for the drill-down dashboard: one
         transaction per poll (upserts, so a redelivery rewrites the same rows), then the commit."""
         consumer = queue_io.storing_consumer(self.settings.bootstrap, self.settings.topics.merchant_days,
-                                          f"{self.cases.consumer_group}-history", "yujing-cases-history")
+                                          f"{self.cases.consumer_group}-history", "yujing-cases-history",
+                                          security=self.settings.kafka_security)
         try:
             while not self.stopping.is_set():
                 batch = queue_io.poll(consumer, max_records=2000)
@@ -317,7 +319,7 @@ class CaseService:
     # -- feedback out --
 
     def publish_feedback(self) -> None:
-        producer = queue_io.feedback_producer(self.settings.bootstrap)
+        producer = queue_io.feedback_producer(self.settings.bootstrap, self.settings.kafka_security)
         try:
             while not self.stopping.is_set():
                 if not self._publish_one(producer):

@@ -84,7 +84,7 @@ def bad_records(good: list[dict[str, Any]], per_class: int, rng: Random,
     >>> [b.reason for b in bad_records([sale], 1, Random(0), ("wrong_type", "key_mismatch"))]
     ['wrong_type', 'key_mismatch']
     """
-    made = []
+    made: list[BadRecord] = []
     for reason in classes:
         for _ in range(per_class):
             made.append(spoil(rng.choice(good), reason, rng, serial=len(made) + 1))

@@ -83,6 +83,7 @@ def create_pipeline(
         web_enabled=False,
         broker_commit_every=500,
         stream_wait_empty=True,
+        **settings.kafka_security.faust_options(),  # TLS and SASL, none for PLAINTEXT
     )
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     # One subscription for the three inputs and the case feedback: all co-partitioned by

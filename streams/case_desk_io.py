@@ -13,6 +13,7 @@ from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartitio
 from kafka.consumer.fetcher import ConsumerRecord
 
 from streams.clients import committed_and_end
+from streams.security import PLAINTEXT, KafkaSecurity
 
 if TYPE_CHECKING:
     from streams.config import KafkaSettings
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 def backlog(settings: KafkaSettings, group: str, topic: str | None = None) -> int:
     """Records of ``topic`` (default: the disposal queue) that ``group`` has not committed yet."""
     topic = topic or settings.topics.warnings
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=group, enable_auto_commit=False,
+                             **settings.kafka_security.client_options())
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         positions = committed_and_end(consumer, [TopicPartition(topic, p) for p in parts])
@@ -30,8 +32,11 @@ def backlog(settings: KafkaSettings, group: str, topic: str | None = None) -> in
         consumer.close()
 
 
-def storing_consumer(bootstrap: str, topic: str, group: str, client_id: str) -> KafkaConsumer:
-    """A consumer that commits only what is stored, from the topic's start for a new group."""
+def storing_consumer(
+    bootstrap: str, topic: str, group: str, client_id: str, security: KafkaSecurity = PLAINTEXT
+) -> KafkaConsumer:
+    """A consumer that commits only what is stored, from the topic's start for a new group;
+    ``security``: the settings' ``kafka_security`` (PLAINTEXT if not given)."""
     return KafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -41,6 +46,7 @@ def storing_consumer(bootstrap: str, topic: str, group: str, client_id: str) -> 
         # While PostgreSQL is down the loop holds its records; do not get kicked out meanwhile.
         max_poll_interval_ms=3_600_000,
         client_id=client_id,
+        **security.client_options(),
     )
 
 
@@ -69,8 +75,8 @@ def lag(consumer: KafkaConsumer) -> int:
     return behind
 
 
-def feedback_producer(bootstrap: str) -> KafkaProducer:
-    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", client_id="yujing-cases")
+def feedback_producer(bootstrap: str, security: KafkaSecurity = PLAINTEXT) -> KafkaProducer:
+    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", client_id="yujing-cases", **security.client_options())
 
 
 def send_keyed(producer: KafkaProducer, topic: str, merchant_id: str, payload: dict[str, object]) -> None:

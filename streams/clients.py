@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -22,6 +23,7 @@ from alerts.threshold_history import Publication
 from contract.partitioning import partition_for
 from contract.records import DeadLetter, dumps
 from engine.replay import iter_events
+from streams.security import PLAINTEXT, KafkaRefused, KafkaSecurity, refusals_explained
 from streams.topics import (
     TopicError,
     create_missing_topics,
@@ -61,16 +63,28 @@ class SendRefused(Exception):
     """The broker refused records of a feed (one readable line)."""
 
 
-def producer(settings: KafkaSettings) -> KafkaProducer:
+@contextmanager
+def connecting(bootstrap: str, security: KafkaSecurity, unreachable: str) -> Iterator[None]:
+    """Around a client's construction: :class:`KafkaUnavailable` saying why the broker refused it
+    (login, certificate, protocol), or ``unreachable`` when no broker answered at all."""
     try:
+        with refusals_explained(bootstrap, security):
+            yield
+    except KafkaRefused as exc:
+        raise KafkaUnavailable(str(exc)) from exc
+    except KafkaError as exc:  # kafka-python 3 reports an unreachable bootstrap as a timeout
+        raise KafkaUnavailable(unreachable) from exc
+
+
+def producer(settings: KafkaSettings) -> KafkaProducer:
+    with connecting(settings.bootstrap, settings.kafka_security,
+                    f"no Kafka broker at {settings.bootstrap} (start one: yujing broker start)"):
         return KafkaProducer(
-            bootstrap_servers=settings.bootstrap,
+            bootstrap_servers=settings.bootstrap, **settings.kafka_security.client_options(),
             acks="all",
             linger_ms=20,
             batch_size=256 * 1024,
         )
-    except KafkaError as exc:  # kafka-python 3 reports an unreachable bootstrap as a timeout
-        raise KafkaUnavailable(f"no Kafka broker at {settings.bootstrap} (start one: yujing broker start)") from exc
 
 
 def committed_and_end(consumer: KafkaConsumer, partitions: list[TopicPartition]) -> list[tuple[int, int]]:
@@ -83,7 +97,8 @@ def group_progress(settings: KafkaSettings) -> tuple[float, int]:
     """(share of the records the worker group has committed, records in total) over the topics it
     reads: the inputs, the feedback and its internal chain-stage topics."""
     # A consumer of the worker's group that never subscribes only reads the group's commits.
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=settings.app_id, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=settings.app_id, enable_auto_commit=False,
+                             **settings.kafka_security.client_options())
     try:
         known = consumer.topics()
         names = [*input_topics(settings).values(), *internal_topics(settings)]
@@ -143,16 +158,14 @@ def read_records(
     from_beginning: bool = True,
 ) -> Iterator[dict]:
     """Read ``topic`` until no record has arrived for ``idle_seconds``."""
-    try:
+    with connecting(settings.bootstrap, settings.kafka_security, f"no Kafka broker at {settings.bootstrap}"):
         consumer = KafkaConsumer(
             topic,
-            bootstrap_servers=settings.bootstrap,
+            bootstrap_servers=settings.bootstrap, **settings.kafka_security.client_options(),
             auto_offset_reset="earliest" if from_beginning else "latest",
             enable_auto_commit=False,
             consumer_timeout_ms=int(idle_seconds * 1000),
         )
-    except KafkaError as exc:
-        raise KafkaUnavailable(f"no Kafka broker at {settings.bootstrap}") from exc
     try:
         for message in consumer:
             yield orjson.loads(message.value)
@@ -166,7 +179,7 @@ def read_messages(topic: str, settings: KafkaSettings, *, idle_seconds: float = 
     try:
         consumer = KafkaConsumer(
             topic,
-            bootstrap_servers=settings.bootstrap,
+            bootstrap_servers=settings.bootstrap, **settings.kafka_security.client_options(),
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             consumer_timeout_ms=int(idle_seconds * 1000),
@@ -203,11 +216,10 @@ class PublicationReader:
 
     def __init__(self, settings: KafkaSettings) -> None:
         self.topic = TopicPartition(settings.topics.thresholds, 0)
-        try:
+        with connecting(settings.bootstrap, settings.kafka_security, f"no Kafka broker at {settings.bootstrap}"):
             self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
+                                          **settings.kafka_security.client_options(),
                                           client_id="yujing-thresholds")
-        except KafkaError as exc:
-            raise KafkaUnavailable(f"no Kafka broker at {settings.bootstrap}") from exc
         self.consumer.assign([self.topic])
         self.consumer.seek_to_beginning(self.topic)
 
@@ -237,10 +249,10 @@ def ensure_internal_topics(settings: KafkaSettings, timeout: float = 30) -> None
     """Create the worker's topics (:func:`streams.topics.worker_topics`) before Faust starts."""
     from kafka.admin import KafkaAdminClient
 
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=int(timeout * 1000))
-    except KafkaError as exc:
-        raise KafkaUnavailable(f"no Kafka broker at {settings.bootstrap} (start one: yujing broker start)") from exc
+    with connecting(settings.bootstrap, settings.kafka_security,
+                    f"no Kafka broker at {settings.bootstrap} (start one: yujing broker start)"):
+        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=int(timeout * 1000),
+                                 **settings.kafka_security.client_options())
     try:
         create_missing_topics(admin, worker_topics(settings), settings.bootstrap, timeout)
     except TopicError as exc:
@@ -258,14 +270,12 @@ class KeyedFeed:
     Raises :class:`KafkaUnavailable` when no broker answers at ``bootstrap``.
     """
 
-    def __init__(self, bootstrap: str, client_id: str) -> None:
-        try:
+    def __init__(self, bootstrap: str, client_id: str, security: KafkaSecurity = PLAINTEXT) -> None:
+        with connecting(bootstrap, security, f"no Kafka broker answers at {bootstrap}"):
             self._producer = KafkaProducer(
                 bootstrap_servers=bootstrap, acks="all", linger_ms=100, batch_size=1024 * 1024,
-                client_id=client_id, bootstrap_timeout_ms=10_000,
+                client_id=client_id, bootstrap_timeout_ms=10_000, **security.client_options(),
             )
-        except KafkaError as exc:  # kafka-python 3 reports an unreachable bootstrap as a timeout
-            raise KafkaUnavailable(f"no Kafka broker answers at {bootstrap}") from exc
         self._partitions: dict[str, int] = {}
         self._failures: list[BaseException] = []
 
@@ -293,9 +303,9 @@ class KeyedFeed:
 class TopicTail:
     """Follows a topic from its start without joining a group or committing (the demo's screen)."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, security: KafkaSecurity = PLAINTEXT) -> None:
         self._consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                       enable_auto_commit=False)
+                                       enable_auto_commit=False, **security.client_options())
 
     def poll(self) -> list[bytes]:
         """The values of the records that arrived (waits up to half a second)."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from alerts.thresholds import ThresholdSet
+from streams.security import KafkaSecurity
 
 
 class TopicNames(Protocol):
@@ -36,11 +37,15 @@ class TopicNames(Protocol):
 
 
 class KafkaSettings(Protocol):
-    """What a Kafka client of the project reads: where the broker is, the topics, the worker's group
-    and partitioning, and what the scoring worker needs to run."""
+    """What a Kafka client of the project reads: where the broker is and how to log in, the topics,
+    the worker's group and partitioning, and what the scoring worker needs to run."""
 
     @property
     def bootstrap(self) -> str: ...
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        """TLS and SASL of every client (``streams.security``); PLAINTEXT gives no options."""
+        ...
     @property
     def topics(self) -> TopicNames: ...
     @property

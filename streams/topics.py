@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from kafka.errors import KafkaError
 
+from streams.security import PLAINTEXT, KafkaRefused, KafkaSecurity, refusals_explained
+
 if TYPE_CHECKING:
     from kafka import KafkaAdminClient
 
@@ -182,15 +184,25 @@ def create_when_ready(settings: KafkaSettings, timeout: float) -> tuple[list[str
     Kafka: Compose, Kubernetes), waiting up to ``timeout`` seconds for a broker still starting;
     returns (the names created, how many were wanted). Raises :class:`TopicError`."""
     from kafka import KafkaAdminClient
-    from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+    from tenacity import (
+        Retrying,
+        retry_if_exception_type,
+        retry_if_not_exception_type,
+        stop_after_delay,
+        wait_fixed,
+    )
 
     wanted = {t.name: t for t in [*contract_topics(settings), *worker_topics(settings)]}
     try:
         # A broker still starting refuses connections: wait for it rather than fail the deployment.
-        for attempt in Retrying(retry=retry_if_exception_type(KafkaError), stop=stop_after_delay(timeout),
-                                wait=wait_fixed(2), reraise=True):
-            with attempt:
-                admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="yujing-topics")
+        # A refused login or certificate will not get better by waiting: no retry for those.
+        retry = retry_if_exception_type(KafkaError) & retry_if_not_exception_type(KafkaRefused)
+        for attempt in Retrying(retry=retry, stop=stop_after_delay(timeout), wait=wait_fixed(2), reraise=True):
+            with attempt, refusals_explained(settings.bootstrap, settings.kafka_security):
+                admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="yujing-topics",
+                                         **settings.kafka_security.client_options())
+    except KafkaRefused as exc:
+        raise TopicError(str(exc)) from exc
     except KafkaError as exc:
         raise TopicError(f"no broker answers at {settings.bootstrap} after {timeout:.0f} s: {exc}") from exc
     try:
@@ -201,12 +213,18 @@ def create_when_ready(settings: KafkaSettings, timeout: float) -> tuple[list[str
 
 
 @contextmanager
-def admin_client(bootstrap: str, client_id: str) -> Iterator[KafkaAdminClient]:
+def admin_client(
+    bootstrap: str, client_id: str, security: KafkaSecurity = PLAINTEXT
+) -> Iterator[KafkaAdminClient]:
     """A Kafka admin client, closed after the ``with`` block; :class:`TopicError` if none can be had."""
     from kafka import KafkaAdminClient
 
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id, bootstrap_timeout_ms=10_000)
+        with refusals_explained(bootstrap, security):
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id, bootstrap_timeout_ms=10_000,
+                                     **security.client_options())
+    except KafkaRefused as exc:
+        raise TopicError(str(exc)) from exc
     except KafkaError as exc:
         raise TopicError(f"cannot talk to the broker at {bootstrap}: {exc}") from exc
     try:

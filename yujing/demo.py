@@ -252,7 +252,7 @@ def run_demo(
     prometheus = start_prometheus(demo, log)
     producer = threading.Thread(target=feed, args=(simulation, demo, state), name="simulator", daemon=True)
     producer.start()
-    consumer = TopicTail(demo.bootstrap, demo.topics.warnings)
+    consumer = TopicTail(demo.bootstrap, demo.topics.warnings, demo.kafka_security)
     try:
         watch(demo, state, labels, consumer, worker, duration)
         state.cases = open_cases(demo)
@@ -327,7 +327,7 @@ def feed(simulation: Simulation, demo: Settings, state: DemoState) -> None:
         # A steady feed, as platforms send it, rather than a year dumped at once: the worker
         # keeps up and days close (and warnings appear) as the year unfolds.
         counts = simulation.produce(demo.bootstrap, input_topics(demo), progress=False,
-                                    records_per_second=FEED_RECORDS_PER_SECOND)
+                                    records_per_second=FEED_RECORDS_PER_SECOND, security=demo.kafka_security)
         state.produced = sum(counts.values())
     except Exception as exc:  # shown on screen; the demo goes on with what was sent
         state.produce_error = str(exc)

@@ -9,8 +9,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.security import KafkaSecurity
 
 if TYPE_CHECKING:
     from alerts.thresholds import ThresholdSet
@@ -103,6 +105,31 @@ class Settings(BaseSettings):
         "per input partition, within +-2 log-odds (models/online.py); false: the learned weights alone.",
     )
     topics: TopicNames = Field(default_factory=TopicNames)
+    # How every Kafka client connects (streams/security.py); docs/running.md, "Turning on SASL_SSL".
+    kafka_security_protocol: str = Field(
+        default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    kafka_sasl_mechanism: str = Field(default="SCRAM-SHA-512", description="SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN.")
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(default=None, description="PEM CA the broker's certificate is checked "
+                                          "against; unset: the system's CAs.")
+    kafka_ssl_certfile: Path | None = Field(default=None, description="PEM client certificate (mutual TLS), if the broker asks.")
+    kafka_ssl_keyfile: Path | None = Field(default=None, description="Its private key, if not in the certificate file.")
+    kafka_ssl_check_hostname: bool = Field(default=True, description="Check the broker's certificate names its host.")
+
+    @model_validator(mode="after")
+    def _kafka_security_fits(self) -> Settings:
+        self.kafka_security  # noqa: B018 -- raises KafkaSecurityError (a ValueError) on a bad combination
+        return self
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        password = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+        return KafkaSecurity(
+            self.kafka_security_protocol.upper(), self.kafka_sasl_mechanism.upper(), self.kafka_sasl_username, password,
+            self.kafka_ssl_cafile, self.kafka_ssl_certfile, self.kafka_ssl_keyfile, self.kafka_ssl_check_hostname,
+        )
 
     def base_thresholds(self) -> ThresholdSet:
         """The thresholds before any publication (raises ``ThresholdsError`` for a bad file)."""

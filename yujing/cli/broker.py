@@ -47,9 +47,13 @@ def start_command(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the broker.")] = 60,
     fresh: Annotated[bool, typer.Option(
         "--fresh", help="Stop the broker if running and delete all its topics first (start empty).")] = False,
+    secure: Annotated[bool, typer.Option(
+        "--secure", help="Serve SASL_SSL (TLS with its own CA, SCRAM logins) instead of PLAINTEXT; "
+        "also when YUJING_KAFKA_SECURITY_PROTOCOL=SASL_SSL.")] = False,
 ) -> None:
     """Fetch Kafka if needed, start the broker and create the contract topics."""
     settings, broker = _local_broker()
+    broker.secure = broker.secure or secure
     try:
         if fresh:
             broker.wipe()
@@ -73,6 +77,10 @@ def start_command(
     for name in topics:
         out.print(f"  {escape(name)}" + ("  [dim](created)[/dim]" if name in created else ""))
     out.print(f"[dim]log: {broker.log_path}[/dim]")
+    if broker.secure:
+        # The password stays in the file (mode 600): the terminal only shows where it is.
+        out.print(f"{broker.client_security().describe()}; clients load their settings with:")
+        out.print(f"  set -a; . {escape(str(broker.client_env))}; set +a")
 
 
 @broker_app.command("create-topics")

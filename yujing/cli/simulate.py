@@ -128,7 +128,7 @@ def simulate_command(
             "merchants": settings.topics.merchants,
         }
         try:
-            sent = simulation.produce(settings.bootstrap, topics, progress=True)
+            sent = simulation.produce(settings.bootstrap, topics, progress=True, security=settings.kafka_security)
         except BrokerUnreachable:
             raise _fail(f"Kafka is not reachable at {settings.bootstrap}") from None
         except SendRefused as exc:

@@ -14,8 +14,11 @@ Importing this module has no side effects.
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
+import ssl
 import subprocess
 import time
 from collections.abc import Sequence
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from streams.security import PLAINTEXT, KafkaSecurity
 from streams.topics import (
     TopicError,
     TopicSpec,
@@ -30,12 +34,14 @@ from streams.topics import (
 )
 from yujing.services.kafka_dist import (
     DEFAULT_VERSION,
+    SECURE_TEMPLATE,
     SERVER_TEMPLATE,
     BrokerError,
     KafkaDistribution,
     admin_client,
     kafka_responds,
     last_logged_error,
+    make_tls_material,
     new_cluster_id,
     render_server_properties,
     require_file,
@@ -61,6 +67,10 @@ if TYPE_CHECKING:
     from yujing.settings import Settings
 
 JAVA_HINT = "install OpenJDK 17 (apt-get install openjdk-17-jre-headless)"
+# The SCRAM users of a secure broker: the clients' and the broker's own (inter-broker).
+CLIENT_USER = "yujing"
+BROKER_USER = "yujing-broker"
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +93,8 @@ class LocalBroker:
     port: int = 9092
     controller_port: int = 9093
     heap: str = "512m"
+    # SASL_SSL instead of PLAINTEXT on ``port`` (deploy/local/server-secure.properties.template).
+    secure: bool = False
     # The Popen of a broker this object started, so stop() can reap it (no zombie).
     _proc: subprocess.Popen[bytes] | None = field(
         default=None, init=False, repr=False, compare=False
@@ -127,6 +139,15 @@ class LocalBroker:
     @property
     def config_path(self) -> Path:
         return self.broker_dir / "server.properties"
+
+    @property
+    def secure_dir(self) -> Path:
+        """The secure broker's CA, certificate, SCRAM passwords and the clients' settings (client.env)."""
+        return self.broker_dir / "secure"
+
+    @property
+    def client_env(self) -> Path:
+        return self.secure_dir / "client.env"
 
     @property
     def cluster_id_file(self) -> Path:
@@ -176,6 +197,8 @@ class LocalBroker:
             java = require_tool("java", JAVA_HINT)
             self._check_ports_free()
             self.fetch()
+            if self.secure:
+                self._prepare_secure()
             self._write_config()
             self._format_once(java)
             pid = self._launch(java)
@@ -208,32 +231,86 @@ class LocalBroker:
 
     def server_properties(self) -> str:
         """This broker's ``server.properties``, rendered from the template."""
-        require_file(SERVER_TEMPLATE)
-        try:
-            return render_server_properties(
-                SERVER_TEMPLATE.read_text(),
-                host=self.host,
-                port=self.port,
-                controller_port=self.controller_port,
-                log_dirs=self.data_dir,
-            )
-        except (KeyError, ValueError) as exc:
-            raise BrokerError(
-                f"{SERVER_TEMPLATE} has a placeholder yujing cannot fill: {exc}"
-            ) from exc
+        templates = [SERVER_TEMPLATE, SECURE_TEMPLATE] if self.secure else [SERVER_TEMPLATE]
+        values: dict[str, object] = dict(
+            host=self.host, port=self.port, controller_port=self.controller_port, log_dirs=self.data_dir
+        )
+        if self.secure:
+            values.update(secure_dir=self.secure_dir, broker_user=BROKER_USER,
+                          broker_password=self._passwords()[BROKER_USER])
+        parts = []
+        for template in templates:
+            require_file(template)
+            try:
+                parts.append(render_server_properties(template.read_text(), **values))
+            except (KeyError, ValueError) as exc:
+                raise BrokerError(f"{template} has a placeholder yujing cannot fill: {exc}") from exc
+        return "\n".join(parts)
 
     def _write_config(self) -> None:
         # Rendered on every start so a changed port or template takes effect.
         self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.touch(mode=0o600)  # a secure broker's holds its own SCRAM password
         self.config_path.write_text(self.server_properties())
+
+    # -- SASL_SSL ----------------------------------------------------------------
+
+    def _prepare_secure(self) -> None:
+        """The CA and certificate, the SCRAM passwords and the clients' settings file, made once."""
+        make_tls_material(self.secure_dir, self.host)
+        passwords = self._passwords()
+        self.client_env.touch(mode=0o600)
+        self.client_env.write_text(
+            "# A yujing client of the local SASL_SSL broker: set -a; . <this file>; set +a\n"
+            "YUJING_KAFKA_SECURITY_PROTOCOL=SASL_SSL\nYUJING_KAFKA_SASL_MECHANISM=SCRAM-SHA-512\n"
+            f"YUJING_KAFKA_SASL_USERNAME={CLIENT_USER}\nYUJING_KAFKA_SASL_PASSWORD={passwords[CLIENT_USER]}\n"
+            f"YUJING_KAFKA_SSL_CAFILE={self.secure_dir / 'ca.crt'}\n"
+        )
+
+    def _passwords(self) -> dict[str, str]:
+        """The SCRAM users' passwords, made on first use and kept: the users live in the
+        formatted storage, so a password must outlive every restart (and a wipe re-adds them)."""
+        path = self.secure_dir / "passwords.json"
+        if path.is_file():
+            return dict(json.loads(path.read_text()))
+        # URL-safe letters only: they go into a JAAS line and kafka-storage's --add-scram syntax.
+        passwords = {user: secrets.token_urlsafe(24) for user in (CLIENT_USER, BROKER_USER)}
+        self.secure_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(passwords))
+        return passwords
+
+    def client_security(self) -> KafkaSecurity:
+        """How a client reaches this broker: PLAINTEXT, or SASL_SSL as the clients' user."""
+        if not self.secure:
+            return PLAINTEXT
+        return KafkaSecurity("SASL_SSL", "SCRAM-SHA-512", CLIENT_USER, self._passwords()[CLIENT_USER],
+                             cafile=self.secure_dir / "ca.crt")
+
+    def _probe_tls(self) -> ssl.SSLContext | None:
+        # Before the CA exists (a secure broker never started) there is nothing to trust yet.
+        if self.secure and not (self.secure_dir / "ca.crt").is_file():
+            return None
+        return self.client_security().ssl_context()
 
     def _format_once(self, java: str) -> None:
         """Format the KRaft storage unless it already is; keep the cluster id in home."""
+        scram_marker = self.data_dir / "yujing-scram-users"
         if (self.data_dir / "meta.properties").is_file():
+            if self.secure and not scram_marker.is_file():
+                raise BrokerError(f"the storage in {self.data_dir} was formatted without SCRAM users: "
+                                  "start it once with --fresh to serve SASL_SSL (its topics are deleted)")
             return
+        credentials = [
+            f"{mechanism}=[name={user},password={password}]"
+            for user, password in (self._passwords().items() if self.secure else ())
+            for mechanism in SCRAM_MECHANISMS
+        ]
         self.distribution.format_storage(
-            java, self.logs_dir, self.config_path, self._cluster_id(), self.data_dir
+            java, self.logs_dir, self.config_path, self._cluster_id(), self.data_dir, credentials
         )
+        if self.secure:
+            scram_marker.write_text(f"SCRAM users {', '.join(self._passwords())} added at format\n")
 
     def _cluster_id(self) -> str:
         if self.cluster_id_file.is_file():
@@ -253,7 +330,7 @@ class LocalBroker:
     def _wait_ready(self, pid: int, deadline: float, timeout: float) -> None:
         log_offset = file_size(self.log_path)
         readiness = wait_until_ready(
-            ready=lambda: kafka_responds(self.host, self.port, timeout=1.0),
+            ready=lambda: kafka_responds(self.host, self.port, timeout=1.0, tls=self._probe_tls()),
             alive=lambda: self._alive(pid),
             deadline=deadline,
         )
@@ -333,7 +410,7 @@ class LocalBroker:
         pid = read_pid(self.pid_file)
         if pid is not None and not (self._alive(pid) and self._is_ours(pid)):
             pid = None
-        reachable = kafka_responds(self.host, self.port, timeout=1.0)
+        reachable = kafka_responds(self.host, self.port, timeout=1.0, tls=self._probe_tls())
         return BrokerStatus(
             running=pid is not None,
             reachable=reachable,
@@ -346,7 +423,7 @@ class LocalBroker:
 
     def list_topics(self) -> list[str]:
         """Names of the user topics, sorted; Kafka's internal ``__*`` topics left out."""
-        with admin_client(self.host, self.port) as admin:
+        with admin_client(self.host, self.port, self.client_security()) as admin:
             return sorted(t for t in admin.list_topics() if not t.startswith("__"))
 
     def ensure_topics(self, topics: Sequence[TopicSpec], timeout: float = 30) -> list[str]:
@@ -355,7 +432,7 @@ class LocalBroker:
         An existing topic with another partition count is an error rather than
         silently accepted: co-partitioned topics must have equal counts.
         """
-        with admin_client(self.host, self.port) as admin:
+        with admin_client(self.host, self.port, self.client_security()) as admin:
             try:
                 return create_missing_topics(admin, topics, self.bootstrap, timeout)
             except TopicError as exc:
@@ -373,6 +450,8 @@ def broker_from_settings(settings: Settings) -> LocalBroker:
         host=settings.broker_host,
         port=settings.broker_port,
         controller_port=settings.controller_port,
+        # The local broker serves what the clients are set to speak (yujing broker start --secure too).
+        secure=settings.kafka_security.protocol == "SASL_SSL",
     )
 
 

@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ipaddress
 import os
 import re
+import secrets
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
+import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +33,7 @@ from string import Template
 from typing import TYPE_CHECKING
 
 from streams import topics
+from streams.security import PLAINTEXT, KafkaSecurity
 from streams.topics import TopicError
 from yujing.services.lifecycle import ServiceError, failure_line, locked, strip_ansi
 
@@ -38,6 +43,7 @@ if TYPE_CHECKING:
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "local"
 POM = DEPLOY_DIR / "pom.xml"
 SERVER_TEMPLATE = DEPLOY_DIR / "server.properties.template"
+SECURE_TEMPLATE = DEPLOY_DIR / "server-secure.properties.template"
 LOG4J_CONFIG = DEPLOY_DIR / "log4j2.properties"
 
 KAFKA_ARTIFACT = "org.apache.kafka:kafka_2.13"
@@ -155,13 +161,17 @@ class KafkaDistribution:
         return cmd
 
     def format_storage(
-        self, java: str, logs_dir: Path, config_path: Path, cluster_id: str, data_dir: Path
+        self, java: str, logs_dir: Path, config_path: Path, cluster_id: str, data_dir: Path,
+        scram_credentials: Sequence[str] = (),
     ) -> None:
-        """Format the KRaft storage of ``config_path`` (in ``data_dir``) for ``cluster_id``."""
+        """Format the KRaft storage of ``config_path`` (in ``data_dir``) for ``cluster_id``, with
+        SCRAM users such as ``SCRAM-SHA-512=[name=yujing,password=...]`` in its first metadata."""
         cmd = self.java_cmd(
             java, logs_dir, "kafka.tools.StorageTool",
             "format", "-t", cluster_id, "-c", str(config_path),
         )  # fmt: skip
+        for credential in scram_credentials:
+            cmd += ["--add-scram", credential]
         try:
             done = subprocess.run(
                 cmd, capture_output=True, text=True, timeout=FORMAT_TIMEOUT_S, check=False
@@ -204,8 +214,9 @@ def require_file(path: Path) -> None:
         raise BrokerError(f"{path} is missing: install yujing from its checkout (pip install -e .)")
 
 
-def kafka_responds(host: str, port: int, timeout: float = 1.0) -> bool:
-    """Whether a Kafka broker at ``host:port`` answers an ApiVersions request.
+def kafka_responds(host: str, port: int, timeout: float = 1.0, tls: ssl.SSLContext | None = None) -> bool:
+    """Whether a Kafka broker at ``host:port`` answers an ApiVersions request (inside TLS with
+    ``tls``: a SASL_SSL listener answers it before any login).
 
     A bare TCP connect is not enough: the port may belong to something else, and
     Kafka only answers once the broker has joined its quorum and is unfenced.
@@ -215,10 +226,13 @@ def kafka_responds(host: str, port: int, timeout: float = 1.0) -> bool:
     # Request header v1 + empty ApiVersions v0 body; v0 is accepted by every broker.
     request = struct.pack(">hhih", 18, 0, correlation_id, len(client_id)) + client_id
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with contextlib.ExitStack() as stack:
+            sock = stack.enter_context(socket.create_connection((host, port), timeout=timeout))
+            if tls is not None:
+                sock = stack.enter_context(tls.wrap_socket(sock, server_hostname=host))
             sock.sendall(struct.pack(">i", len(request)) + request)
             head = _recv_exact(sock, 10)  # size, correlation id, error code
-    except OSError:
+    except OSError:  # ssl.SSLError too: a plain port or a certificate we do not trust
         return False
     if head is None:
         return False
@@ -227,18 +241,74 @@ def kafka_responds(host: str, port: int, timeout: float = 1.0) -> bool:
 
 
 @contextlib.contextmanager
-def admin_client(host: str, port: int) -> Iterator[KafkaAdminClient]:
+def admin_client(host: str, port: int, security: KafkaSecurity = PLAINTEXT) -> Iterator[KafkaAdminClient]:
     """A Kafka admin client on the broker at ``host:port``, closed after the ``with`` block."""
     bootstrap = f"{host}:{port}"
     # Probe first: kafka-python logs a burst of connection errors to stderr
     # when pointed at a closed port.
-    if not kafka_responds(host, port, timeout=2.0):
-        raise BrokerError(f"no broker answers at {bootstrap}: run `yujing broker start`")
+    if not kafka_responds(host, port, timeout=2.0, tls=security.ssl_context()):
+        raise BrokerError(f"no {security.protocol} broker answers at {bootstrap}: run `yujing broker start`")
     try:
-        with topics.admin_client(bootstrap, client_id="yujing-broker") as admin:
+        with topics.admin_client(bootstrap, client_id="yujing-broker", security=security) as admin:
             yield admin
     except TopicError as exc:
         raise BrokerError(str(exc)) from exc
+
+
+# The throwaway CA's own openssl config: only the extensions a CA needs (the system's config varies).
+_CA_CONFIG = """[req]
+distinguished_name = dn
+x509_extensions = ca
+prompt = no
+[dn]
+CN = yujing local broker CA
+[ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+"""
+
+
+def make_tls_material(directory: Path, host: str, days: int = 825) -> None:
+    """A throwaway CA (``ca.crt``, ``ca.key``) and a broker certificate it signs for ``host``,
+    localhost and 127.0.0.1, with its key in one file (``broker.pem``, as Kafka's PEM keystore
+    reads it), made with the ``openssl`` command; files already there are kept."""
+    ca_crt, ca_key, broker_pem = directory / "ca.crt", directory / "ca.key", directory / "broker.pem"
+    if ca_crt.is_file() and broker_pem.is_file():
+        return
+    openssl = require_tool("openssl", "install OpenSSL (apt-get install openssl)")
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    names = {"IP:127.0.0.1", "DNS:localhost"}
+    try:
+        names.add(f"IP:{ipaddress.ip_address(host)}")
+    except ValueError:
+        names.add(f"DNS:{host}")
+    with tempfile.TemporaryDirectory(dir=directory) as scratch:
+        work = Path(scratch)
+        (work / "ca.cnf").write_text(_CA_CONFIG)
+        (work / "broker.ext").write_text(
+            f"subjectAltName={','.join(sorted(names))}\nbasicConstraints=CA:FALSE\n"
+            "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+        )
+        new_key = ("-newkey", "rsa:2048", "-nodes", "-config", str(work / "ca.cnf"))
+        if not (ca_crt.is_file() and ca_key.is_file()):
+            _openssl(openssl, "req", "-x509", "-new", *new_key, "-days", str(days),
+                     "-keyout", str(ca_key), "-out", str(ca_crt))  # fmt: skip
+        _openssl(openssl, "req", "-new", *new_key, "-subj", f"/CN={host}",
+                 "-keyout", str(work / "broker.key"), "-out", str(work / "broker.csr"))  # fmt: skip
+        _openssl(openssl, "x509", "-req", "-in", str(work / "broker.csr"), "-CA", str(ca_crt),
+                 "-CAkey", str(ca_key), "-set_serial", str(secrets.randbits(63)), "-days", str(days),
+                 "-extfile", str(work / "broker.ext"), "-out", str(work / "broker.crt"))  # fmt: skip
+        chain = [work / "broker.key", work / "broker.crt", ca_crt]
+        broker_pem.write_text("".join(part.read_text() for part in chain))
+    for secret in (ca_key, broker_pem):
+        secret.chmod(0o600)
+
+
+def _openssl(openssl: str, *args: str) -> None:
+    done = subprocess.run([openssl, *args], capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise BrokerError(f"openssl {args[0]} failed: {failure_line(done)}")
 
 
 def maven_failure_reason(output: str) -> str:

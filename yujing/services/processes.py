@@ -28,6 +28,19 @@ def settings_env(settings: Settings) -> dict[str, str]:
         env["YUJING_THRESHOLDS_FILE"] = str(settings.thresholds_file)
     for field, value in settings.topics.model_dump().items():
         env[f"YUJING_TOPIC_{field.upper()}"] = value
+    # How to reach the broker (TLS, SASL): the child process must connect as its parent does.
+    security = {
+        "YUJING_KAFKA_SECURITY_PROTOCOL": settings.kafka_security_protocol,
+        "YUJING_KAFKA_SASL_MECHANISM": settings.kafka_sasl_mechanism,
+        "YUJING_KAFKA_SASL_USERNAME": settings.kafka_sasl_username,
+        "YUJING_KAFKA_SASL_PASSWORD": (settings.kafka_sasl_password.get_secret_value()
+                                       if settings.kafka_sasl_password else None),
+        "YUJING_KAFKA_SSL_CAFILE": settings.kafka_ssl_cafile,
+        "YUJING_KAFKA_SSL_CERTFILE": settings.kafka_ssl_certfile,
+        "YUJING_KAFKA_SSL_KEYFILE": settings.kafka_ssl_keyfile,
+        "YUJING_KAFKA_SSL_CHECK_HOSTNAME": str(settings.kafka_ssl_check_hostname).lower(),
+    }
+    env.update({name: str(value) for name, value in security.items() if value is not None})
     return env
 
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -19,6 +19,9 @@ from .history import opening_book
 from .labels import to_referee
 from .scenarios import WorldPlan, plan_world
 from .world import MerchantRun, Queued
+
+if TYPE_CHECKING:
+    from streams.security import KafkaSecurity
 
 TOPIC_KINDS: tuple[str, ...] = ("transactions", "complaints", "merchants")
 FILES: dict[str, str] = {kind: f"{kind}.jsonl" for kind in TOPIC_KINDS}
@@ -99,6 +102,7 @@ class Simulation:
         topics: dict[str, str],
         progress: bool = True,
         records_per_second: float | None = None,
+        security: KafkaSecurity | None = None,
     ) -> dict[str, int]:
         """Send every record to Kafka in event-time order (key = merchant_id, event-time stamps),
         at most ``records_per_second`` when given (a feed arriving at a steady pace).
@@ -110,12 +114,13 @@ class Simulation:
             KafkaUnavailable,
             KeyedFeed,
         )
+        from streams.security import PLAINTEXT
 
         missing = [kind for kind in TOPIC_KINDS if kind not in topics]
         if missing:
             raise ValueError(f"no topic name for {', '.join(missing)}")
         try:
-            feed = KeyedFeed(bootstrap, client_id="yujing-simulator")
+            feed = KeyedFeed(bootstrap, client_id="yujing-simulator", security=security or PLAINTEXT)
         except KafkaUnavailable as exc:
             raise BrokerUnreachable(str(exc)) from exc
         counts = dict.fromkeys(TOPIC_KINDS, 0)
