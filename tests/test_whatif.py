@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -256,9 +256,11 @@ def test_the_cli_needs_events_or_kafka() -> None:
 
 def test_topic_partitions_merge_in_event_time_keeping_their_own_order(tmp_path: Path) -> None:
     def part(name: str, times: list[str]) -> Path:
+        """A partition's file as download_topics writes it: ``<event time> <record>`` lines."""
         path = tmp_path / name
-        path.write_bytes(b"".join(orjson.dumps({"id": f"{name}{i}", "occurred_at": f"2026-03-01T{t}:00+08:00"}) + b"\n"
-                                  for i, t in enumerate(times)))
+        path.write_bytes(b"".join(
+            f"{datetime.fromisoformat(f'2026-03-01T{t}:00+08:00').timestamp()!r} ".encode()
+            + orjson.dumps({"id": f"{name}{i}"}) + b"\n" for i, t in enumerate(times)))
         return path
 
     # Partition b has a late record (09:00 after 11:00): it must stay behind 11:00, as on the topic.
@@ -276,9 +278,8 @@ def test_the_retained_topics_become_an_events_directory(
     from types import SimpleNamespace
 
     import streams.retained as retained
-    from engine.replay import partition_for
     from contract.records import decode, dumps
-    from engine.replay import INPUT_FILES
+    from engine.replay import INPUT_FILES, partition_for
     from streams.clients import RawMessage
     from streams.retained import download_topics
 
