@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from chaos.cli import chaos_app
 from yujing.cli.backtest import backtest_command
 from yujing.cli.broker import broker_app
 from yujing.cli.cases import cases_app
@@ -29,6 +30,7 @@ app = typer.Typer(
 app.add_typer(broker_app, name="broker", help="Fetch, start, stop and inspect the local Kafka broker.")
 app.add_typer(db_app, name="db", help="Start, stop and inspect the local PostgreSQL (case service).")
 app.add_typer(cases_app, name="cases", help="The case desk: cases from warnings, API, web inbox, webhooks.")
+app.add_typer(chaos_app, name="chaos", help="Fault injection, measured: kill -9 and restarts against the replay; bad-record floods.")
 app.add_typer(thresholds_app, name="thresholds",
               help="Threshold versions: validate, compare, publish to running workers, history.")
 app.command("simulate", help="Simulate merchants, consumers and complaints (files or Kafka).")(simulate_command)

@@ -44,10 +44,13 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
-    """Run ``yujing worker`` in its own process group, logging to ``log_path``."""
+def start_worker(
+    settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Run ``yujing worker`` in its own process group, logging to ``log_path`` (Faust's own
+    settings, e.g. ``BROKER_SESSION_TIMEOUT``, in ``extra_env``)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **settings_env(settings)}
+    env = {**os.environ, **settings_env(settings), **(extra_env or {})}
     return spawn_detached([sys.executable, "-m", "yujing.cli.app", "worker"], log_path, env=env)
 
 
