@@ -534,3 +534,34 @@ def _user(uid: int) -> str:
     import pwd
 
     return pwd.getpwuid(uid).pw_name
+
+
+def test_dropping_a_scratch_database_waits_out_a_backend_it_may_not_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An autovacuum worker that starts on the database at teardown is not this role's to end:
+    the drop tries again (CI met it once), and its last try lets PostgreSQL end the worker itself."""
+    import psycopg
+
+    from yujing.services import database
+
+    statements: list[str] = []
+
+    class Connection:
+        def __enter__(self) -> Connection:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def execute(self, statement: object) -> None:
+            statements.append(statement.as_string(None))  # type: ignore[attr-defined]
+            if len(statements) <= 2:
+                raise psycopg.errors.InsufficientPrivilege("must be a member of the role whose process is being terminated")
+
+    monkeypatch.setattr(psycopg, "connect", lambda *a, **k: Connection())
+    monkeypatch.setattr(database.time, "sleep", lambda _: None)
+    database._drop_database("postgresql://x", "test_1")
+    assert statements == ['DROP DATABASE IF EXISTS "test_1" WITH (FORCE)'] * 3
+
+    statements.clear()
+    database._drop_database("postgresql://x", "test_2", attempts=3)
+    assert statements[-1] == 'DROP DATABASE IF EXISTS "test_2"'  # without FORCE: the server ends the worker

@@ -417,10 +417,26 @@ def scratch_database(server_url: str, prefix: str = "t") -> Iterator[str]:
     try:
         yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
     finally:
-        with psycopg.connect(server, autocommit=True, connect_timeout=10) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        _drop_database(server, name)
+
+
+def _drop_database(server: str, name: str, attempts: int = 20) -> None:
+    """``DROP DATABASE … WITH (FORCE)``, again after a moment if it met a backend this role may not
+    end: an autovacuum worker that started on the database just then (it has no role of ours;
+    without FORCE, PostgreSQL ends such a worker itself, so the last attempt waits for it)."""
+    import psycopg
+    from psycopg import sql
+
+    for attempt in range(attempts):
+        force = sql.SQL(" WITH (FORCE)") if attempt < attempts - 1 else sql.SQL("")
+        try:
+            with psycopg.connect(server, autocommit=True, connect_timeout=10) as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)) + force)
+            return
+        except psycopg.errors.InsufficientPrivilege:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.25)
 
 
 # -- the `yujing db` commands --------------------------------------------------------
