@@ -21,14 +21,10 @@ from cases import store
 from cases.service import utcnow
 from cases.web.case_page import silence_targets
 from cases.web.common import (
-    CSRF_MESSAGE,
     DISPOSITION_LABELS,
     Pages,
-    csrf_ok,
     flash,
-    login_redirect,
     safe_next,
-    session_user,
 )
 from models.calendar import SHANGHAI
 
@@ -73,11 +69,9 @@ def add_silence_routes(router: APIRouter, pages: Pages) -> None:
     ) -> Response:
         page = f"/cases/{quote(case_id)}"
         with engine.begin() as conn:
-            user = session_user(request, conn)
-            if user is None:
-                return login_redirect(request)
-            if not csrf_ok(request, csrf_token):
-                return pages.error_page(request, user, 403, "请求无效 Request refused", CSRF_MESSAGE)
+            user = pages.form_user(request, conn, csrf_token)
+            if isinstance(user, Response):
+                return user
             try:
                 case = store.get_case(conn, case_id)
                 allowed = {value: kind for value, kind, _ in silence_targets(case)}
@@ -108,11 +102,9 @@ def add_silence_routes(router: APIRouter, pages: Pages) -> None:
     ) -> Response:
         target = safe_next(back)
         with engine.begin() as conn:
-            user = session_user(request, conn)
-            if user is None:
-                return login_redirect(request)
-            if not csrf_ok(request, csrf_token):
-                return pages.error_page(request, user, 403, "请求无效 Request refused", CSRF_MESSAGE)
+            user = pages.form_user(request, conn, csrf_token)
+            if isinstance(user, Response):
+                return user
             try:
                 with conn.begin_nested():
                     store.cancel_silence(conn, user, silence_id, now=utcnow())
@@ -149,11 +141,9 @@ def _action_endpoint(pages: Pages, action: str, feedback_topic: str) -> Callable
         page = f"/cases/{quote(case_id)}"
         target = safe_next(back, page)
         with engine.begin() as conn:
-            user = session_user(request, conn)
-            if user is None:
-                return login_redirect(request)
-            if not csrf_ok(request, csrf_token):
-                return pages.error_page(request, user, 403, "请求无效 Request refused", CSRF_MESSAGE)
+            user = pages.form_user(request, conn, csrf_token)
+            if isinstance(user, Response):
+                return user
             text = note.strip()
             try:
                 if action in NOTE_REQUIRED and not text:

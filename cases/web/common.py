@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Connection, Engine
 
@@ -298,6 +298,16 @@ class Pages:
                    message: str, back: str | None = None) -> HTMLResponse:
         return self.render(request, "error.html", user, status_code=status_code, title=title, message=message,
                            back=back)
+
+    def form_user(self, request: Request, conn: Connection, submitted_csrf: str) -> store.User | Response:
+        """Who posts a state-changing form, or the answer instead: the login page for no session,
+        a 403 page for a missing or foreign CSRF token (nothing is changed)."""
+        user = session_user(request, conn)
+        if user is None:
+            return login_redirect(request)
+        if not csrf_ok(request, submitted_csrf):
+            return self.error_page(request, user, 403, "请求无效 Request refused", CSRF_MESSAGE)
+        return user
 
     def refused(self, request: Request, user: store.User, message: str, back: str) -> HTMLResponse:
         """A role's refusal (403): said on a page of its own with the way back, never a redirect
