@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 
 from models.calendar import day_end, working_days_between
 from models.state import HISTORY_DAYS, DaySummary, MerchantState
@@ -34,10 +35,21 @@ def _window(history: Sequence[DaySummary], last_day: int, days: int) -> list[Day
 
 
 def _between(history: Sequence[DaySummary], first: int, last: int) -> list[DaySummary]:
-    # Scanned from the newest end, as the windows sit there: per merchant-day this costs the
-    # window, not the whole history (it was a fifth of a replay). Oldest first, as before, so
-    # sums add up in the same order.
-    days: list[DaySummary] = []
+    # Folded history holds one summary per day, consecutive: the window is then a slice found by
+    # arithmetic (this was the replay's costliest function). Oldest first, as folded, so sums add
+    # up in the same order. A history with a gap (never folded so) is scanned instead.
+    if not history or first > last:
+        return []
+    newest = history[-1].day
+    if history[0].day + len(history) - 1 == newest:
+        skip = max(newest - last, 0)
+        take = min(last, newest) - max(first, history[0].day) + 1
+        if take <= 0:
+            return []
+        days = list(islice(reversed(history), skip, skip + take))
+        days.reverse()
+        return days
+    days = []
     for summary in reversed(history):
         if summary.day < first:
             break
@@ -161,13 +173,24 @@ def _add_trading(
     f: dict[str, float], history: Sequence[DaySummary], day: int, observed: int, recent: list[DaySummary],
 ) -> None:
     """The 28-day sums and, with enough history, the merchant's own baselines."""
-    f["sales_28d"] = sum(h.sales_paid for h in recent)
-    f["sales_face_28d"] = sum(h.sales_face for h in recent)
-    f["deep_bonus_paid_28d"] = sum(h.deep_bonus_paid for h in recent)
-    f["over_named_cap_sales_28d"] = float(sum(h.over_cap_sales for h in recent))
-    f["over_gym_cap_sales_28d"] = float(sum(h.over_gym_cap_sales for h in recent))
-    f["redeemed_28d"] = sum(h.redeemed for h in recent)
-    f["refunds_28d"] = float(sum(h.refunds for h in recent))
+    # One pass, each sum added up in day order as ``sum`` would (0.0 + the first day + ...).
+    sales = face = deep = redeemed = 0.0
+    over_named = over_gym = refunds = 0
+    for h in recent:
+        sales += h.sales_paid
+        face += h.sales_face
+        deep += h.deep_bonus_paid
+        over_named += h.over_cap_sales
+        over_gym += h.over_gym_cap_sales
+        redeemed += h.redeemed
+        refunds += h.refunds
+    f["sales_28d"] = sales
+    f["sales_face_28d"] = face
+    f["deep_bonus_paid_28d"] = deep
+    f["over_named_cap_sales_28d"] = float(over_named)
+    f["over_gym_cap_sales_28d"] = float(over_gym)
+    f["redeemed_28d"] = redeemed
+    f["refunds_28d"] = float(refunds)
 
     # Own baseline: the (observed part of the) 90 days before the recent window, per 28 days.
     if observed >= BASELINE_MIN_DAYS:
@@ -188,10 +211,11 @@ def _weighted_complaints(items: list[DaySummary]) -> float:
 def _add_complaints(f: dict[str, float], history: Sequence[DaySummary], day: int, recent: list[DaySummary]) -> None:
     """Complaints of the last two and four weeks against their usual level, and the liability a
     28-day push adds."""
-    f["complaints_weighted_14d"] = _weighted_complaints(_window(history, day, 14))
-    f["severe_complaints_14d"] = float(sum(h.severe_complaints for h in _window(history, day, 14)))
+    fortnight = _window(history, day, 14)
+    f["complaints_weighted_14d"] = _weighted_complaints(fortnight)
+    f["severe_complaints_14d"] = float(sum(h.severe_complaints for h in fortnight))
     f["severe_complaints_28d"] = float(sum(h.severe_complaints for h in recent))
-    f["closure_complaints_14d"] = float(sum(h.closure_complaints for h in _window(history, day, 14)))
+    f["closure_complaints_14d"] = float(sum(h.closure_complaints for h in fortnight))
     # Stored value sold beyond the service given: the liability a 28-day push adds, in units of
     # the merchant's usual 28 days of service.
     if "redeemed_baseline_28d" in f:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 HORIZON_DAYS = 90  # P(collapse within this many days of event time)
 
@@ -55,6 +56,43 @@ def logit(probability: float) -> float:
     return math.log(p / (1.0 - p))
 
 
+class PairIndex:
+    """A fusion's pairs found by code: a merchant-day has a few readings, the fusion dozens of
+    pairs, and only pairs with both readings present add anything.
+
+    >>> index = PairIndex({("a", "b"): 1.0, ("c", "d"): 2.0, ("b", "c"): 0.5})
+    >>> index.among({"b": 1.0, "c": 0.5})
+    [('b', 'c', 0.5)]
+    """
+
+    def __init__(self, pairs: Mapping[tuple[str, str], float]) -> None:
+        self.listed = [(a, b, weight) for (a, b), weight in pairs.items()]
+        self.by_code: dict[str, list[int]] = {}
+        for i, (a, _, _) in enumerate(self.listed):
+            self.by_code.setdefault(a, []).append(i)
+
+    def among(self, scores: Mapping[str, float]) -> list[tuple[str, str, float]]:
+        """The pairs with both codes in ``scores``, in the order given (so shares add up in the
+        order a walk over every pair would add them)."""
+        by_code, listed = self.by_code, self.listed
+        found = sorted({i for code in scores for i in by_code.get(code, ())})
+        return [listed[i] for i in found if listed[i][1] in scores]
+
+
+def pair_shares(
+    scores: Mapping[str, float], weights: Mapping[str, float], pairs: PairIndex, cap: float,
+) -> dict[str, float]:
+    """Each reading's share of the log-odds: ``weight`` x score plus half of each pair it is in,
+    at most ``cap`` (see :meth:`LogisticFusion.contributions`)."""
+    shares = {code: weights.get(code, 0.0) * s for code, s in scores.items()}
+    for a, b, weight in pairs.among(scores):
+        joint = weight * scores[a] * scores[b]
+        if joint:
+            shares[a] = shares.get(a, 0.0) + joint / 2
+            shares[b] = shares.get(b, 0.0) + joint / 2
+    return {code: min(cap, share) for code, share in shares.items()}
+
+
 @dataclass(frozen=True)
 class LogisticFusion:
     """``intercept``, one ``weight`` per reading code, ``pairs`` of codes with a joint weight, and
@@ -69,13 +107,11 @@ class LogisticFusion:
     def contributions(self, scores: Mapping[str, float]) -> dict[str, float]:
         """Each reading's share of the log-odds: its own term plus half of each pair it is in,
         at most ``cap``."""
-        shares = {code: self.weights.get(code, 0.0) * s for code, s in scores.items()}
-        for (a, b), weight in self.pairs.items():
-            joint = weight * scores.get(a, 0.0) * scores.get(b, 0.0)
-            if joint:
-                shares[a] = shares.get(a, 0.0) + joint / 2
-                shares[b] = shares.get(b, 0.0) + joint / 2
-        return {code: min(self.cap, share) for code, share in shares.items()}
+        return pair_shares(scores, self.weights, self._index, self.cap)
+
+    @cached_property
+    def _index(self) -> PairIndex:
+        return PairIndex(self.pairs)
 
     def log_odds(self, scores: Mapping[str, float]) -> float:
         return self.intercept + sum(self.contributions(scores).values())

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from models.detectors import AdaptiveBaseline, ScaledHalfSpaceTrees
 from models.features import NO_PEERS, PeerContext, merchant_features
-from models.fusion import LogisticFusion, sigmoid
+from models.fusion import LogisticFusion, PairIndex, pair_shares, sigmoid
 from models.indicators import ALL_INDICATORS
 from models.indicators.base import Indicator, Reading
 from models.learned import FUSION
@@ -150,6 +150,8 @@ class RiskScorer:
         self.intercept = FUSION.intercept if intercept is None else intercept
         self.pairs = dict(FUSION.pairs if pairs is None else pairs)
         self.cap = FUSION.cap if cap is None else cap
+        # The pairs found by code, built on first use (and again if ``pairs`` is replaced).
+        self._pair_index: tuple[Mapping[tuple[str, str], float], PairIndex] | None = None
 
     @property
     def fusion(self) -> LogisticFusion:
@@ -233,8 +235,11 @@ class RiskScorer:
         becomes the reading's effective weight, so ``amount`` stays weight × score."""
         if not self.pairs and self.cap == math.inf:
             return contributions
-        own = LogisticFusion(0.0, {c.reading.code: c.weight for c in contributions}, pairs=self.pairs, cap=self.cap)
-        shares = own.contributions({c.reading.code: c.reading.score for c in contributions})
+        index = getattr(self, "_pair_index", None)  # None also in a scorer pickled before it existed
+        if index is None or index[0] is not self.pairs:
+            index = self._pair_index = (self.pairs, PairIndex(self.pairs))
+        shares = pair_shares({c.reading.code: c.reading.score for c in contributions},
+                             {c.reading.code: c.weight for c in contributions}, index[1], self.cap)
         return [
             Contribution(c.reading, shares[c.reading.code] / c.reading.score) if c.reading.score > 0 else c
             for c in contributions

@@ -99,6 +99,12 @@ class Settings(BaseSettings):
         description="Thresholds file (YAML/TOML, alerts.thresholds) in force before any version "
         "published on the thresholds topic; unset: the built-in thresholds.",
     )
+    replay_workers: int = Field(
+        default=0,
+        ge=0,
+        description="Processes `yujing backtest` replays the input partitions in (0: one per core, at most "
+        "the partitions); the warnings are the same with any number (engine/parallel_replay.py).",
+    )
     online_learning: bool = Field(
         default=True,
         description="Case outcomes (false alarms, confirmed risks) correct the learned fusion's weights, "

@@ -49,6 +49,9 @@ def backtest_command(
     fresh: bool = typer.Option(
         False, "--fresh", help="With --compare --since: replay the history before the window again, even if a "
         "checkpoint of it is kept."),
+    workers: int | None = typer.Option(
+        None, "--workers", min=0, help="Processes replaying partitions in parallel (0: one per core, at most "
+        "the partitions; default YUJING_REPLAY_WORKERS). The warnings are the same with any number."),
 ) -> None:
     """Replay contract JSONL files (or the retained topics) through the live scoring core, without a
     worker; with --compare, a what-if of two threshold sets side by side."""
@@ -77,7 +80,8 @@ def backtest_command(
             _read_retained_topics(settings, events)
         assert events is not None
         if other is None:
-            _replay(events, out, settings, replay_set, replay_label, window, started)
+            _replay(events, out, settings, replay_set, replay_label, window, started,
+                    settings.replay_workers if workers is None else workers)
             return
         if labels is None and (events / "labels.jsonl").is_file():
             labels = events / "labels.jsonl"
@@ -140,11 +144,18 @@ def _read_retained_topics(settings: Settings, events: Path) -> None:
 
 
 def _replay(events: Path, out: Path, settings: Settings, replay_set: ThresholdSet, replay_label: str,
-            window: tuple[date | None, date | None], started: float) -> None:
-    """One replay; the warnings raised in the window to ``out``, a summary to the terminal."""
+            window: tuple[date | None, date | None], started: float, workers: int) -> None:
+    """One replay (its partitions in ``workers`` processes, see :mod:`engine.parallel_replay`);
+    the warnings raised in the window to ``out``, in a fixed order, a summary to the terminal."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from alerts.threshold_history import ThresholdSchedule
+    from engine.parallel_replay import (
+        ReplayWorkerError,
+        merged_order,
+        replay_workers,
+        run_parallel_backtest,
+    )
     from engine.replay import EventFilesError, run_backtest, write_warnings
 
     try:
@@ -160,16 +171,19 @@ def _replay(events: Path, out: Path, settings: Settings, replay_set: ThresholdSe
                 if counter[0] % 5000 == 0:
                     progress.update(task, completed=counter[0])
 
-            result = run_backtest(
-                events,
-                partitions=settings.input_partitions,
-                allowed_lateness=timedelta(hours=settings.allowed_lateness_hours),
-                schedule=ThresholdSchedule(replay_set),
-                on_event=tick,
-                online_learning=settings.online_learning,
-            )
+            processes = replay_workers(workers, settings.input_partitions)
+            options = {"partitions": settings.input_partitions, "schedule": ThresholdSchedule(replay_set),
+                       "allowed_lateness": timedelta(hours=settings.allowed_lateness_hours),
+                       "online_learning": settings.online_learning}
+            if processes > 1:
+                result = run_parallel_backtest(events, workers=processes, **options,
+                                               on_progress=lambda read: progress.update(task, completed=read))
+            else:
+                result = merged_order(run_backtest(events, on_event=tick, **options))
     except EventFilesError as exc:
         fail(str(exc))
+    except ReplayWorkerError as exc:
+        fail(f"a replay worker failed: {str(exc).strip().splitlines()[-1]}")
     except OSError as exc:
         fail(f"cannot read events: {exc}")
     kept = [w for w in result.warnings if _in_window(w.raised_at, window)]
