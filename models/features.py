@@ -197,9 +197,15 @@ def _add_trading(
         start = max(day - SURGE_WINDOW - 90 + 1, day - observed + 1)
         base = _between(history, start, day - SURGE_WINDOW)
         scale = SURGE_WINDOW / len(base)
-        f["sales_baseline_28d"] = sum(h.sales_paid for h in base) * scale
-        f["redeemed_baseline_28d"] = sum(h.redeemed for h in base) * scale
-        f["refunds_baseline_28d"] = sum(h.refunds for h in base) * scale
+        base_sales = base_redeemed = 0.0
+        base_refunds = 0
+        for h in base:
+            base_sales += h.sales_paid
+            base_redeemed += h.redeemed
+            base_refunds += h.refunds
+        f["sales_baseline_28d"] = base_sales * scale
+        f["redeemed_baseline_28d"] = base_redeemed * scale
+        f["refunds_baseline_28d"] = base_refunds * scale
         f["redeemed_long_baseline_28d"] = long_baseline(history, day, observed)
 
 
