@@ -35,6 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from alerts.levels import RANK
+from models.packing import Reader, Writer
 
 HOLD_DISPOSITIONS = frozenset({"false_alarm", "rectified"})
 KNOWN_ANOMALY_DISPOSITIONS = frozenset({"confirmed_risk", "referred_to_enforcement"})
@@ -138,3 +139,50 @@ class MerchantFeedback:
         entry = self.in_force(day)
         if entry is not None and entry.hold is not None:
             self.ended.add(entry.feedback_id)
+
+    def pack(self, out: Writer) -> None:
+        """Write the log for :meth:`unpack` (engine/state_codec.py); sets in sorted order.
+
+        >>> log = MerchantFeedback()
+        >>> _ = log.add(FeedbackEntry(10, 1.5, "f1", "false_alarm", FeedbackHold("orange", 0.65, frozenset({"silence"}))))
+        >>> log.end_hold(12)
+        >>> out = Writer()
+        >>> log.pack(out)
+        >>> MerchantFeedback.unpack(Reader(out.getvalue())) == log
+        True
+        """
+        out.uint(len(self.entries))
+        for entry in self.entries:
+            out.signed(entry.start_day)
+            out.double(entry.effective_from)
+            out.text(entry.feedback_id)
+            out.text(entry.disposition)
+            out.flag(entry.hold is not None)
+            if entry.hold is not None:
+                out.text(entry.hold.level)
+                out.double(entry.hold.score)
+                _write_names(out, entry.hold.codes)
+        _write_names(out, self.seen)
+        _write_names(out, self.ended)
+
+    @classmethod
+    def unpack(cls, src: Reader) -> MerchantFeedback:
+        log = cls()
+        for _ in range(src.uint()):
+            start_day, effective_from, feedback_id, disposition = src.signed(), src.double(), src.text(), src.text()
+            hold = FeedbackHold(src.text(), src.double(), frozenset(_read_names(src))) if src.flag() else None
+            log.entries.append(FeedbackEntry(start_day, effective_from, feedback_id, disposition, hold))
+        log.seen = set(_read_names(src))
+        log.ended = set(_read_names(src))
+        return log
+
+
+def _write_names(out: Writer, names: Iterable[str]) -> None:
+    ordered = sorted(names)
+    out.uint(len(ordered))
+    for name in ordered:
+        out.text(name)
+
+
+def _read_names(src: Reader) -> list[str]:
+    return [src.text() for _ in range(src.uint())]

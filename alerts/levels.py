@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from models.learned import LEVEL_CUTOFFS
+from models.packing import Reader, Writer
 
 LEVELS: tuple[str, ...] = ("blue", "yellow", "orange", "red")
 RANK = {level: i for i, level in enumerate(LEVELS)}
@@ -27,6 +28,22 @@ class AlertState:
     level: str | None = None
     calm_days: int = 0
     calm_peak: int = -1  # highest level rank seen during the calm streak (-1: none)
+
+    def pack(self, out: Writer) -> None:
+        """Write the state for :meth:`unpack` (engine/state_codec.py).
+
+        >>> out = Writer()
+        >>> AlertState("orange", 3, 1).pack(out)
+        >>> AlertState.unpack(Reader(out.getvalue()))
+        AlertState(level='orange', calm_days=3, calm_peak=1)
+        """
+        out.optional_text(self.level)
+        out.uint(self.calm_days)
+        out.signed(self.calm_peak)
+
+    @classmethod
+    def unpack(cls, src: Reader) -> AlertState:
+        return cls(level=src.optional_text(), calm_days=src.uint(), calm_peak=src.signed())
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ thresholds (:class:`engine.rejudge.Trace` and its warnings), valid for the files
 were read to their ends: the next what-if judges it again with its candidate instead of replaying
 the window.
 
-Entries are pickles written by this user for this user; the least recently used beyond
-``keep`` are removed.
+Entries are pickles written by this user for this user, the merchants' states in them in the
+worker's compact codec (:mod:`engine.state_codec`: a sixth of their pickled size); the least
+recently used beyond ``keep`` are removed.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import shutil
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -41,9 +43,10 @@ from typing import Any
 import orjson
 
 from engine.replay import Checkpoint, event_files
+from engine.state_codec import decode_merchant, encode_merchant
 from models.calendar import SHANGHAI
 
-FORMAT = 2  # bump when the entry layout changes
+FORMAT = 3  # bump when the entry layout changes
 PACKAGES = ("contract", "models", "alerts", "engine")  # the pure packages: all a replay runs
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -181,7 +184,10 @@ class CheckpointCache:
     def reload(entry: Path, events_dir: Path) -> Checkpoint:
         """The entry's checkpoint (again: a replay or a rejudging uses one up)."""
         with (entry / "checkpoint.pickle").open("rb") as stored, _no_gc():
-            checkpoint: Checkpoint = pickle.load(stored)
+            merchants, checkpoint = pickle.load(stored)
+            if not isinstance(checkpoint, Checkpoint) or not isinstance(merchants, dict):
+                raise ValueError("not a checkpoint entry")
+            checkpoint.merchants = {merchant_id: decode_merchant(data) for merchant_id, data in merchants.items()}
         checkpoint.events_dir = Path(events_dir)
         return checkpoint
 
@@ -229,8 +235,9 @@ class CheckpointCache:
         staging = self.root / f".{key}-{content}.{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
+        merchants = {merchant_id: encode_merchant(state) for merchant_id, state in checkpoint.merchants.items()}
         with (staging / "checkpoint.pickle").open("wb") as sink:
-            pickle.dump(checkpoint, sink, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((merchants, replace(checkpoint, merchants={})), sink, protocol=pickle.HIGHEST_PROTOCOL)
         meta = {"format": FORMAT, "files": read, "thresholds_version": thresholds_version,
                 "stop_at": stop_at.isoformat(), "events": checkpoint.result.events, "saved_at": time.time()}
         (staging / "meta.json").write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))

@@ -32,7 +32,7 @@ from models.calendar import day_start, local_day
 from models.features import CHAIN_FEATURES, PeerNorms, chain_features
 from models.online import FeedbackLearner, outcome_label
 from models.scoring import RiskScorer
-from models.state import DayTotals, MerchantState, ProfileVersion, merge_day_totals
+from models.state import DayTotals, MerchantState, ProfileVersion, id_digest, merge_day_totals
 
 # DayResult is still read from here by the worker, the shell's replays, a bench and tests.
 __all__ = ["DayResult", "Outcome", "PartitionClock", "PartitionEngine", "Tracer", "bucket_key"]
@@ -273,7 +273,7 @@ class PartitionEngine:
         day, late = self._open_day(partition, own_day)
         event_id = event.dedup_id
         state = self.merchants.get(event.merchant_id)
-        if state is not None and event_id in state.recent_ids:
+        if state is not None and id_digest(event_id) in state.recent_ids:
             return Outcome(duplicate=True)
         for candidate in {own_day, day}:
             bucket = self.buckets.get(bucket_key(event.merchant_id, candidate))

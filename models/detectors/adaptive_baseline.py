@@ -7,6 +7,8 @@ import math
 from river import stats
 from river.base import AnomalyDetector
 
+from models.packing import Reader, Writer, read_ewmean, read_ewvar, write_ewmean, write_ewvar
+
 
 class AdaptiveBaseline(AnomalyDetector):
     """One-sided anomaly score against exponentially weighted per-feature baselines.
@@ -90,3 +92,38 @@ class AdaptiveBaseline(AnomalyDetector):
         """The feature furthest above its baseline, for explanations."""
         zscores = self._zscores(x)
         return max(zscores, key=zscores.__getitem__) if zscores else None
+
+    # -- compact state (engine/state_codec.py) ------------------------------------------------
+
+    def pack(self, out: Writer) -> None:
+        """Write the whole state for :meth:`unpack`.
+
+        >>> detector = AdaptiveBaseline(grace_period=2)
+        >>> for v in (10.0, 12.0, 11.0):
+        ...     detector.learn_one({"sales": v})
+        >>> out = Writer()
+        >>> detector.pack(out)
+        >>> AdaptiveBaseline.unpack(Reader(out.getvalue())).score_one({"sales": 30.0}) == detector.score_one({"sales": 30.0})
+        True
+        """
+        out.double(self.fading_factor)
+        out.double(self.z_threshold)
+        out.uint(self.grace_period)
+        out.flag(self.two_sided)
+        out.uint(self._seen)
+        out.uint(len(self._means))
+        for name, mean in self._means.items():
+            out.text(name)
+            write_ewmean(out, mean)
+            write_ewvar(out, self._vars[name])
+
+    @classmethod
+    def unpack(cls, src: Reader) -> AdaptiveBaseline:
+        detector = cls(fading_factor=src.double(), z_threshold=src.double(), grace_period=src.uint(),
+                       two_sided=src.flag())
+        detector._seen = src.uint()
+        for _ in range(src.uint()):
+            name = src.text()
+            detector._means[name] = read_ewmean(src)
+            detector._vars[name] = read_ewvar(src)
+        return detector

@@ -31,22 +31,36 @@ from __future__ import annotations
 
 import math
 import random
-from array import array
-from typing import Any, TypeAlias, cast
+from typing import Any, cast
 
 from river import anomaly, stats
 from river.base import AnomalyDetector
-from river.tree.padded import PaddedBranch, PaddedLeaf
+from river.tree.padded import PaddedBranch
+
+from models.detectors.forest_packing import (
+    FINGERPRINT_SIZE,
+    decode_forest,
+    encode_forest,
+    grown,
+    leaf_masses,
+    set_leaf_masses,
+)
+from models.packing import (
+    CodecError,
+    Reader,
+    Writer,
+    read_ewmean,
+    read_ewvar,
+    read_quantile,
+    write_ewmean,
+    write_ewvar,
+    write_quantile,
+)
 
 # River's running quantile (P²) starts low: until it has seen about this many raw scores its
 # estimate is pulled towards the largest possible raw score, so the first weeks after the grace
 # period do not over-alert.
 _CALIBRATION_PRIOR = 10
-
-Node: TypeAlias = PaddedBranch | PaddedLeaf
-# A forest packed for pickling (see ``_encode_forest``): number of trees, split feature names,
-# node kinds, split feature ids, thresholds, masses.
-PackedForest: TypeAlias = "tuple[int, list[str], bytes, array[int], array[float], array[int]]"
 
 
 class ScaledHalfSpaceTrees(AnomalyDetector):
@@ -273,7 +287,7 @@ class ScaledHalfSpaceTrees(AnomalyDetector):
             trees = hst_state.pop("trees")
             hst_state.pop("_tree_nodes", None)
             hst_state.pop("rng", None)  # only used to grow the trees, which are already grown
-            state["_hst"] = (hst_state, _encode_forest(trees))
+            state["_hst"] = (hst_state, encode_forest(trees))
         else:
             state["_hst"] = None
         return state
@@ -288,73 +302,94 @@ class ScaledHalfSpaceTrees(AnomalyDetector):
             hst = anomaly.HalfSpaceTrees.__new__(anomaly.HalfSpaceTrees)
             hst.__dict__.update(hst_state)
             hst.rng = random.Random(hst.seed)
-            trees, hst._tree_nodes = _decode_forest(forest)
+            trees, hst._tree_nodes = decode_forest(forest)
             hst.trees = cast(list[PaddedBranch], trees)  # as river types them: a root is a branch (height >= 1)
             self._hst = hst
 
+    # -- compact state (engine/state_codec.py) ------------------------------------------------
 
-def _smallest_unsigned(values: list[int]) -> array[int]:
-    top = max(values, default=0)
-    code = "B" if top < 2**8 else "H" if top < 2**16 else "L" if top < 2**32 else "Q"
-    return array(code, values)
+    def pack(self, out: Writer) -> None:
+        """Write the whole state for :meth:`unpack`, without the trees' splits: river grows
+        those from ``random.Random(seed)`` and the forest's features alone, so only the masses
+        (small counts) are written, with a fingerprint of the splits for :meth:`unpack` to check.
 
+        >>> detector = ScaledHalfSpaceTrees(seed=3)
+        >>> for i in range(40):
+        ...     detector.learn_one({"sales": 100.0 + i % 7, "refunds": 3.0 + i % 2})
+        >>> out = Writer()
+        >>> detector.pack(out)
+        >>> copy = ScaledHalfSpaceTrees.unpack(Reader(out.getvalue()))
+        >>> point = {"sales": 160.0, "refunds": 9.0}
+        >>> copy.score_one(point) == detector.score_one(point) > 0, copy.explain(point) == detector.explain(point)
+        (True, True)
+        """
+        for count in (self.n_trees, self.height, self.window_size, self.grace_period):
+            out.uint(count)
+        out.double(self.fading_factor)
+        out.double(self.z_range)
+        out.optional_float(self.winsorize)
+        out.flag(self.log_amounts)
+        out.double(self.quantile)
+        out.optional_int(self.seed)
+        out.uint(self._seen)
+        out.uint(len(self._means))
+        for name, mean in self._means.items():
+            out.text(name)
+            out.uint(self._counts[name])
+            write_ewmean(out, mean)
+            write_ewvar(out, self._vars[name])
+        out.flag(self._hst is not None)
+        if self._hst is None:
+            return
+        out.uint(len(self._forest_features))
+        for name in sorted(self._forest_features):
+            out.text(name)
+        out.uint(self._forest_seen)
+        out.uint(self._calibrated)
+        write_quantile(out, self._calibration)
+        hst = self._hst
+        out.uint(hst.counter)
+        out.flag(hst._first_window)
+        out.flag(bool(hst.trees))
+        if hst.trees:
+            if self.seed is None:
+                raise ValueError("an unseeded ScaledHalfSpaceTrees cannot be packed: its trees cannot be grown again")
+            masses, fingerprint = leaf_masses(hst.trees)
+            out.raw(fingerprint)
+            out.counts(masses)
 
-def _encode_forest(trees: list[Node]) -> PackedForest:
-    """Pre-order arrays of the trees: node kinds, split features and thresholds, masses."""
-    names: list[str] = []
-    index: dict[str, int] = {}
-    kinds = bytearray()
-    features: list[int] = []
-    thresholds = array("d")
-    masses: list[int] = []
-    for tree in trees:
-        stack: list[Any] = [tree]  # Any: river's leaves get l_mass and r_mass as untyped attributes
-        while stack:
-            node = stack.pop()
-            masses.append(node.l_mass)
-            masses.append(node.r_mass)
-            if isinstance(node, PaddedBranch):
-                kinds.append(1)
-                i = index.get(node.feature)
-                if i is None:
-                    i = index[node.feature] = len(names)
-                    names.append(node.feature)
-                features.append(i)
-                thresholds.append(node.threshold)
-                left, right = node.children
-                stack.append(right)
-                stack.append(left)
-            else:
-                kinds.append(0)
-    return len(trees), names, bytes(kinds), _smallest_unsigned(features), thresholds, _smallest_unsigned(masses)
-
-
-def _decode_forest(forest: PackedForest) -> tuple[list[Node], list[list[Node]]]:
-    """The trees back from ``_encode_forest``, with a flat list of each tree's nodes."""
-    n_trees, names, kinds, feature_ids, thresholds, masses = forest
-    features = [names[i] for i in feature_ids]
-    mass = masses.tolist()
-    cursor = [0, 0]  # next node, next branch (pre-order)
-
-    def build(nodes: list[Node]) -> Node:
-        i = cursor[0]
-        cursor[0] += 1
-        l_mass, r_mass = mass[2 * i], mass[2 * i + 1]
-        if not kinds[i]:
-            node: Node = PaddedLeaf(l_mass=l_mass, r_mass=r_mass)
-        else:
-            b = cursor[1]
-            cursor[1] += 1
-            left = build(nodes)
-            right = build(nodes)
-            node = PaddedBranch(left, right, features[b], thresholds[b], l_mass, r_mass)
-        nodes.append(node)  # post-order; HST only needs every node once
-        return node
-
-    trees: list[Node] = []
-    node_lists: list[list[Node]] = []
-    for _ in range(n_trees):
-        nodes: list[Node] = []
-        trees.append(build(nodes))
-        node_lists.append(nodes)
-    return trees, node_lists
+    @classmethod
+    def unpack(cls, src: Reader) -> ScaledHalfSpaceTrees:
+        """A detector from :meth:`pack`'s bytes, scoring exactly as the one packed."""
+        n_trees, height, window_size, grace_period = (src.uint() for _ in range(4))
+        detector = cls(
+            n_trees=n_trees, height=height, window_size=window_size, grace_period=grace_period,
+            fading_factor=src.double(), z_range=src.double(), winsorize=src.optional_float(),
+            log_amounts=src.flag(), quantile=src.double(), seed=src.optional_int(),
+        )
+        detector._seen = src.uint()
+        for _ in range(src.uint()):
+            name = src.text()
+            detector._counts[name] = src.uint()
+            detector._means[name] = read_ewmean(src)
+            detector._vars[name] = read_ewvar(src)
+        if not src.flag():
+            return detector
+        features = frozenset(src.text() for _ in range(src.uint()))
+        detector._new_forest(features)
+        detector._forest_seen = src.uint()
+        detector._calibrated = src.uint()
+        detector._calibration = read_quantile(src)
+        hst = detector._hst
+        assert hst is not None
+        counter, first_window = src.uint(), src.flag()
+        if src.flag():
+            forest, fingerprint = grown(n_trees, height, window_size, detector.seed, tuple(sorted(features)))
+            if src.raw(FINGERPRINT_SIZE) != fingerprint:
+                raise CodecError("the half-space trees grown again differ from the packed ones "
+                                 "(another river version grows other trees from the same seed?)")
+            trees, hst._tree_nodes = decode_forest(forest)
+            hst.trees = cast(list[PaddedBranch], trees)
+            set_leaf_masses(hst.trees, src.counts())
+        hst.counter, hst._first_window = counter, first_window
+        return detector
