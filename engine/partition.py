@@ -272,12 +272,14 @@ class PartitionEngine:
         own_day = local_day(event.occurred_at)
         day, late = self._open_day(partition, own_day)
         event_id = event.dedup_id
+        digest = id_digest(event_id)
         state = self.merchants.get(event.merchant_id)
-        if state is not None and id_digest(event_id) in state.recent_ids:
+        if state is not None and digest in state.recent_ids:
             return Outcome(duplicate=True)
         for candidate in {own_day, day}:
             bucket = self.buckets.get(bucket_key(event.merchant_id, candidate))
-            if bucket is not None and event_id in bucket.event_ids:
+            # (The id itself: a bucket changelogged before buckets kept digests.)
+            if bucket is not None and (digest in bucket.event_ids or event_id in bucket.event_ids):
                 return Outcome(duplicate=True)
         key = bucket_key(event.merchant_id, day)
         bucket = self.buckets.get(key) or DayTotals()
@@ -285,7 +287,7 @@ class PartitionEngine:
             bucket.add_transaction(event.type, event.amount, event.stored_value, event.occurred_at)
         else:
             bucket.add_complaint(event.category, event.amount_involved, event.occurred_at)
-        bucket.event_ids.add(event_id)
+        bucket.event_ids.add(digest)
         self.buckets[key] = bucket
         if state is None or day < state.first_day:
             self.merchants[event.merchant_id] = self._merchant(event.merchant_id, partition, day)

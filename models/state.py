@@ -67,7 +67,9 @@ class DayTotals:
     complaints: dict[str, int] = field(default_factory=dict)
     complaint_amount: float = 0.0
     last_event_at: datetime | None = None
-    event_ids: set[str] = field(default_factory=set)
+    # The day's events by models.state.id_digest: the bucket is changelogged at every event, and
+    # 8-byte digests weigh a third of the ids. (A bucket written before may hold the ids.)
+    event_ids: set[int | str] = field(default_factory=set)
 
     def _touch(self, occurred_at: datetime) -> None:
         if self.last_event_at is None or occurred_at > self.last_event_at:
@@ -239,7 +241,7 @@ class MerchantState:
         self.last_closed_day = day
         self._note_custody_report(day)
         for event_id in t.event_ids:
-            self.recent_ids[id_digest(event_id)] = day
+            self.recent_ids[id_digest(event_id) if isinstance(event_id, str) else event_id] = day
         if len(self.recent_ids) > 64:
             horizon = day - RECENT_ID_DAYS
             self.recent_ids = {k: d for k, d in self.recent_ids.items() if d >= horizon}
