@@ -124,6 +124,10 @@ def create_pipeline(
         web_enabled=False,
         broker_commit_every=500,
         stream_wait_empty=True,
+        # Every event rewrites its day bucket in the changelog: without a linger the producer
+        # sends a request per few records and the worker spends a quarter of its time in socket
+        # writes (py-spy). 50 ms gave 1.5x the events per second on a simulated year.
+        producer_linger=settings.producer_linger_ms / 1000.0,
         **settings.kafka_security.faust_options(),  # TLS and SASL, none for PLAINTEXT
     )
     raw = {"key_serializer": "raw", "value_serializer": "raw"}

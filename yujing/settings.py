@@ -99,6 +99,12 @@ class Settings(BaseSettings):
         description="Thresholds file (YAML/TOML, alerts.thresholds) in force before any version "
         "published on the thresholds topic; unset: the built-in thresholds.",
     )
+    producer_linger_ms: float = Field(
+        default=50.0,
+        ge=0,
+        description="How long the worker's producer gathers records into one request (changelogs, "
+        "warnings, history): more events per second for at most this much added latency.",
+    )
     replay_workers: int = Field(
         default=0,
         ge=0,

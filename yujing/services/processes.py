@@ -23,6 +23,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "YUJING_METRICS_HOST": settings.metrics_host,
         "YUJING_METRICS_PORT": str(settings.metrics_port),
         "YUJING_STALL_SECONDS": str(settings.stall_seconds),
+        "YUJING_PRODUCER_LINGER_MS": str(settings.producer_linger_ms),
     }
     if settings.thresholds_file is not None:
         env["YUJING_THRESHOLDS_FILE"] = str(settings.thresholds_file)
