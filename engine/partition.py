@@ -298,9 +298,11 @@ class PartitionEngine:
 
     # -- event time -----------------------------------------------------------------------
     def _advance(self, partition: int, occurred_at: datetime, outcome: Outcome) -> None:
-        clock = self.clocks.get(partition) or PartitionClock()
+        known = self.clocks.get(partition)
+        clock = known or PartitionClock()
         if clock.max_event_time is not None and occurred_at <= clock.max_event_time:
             return
+        days_before = (clock.closable_through, clock.closed_through)
         clock.max_event_time = occurred_at
         if clock.closed_through is None:
             clock.closed_through = clock.closable_through = local_day(occurred_at) - 1
@@ -310,7 +312,12 @@ class PartitionEngine:
         closable = local_day(watermark) - 1  # days that ended at or before the watermark
         clock.closable_through = max(clock.closable_through or closable, closable)
         self._close_pending(partition, clock, outcome)
-        self.clocks[partition] = clock
+        # Stored (live: changelogged) when a day became closable or closed, not for every newer
+        # event time: a clock recovered with an older max_event_time judges lateness and closes
+        # days exactly as the lost one would (closable_through only grows, and an event between
+        # the two times would not have moved it), and it saves a table write per transaction.
+        if known is None or (clock.closable_through, clock.closed_through) != days_before:
+            self.clocks[partition] = clock
 
     def _carry_early_days(self, partition: int, first_open: int) -> None:
         """Events read before the partition's first transaction for days before it (a complaint,
