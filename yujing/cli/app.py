@@ -7,6 +7,7 @@ import typer
 
 from chaos.cli import chaos_app
 from yujing.cli.backtest import backtest_command
+from yujing.cli.bench import bench_command
 from yujing.cli.broker import broker_app
 from yujing.cli.cases import cases_app
 from yujing.cli.db import db_app
@@ -42,6 +43,7 @@ app.command("explain", help="One merchant's timeline: activity, readings, score,
 )
 app.command("worker")(worker_command)
 app.command("backtest")(backtest_command)
+app.command("bench")(bench_command)
 app.command("publish")(publish_command)
 app.command("demo")(demo_command)
 app.command("evaluate", help="Recall, lead time and false alarms by the referee's rules, on randomised simulated "
