@@ -30,9 +30,9 @@ from typing import Any, cast
 from alerts.chains import ChainDirectory, ChainNotice, ChainSignal
 from alerts.threshold_history import ThresholdSchedule
 from contract.partitioning import partition_for
-from contract.records import DeadLetter, Feedback, Warning
+from contract.records import DeadLetter, Feedback
 from engine.partition import Outcome, PartitionEngine
-from engine.replay import BacktestResult, _merged
+from engine.replay import BacktestResult, _merged, event_files
 
 PROGRESS_EVERY = 5000  # records read between progress reports to the parent
 
@@ -50,7 +50,7 @@ def replay_workers(requested: int, partitions: int) -> int:
 
 
 def merged_order(result: BacktestResult) -> BacktestResult:
-    """``result`` with its lists in a fixed order: warnings by event-time day, merchant and id;
+    """``result`` with its lists in a fixed order: warnings by the moment raised, merchant and id;
     dead letters by file and line; feedback by event time and id. One process and many give
     the same lists in this order."""
     result.warnings.sort(key=lambda w: (w.raised_at, w.merchant_id, w.warning_id))
@@ -174,8 +174,6 @@ def run_parallel_backtest(
     """Replay ``events_dir`` in ``workers`` processes (see the module docstring); the result of
     :func:`engine.replay.run_backtest` in :func:`merged_order`. ``on_progress``: records read
     by the slowest worker so far."""
-    from engine.replay import event_files
-
     event_files(events_dir)  # a missing or empty directory fails here, in one line
     job = _Job(Path(events_dir), partitions, workers, allowed_lateness, schedule or ThresholdSchedule(),
                online_learning)
@@ -269,4 +267,4 @@ class _ChainStage:
                 self.unanswered[target] += 1
 
 
-__all__ = ["ReplayWorkerError", "Warning", "merged_order", "replay_workers", "run_parallel_backtest"]
+__all__ = ["ReplayWorkerError", "merged_order", "replay_workers", "run_parallel_backtest"]
