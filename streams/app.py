@@ -19,6 +19,7 @@ from alerts.threshold_history import ThresholdSchedule
 from engine.partition import DayResult, PartitionEngine
 from engine.state_codec import MAGIC, decode_merchant, encode_merchant
 from streams.metrics import WorkerMetrics
+from streams.write_behind import WriteBehindTable, write_behind
 
 if TYPE_CHECKING:
     from streams.config import KafkaSettings
@@ -98,8 +99,11 @@ class MerchantStateValue(PickledState):
     _options = SimpleNamespace(serializer=MERCHANT_CODEC)
 
 
-def _pickled_table(app: faust.App, name: str, partitions: int, value_type: type = PickledState) -> faust.Table:
-    return app.Table(name, partitions=partitions, value_type=value_type)
+def _pickled_table(
+    app: faust.App, name: str, partitions: int, value_type: type = PickledState
+) -> WriteBehindTable:
+    # Changelogged at each commit, not at each change (streams.write_behind says why it is safe).
+    return WriteBehindTable(app.Table(name, partitions=partitions, value_type=value_type))
 
 
 def create_pipeline(
@@ -164,6 +168,7 @@ def create_pipeline(
         settings.input_partitions, metrics or WorkerMetrics(CollectorRegistry()), merchant_days,
     )
     engine.on_day_scored = pipeline.scored_days.append
+    write_behind(app, [engine.buckets, engine.merchants, engine.clocks, chains.chains])  # type: ignore[list-item]
     return pipeline
 
 
