@@ -105,6 +105,13 @@ class Settings(BaseSettings):
         description="How long the worker's producer gathers records into one request (changelogs, "
         "warnings, history): more events per second for at most this much added latency.",
     )
+    commit_every: int = Field(
+        default=10_000,
+        ge=1,
+        description="The worker commits its input offsets after this many events (and every 2.8 s), "
+        "writing its changed state to the changelogs just before: each commit stalls reading for a "
+        "producer flush and a broker round trip; a crash reads at most this many events again.",
+    )
     replay_workers: int = Field(
         default=0,
         ge=0,

@@ -24,6 +24,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "YUJING_METRICS_PORT": str(settings.metrics_port),
         "YUJING_STALL_SECONDS": str(settings.stall_seconds),
         "YUJING_PRODUCER_LINGER_MS": str(settings.producer_linger_ms),
+        "YUJING_COMMIT_EVERY": str(settings.commit_every),
     }
     if settings.thresholds_file is not None:
         env["YUJING_THRESHOLDS_FILE"] = str(settings.thresholds_file)
