@@ -46,10 +46,6 @@ class WriteBehindTable(MutableMapping[Any, Any]):
         # key -> (changelog partition, whether the changelog held the key at the last flush)
         self.dirty: dict[Any, tuple[int, bool]] = {}
 
-    @property
-    def name(self) -> str:
-        return self.table.name
-
     def __getitem__(self, key: Any) -> Any:
         return self.store[key]
 
@@ -72,15 +68,6 @@ class WriteBehindTable(MutableMapping[Any, Any]):
     def __delitem__(self, key: Any) -> None:
         self._mark(key)
         del self.store[key]
-
-    def pop(self, key: Any, default: Any = _MISSING) -> Any:
-        if key not in self.store:
-            if default is _MISSING:
-                raise KeyError(key)
-            return default
-        value = self.store[key]
-        del self[key]
-        return value
 
     def _mark(self, key: Any) -> None:
         if key in self.dirty:
