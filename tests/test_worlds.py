@@ -395,7 +395,30 @@ def test_legal_promotions_run_as_deep_and_as_long_as_pushes() -> None:
         for merchant in sim.plan.merchants:
             tl = merchant.timeline
             first, last = tl.episode
-            depths.append(1.0 + tl.deal_bonus[first])
+            depths.append(1.0 + max(tl.deal_bonus[first:last + 1]))  # an escalating one ends deepest
             lengths.append(last - first + 1)
     assert min(depths) < 1.3 and max(depths) > 1.9, (min(depths), max(depths))
     assert min(lengths) <= 14 and max(lengths) >= 63, (min(lengths), max(lengths))
+
+
+def test_a_push_escalates_or_holds_its_offer_as_the_world_says() -> None:
+    """An escalating push raises its bonus day by day up to its depth; the other holds one offer."""
+    steps: dict[float, list[float]] = {}
+    for share in (0.0, 1.0):
+        world = draw_world(6)
+        world = world.model_copy(update={
+            "distress": world.distress.model_copy(update={"push_escalates": share})})
+        sim = Simulation(SimulationConfig(merchants=20, days=200, seed=5, world=world,
+                                          mix={"runaway_after_surge": 1.0}))
+        steps[share] = []
+        for merchant in sim.plan.merchants:
+            bonus = merchant.timeline.deal_bonus
+            if bonus is None:  # vanished without a push
+                continue
+            pushed = [day for day in range(len(bonus)) if merchant.timeline.deal_share[day] > 0]
+            if len(pushed) >= 14:
+                first, last = pushed[0], pushed[-1]
+                steps[share].append(bonus[last] - bonus[first])
+    assert steps[0.0] and all(abs(step) < 1e-9 for step in steps[0.0]), steps
+    assert steps[1.0] and all(step > 0.1 for step in steps[1.0]), steps
+    assert sum(w.distress.push_escalates > 0.5 for w in map(draw_world, WIDE_SEEDS)) not in (0, len(WIDE_SEEDS))

@@ -198,6 +198,10 @@ class DistressAssumptions(_Frozen):
     push_depth: tuple[float, float] | None = Field(
         None, description="Face value / price of the push's deep bonus (1.8 = 充1000送800).")
     push_weeks: Span | None = Field(None, description="Length of the deep-bonus push, weeks.")
+    push_escalates: float | None = Field(
+        None, ge=0, le=1,
+        description="Share of pushes whose bonus rises week by week up to its depth (充1000送300, "
+                    "then 送500, then 送800); the others hold one offer. None: all hold.")
     decline_depth: tuple[float, float] | None = Field(
         None, description="A slow decline's visits on its last day as a share of before it, "
                           "drawn per merchant in this range; None: the scenario's own script.")
@@ -212,6 +216,8 @@ class LegalPromotionAssumptions(_Frozen):
     deep_share: tuple[float, float] | None = None
     depth: tuple[float, float] | None = None
     weeks: Span | None = None
+    escalates: float | None = Field(
+        None, ge=0, le=1, description="Share of promotions whose bonus steps up week by week.")
 
 
 class HealthyAssumptions(_Frozen):
@@ -471,6 +477,16 @@ def _widen_decline(world: WorldAssumptions, world_seed: int) -> WorldAssumptions
     return world.model_copy(update={"distress": distress})
 
 
+def _widen_escalation(world: WorldAssumptions, world_seed: int) -> WorldAssumptions:
+    """Whether a collapse's push raises its bonus week by week or holds one offer (issue 14: a
+    pilot's run-aways raised it for weeks; our pushes held one offer, as a promotion does), and
+    how many sound promotions step up too. Its own stream, so earlier dimensions stay as drawn."""
+    rng = random.Random(f"yujing-world-escalation:{world_seed}")
+    distress = world.distress.model_copy(update={"push_escalates": round(rng.uniform(0.0, 1.0), 3)})
+    legal = world.legal_promotions.model_copy(update={"escalates": round(rng.uniform(0.0, 0.25), 3)})
+    return world.model_copy(update={"distress": distress, "legal_promotions": legal})
+
+
 def _with_drawdown(mix: dict[str, float], falling: float) -> dict[str, float]:
     """``mix`` with ``falling`` at the given share and the other modes scaled to the rest.
 
@@ -488,7 +504,7 @@ def draw_world(world_seed: int) -> WorldAssumptions:
     """A random world; the same seed always gives the same world."""
     rng = random.Random(f"yujing-world:{world_seed}")
     world = _widen_custody(_widen(_draw_base(rng, world_seed), world_seed), world_seed)
-    return _widen_decline(world, world_seed)
+    return _widen_escalation(_widen_decline(world, world_seed), world_seed)
 
 
 def _draw_base(rng: random.Random, world_seed: int) -> WorldAssumptions:

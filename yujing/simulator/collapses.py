@@ -95,8 +95,11 @@ class CollapseContext:
         if d == _SCRIPTED:
             return signal
         rng = random.Random(f"yujing-distress:{self.seed}:{plan.index}")
+        # Whether this push escalates: a stream of its own, so the other draws stay put.
+        own = random.Random(f"yujing-escalation:{self.seed}:{plan.index}")
+        opening = own.uniform(0.2, 0.5) if own.random() < (d.push_escalates or 0.0) else None
         for first, last in pushes:
-            signal = min(signal, _push(b, rng, d, first, last))
+            signal = min(signal, _push(b, rng, d, first, last, opening))
         unsettled = signal  # from here on refused visits and refunds are the world's complaints
         if service and d.service_trend is not None:
             unsettled, shown = _service_trend(b, rng, d.service_trend, collapse, signal)
@@ -141,14 +144,19 @@ class CollapseContext:
 
 
 def _push(b: TimelineBuilder, rng: random.Random, d: DistressAssumptions, first: int,
-          last: int) -> int:
-    """The world's deep-bonus push over the last weeks of a deal window; its first day."""
+          last: int, opening: float | None = None) -> int:
+    """The world's deep-bonus push over the last weeks of a deal window; its first day. An
+    escalating push opens at ``opening`` of its final bonus and raises it day by day."""
     if d.push_deep_share is None or d.push_depth is None or d.push_weeks is None or last < first:
         return last
     start = max(first, last + 1 - 7 * rng.randint(*d.push_weeks))
     b.hold("deal_share", first, last, 0.0)
     b.hold("deal_share", start, last, rng.uniform(*d.push_deep_share))
-    b.hold("deal_bonus", start, last, rng.uniform(*d.push_depth) - 1.0)
+    bonus = rng.uniform(*d.push_depth) - 1.0
+    if opening is not None:
+        b.ramp("deal_bonus", start, last, bonus * opening, bonus)
+    else:
+        b.hold("deal_bonus", start, last, bonus)
     return start
 
 

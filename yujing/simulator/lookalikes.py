@@ -93,7 +93,10 @@ def legal_promotion(
     b.ramp("sales_mult", first, first + climb, 1.5, peak)
     b.hold("sales_mult", first + climb, last, peak)
     b.hold("deal_share", first, last, deal_share)
-    b.hold("deal_bonus", first, last, deal_bonus)
+    if terms.escalates and random.Random(f"yujing-legal-escalation:{plan.merchant_id}").random() < terms.escalates:
+        b.ramp("deal_bonus", first, last, deal_bonus * 0.35, deal_bonus)  # "the deeper the later" offers
+    else:
+        b.hold("deal_bonus", first, last, deal_bonus)
     top_up = (last + rng.randint(1, 5), _office_second(rng), {"_custody_report": True})
     return b.build(
         signal_start=first,
