@@ -66,7 +66,8 @@ def custody_drawdown(reports: Sequence[tuple[int, float, float]], opened_on: int
     the requirement fell to nothing (below the tier) the pair is not judged. ``None``: no
     earlier report stating a deposit.
 
-    ``reports``: (day, custody, prepaid balance that day), oldest first (MerchantState keeps them).
+    ``reports``: (day, custody, prepaid balance that day began with), oldest first (MerchantState
+    keeps them; the balance of the days before the report, whenever the report was read).
 
     >>> custody_drawdown([(10, 300_000, 600_000), (40, 180_000, 600_000)], opened_on=-1000)
     0.6

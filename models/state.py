@@ -192,8 +192,8 @@ class MerchantState:
     custody_report: tuple[int, float, float] | None = None
     custody_seen_through: datetime | None = None  # newest profile version taken as a report
     # Custody reports of the last CUSTODY_REPORT_DAYS that stated an amount, oldest first, as
-    # (day, custody, prepaid balance that day): at most CUSTODY_REPORTS_KEPT, for
-    # custody_drawdown. A plain default: states pickled before this field read it as None.
+    # (day, custody, prepaid balance the report's day began with): at most CUSTODY_REPORTS_KEPT,
+    # for custody_drawdown. A plain default: states pickled before this field read it as None.
     custody_reports: list[tuple[int, float, float]] | None = None
     # Levels of sister stores of the same chain: source merchant -> [(effective day, level)].
     chain_levels: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
@@ -214,6 +214,7 @@ class MerchantState:
     def fold(self, day: int, totals: DayTotals | None) -> DaySummary:
         """Close ``day``: add its totals to the running balance and the rolling history."""
         t = totals or DayTotals()
+        opening = self.prepaid_balance  # the balance the day began with (custody reports)
         self.prepaid_balance += t.sales_face - t.redeemed - t.refunded_face
         if t.redemptions:
             self.last_redemption_day = day
@@ -239,7 +240,7 @@ class MerchantState:
         )
         self.history.append(summary)
         self.last_closed_day = day
-        self._note_custody_report(day)
+        self._note_custody_report(day, opening)
         for event_id in t.event_ids:
             self.recent_ids[id_digest(event_id) if isinstance(event_id, str) else event_id] = day
         if len(self.recent_ids) > 64:
@@ -247,9 +248,26 @@ class MerchantState:
             self.recent_ids = {k: d for k, d in self.recent_ids.items() if d >= horizon}
         return summary
 
-    def _note_custody_report(self, day: int) -> None:
+    def _note_custody_report(self, day: int, opening: float) -> None:
         """Take in the profile versions up to the end of ``day`` not yet seen, including a late
-        one for an already closed day: the newest is the report in force."""
+        one for an already closed day: the newest is the report in force.
+
+        ``opening``: the balance ``day`` began with. A report kept for custody_drawdown is set
+        against it, not against the balance ``day`` ended with: a live worker may read a
+        registration just after the merchant's first sales and count it on that day, where a
+        replay takes it on its own earlier day, before any sale. The balance before the day is
+        the same in both, so the reading no longer depends on the order topics were read in.
+
+        >>> from models.calendar import day_start
+        >>> state = MerchantState("m1", partition=0, first_day=739311)
+        >>> state.add_profile(ProfileVersion(day_start(739311).replace(hour=9), "m", "fitness", "d", None,
+        ...                                  738000, "open", 50_000.0, None, None))
+        >>> sale = DayTotals()
+        >>> sale.add_transaction("card_sale", 300_000.0, 300_000.0, day_start(739311).replace(hour=11))
+        >>> _ = state.fold(739311, sale)
+        >>> state.custody_reports, state.custody_report
+        ([(739311, 50000.0, 0.0)], (739311, 50000.0, 300000.0))
+        """
         end = datetime.combine(date.fromordinal(day), time(), SHANGHAI) + timedelta(days=1)
         seen = self.custody_seen_through
         # Every version is taken as the merchant's custody standing as registered; null means no
@@ -263,7 +281,7 @@ class MerchantState:
             report_day = min(day, newest.updated_at.astimezone(SHANGHAI).date().toordinal())
             self.custody_report = (report_day, newest.custody_balance or 0.0, max(self.prepaid_balance, 0.0))
             if newest.custody_balance is not None:
-                self._keep_custody_report(self.custody_report)
+                self._keep_custody_report((report_day, newest.custody_balance, max(opening, 0.0)))
 
     def _keep_custody_report(self, report: tuple[int, float, float]) -> None:
         """Add a report that stated an amount to the recent ones; a later version of the same
