@@ -140,6 +140,7 @@ RANGES: dict[str, IndicatorRange] = {
     # Latest custody report over the earlier ones of 180 days, requirement's fall divided out
     # (lower is worse); above 1 the deposit grew.
     "custody_drawdown": _both(Bound(0, 1.5, unit="(share of an earlier deposit)"), "falling"),
+    "bonus_escalation": _both(Bound(0, 1, unit="(rise of the bonus per week)"), "rising"),
 }
 
 

@@ -22,6 +22,7 @@ from alerts.warnings import build_warning
 from contract.records import Warning
 from models.calendar import day_date, day_end
 from models.features import NO_PEERS, PeerNorms, case_figures
+from models.indicators.bonus_escalation import raises_bonus
 from models.indicators.deep_discount import sells_mostly_deep
 from models.scoring import LINK_CODES, Evidence, MerchantScore, RiskScorer
 from models.state import DayTotals, MerchantState, ProfileVersion
@@ -84,7 +85,8 @@ def gather_day(
         surge = f["sales_28d"] / f["sales_baseline_28d"] if f["sales_baseline_28d"] >= 3000 else None
         base = f.get("redeemed_long_baseline_28d", 0.0)
         redeemed = f["redeemed_28d"] / base if base >= 5000 else None
-        norms.add(profile.industry, profile.district, f["sales_28d"], surge, redeemed, sells_mostly_deep(f))
+        norms.add(profile.industry, profile.district, f["sales_28d"], surge, redeemed, sells_mostly_deep(f),
+                  raises_bonus(f))
     raised_at = totals.last_event_at if totals and totals.last_event_at else day_end(day) - timedelta(seconds=1)
     gathered = GatheredDay(state.merchant_id, profile, totals, evidence, case_figures(state, day, f), raised_at)
     state.prune_profiles(day_end(day))

@@ -199,7 +199,7 @@ L2 = 10.0  # ridge on the weights: keeps rare readings from taking extreme weigh
 PAIR_CODES = (
     "sales_surge", "deep_discount_share", "liability_growth", "liability_months", "redemption_decline",
     "sales_decline", "custody_coverage", "registry_change", "complaint_surge", "severe_complaints",
-    "closure_complaints", "silence", "announced_pause",
+    "closure_complaints", "silence", "announced_pause", "bonus_escalation",
 )
 #: The most one reading may add to the log-odds (see models/fusion.py): about e^3 = 20 times the
 #: odds, so that no single sign takes a merchant from the base rate to orange on its own.

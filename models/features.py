@@ -16,6 +16,8 @@ from models.calendar import day_end, working_days_between
 from models.state import HISTORY_DAYS, DaySummary, MerchantState
 
 SURGE_WINDOW = 28
+WEEKS_28D = SURGE_WINDOW // 7
+MIN_STEP_SALES = 5000.0  # yuan over the four weeks, as for deep bonuses
 BASELINE_MIN_DAYS = 56  # a merchant needs two months of its own history to have a baseline
 CUSTODY_THRESHOLD_BALANCE = 200_000.0  # Shanghai 实施办法 Art. 10: balances above 200,000 yuan
 CUSTODY_SHARE = 0.40
@@ -136,10 +138,12 @@ class PeerContext:
     surge: float | None = None  # the industry's 28-day sales over their own baselines
     redemption_ratio: float | None = None  # the industry's 28-day redemptions over their own baselines
     deep_share: float | None = None  # share of the industry selling mostly at a deep bonus
+    escalating_share: float | None = None  # share of the industry raising its bonus week by week
 
     def features(self) -> dict[str, float]:
         named = {"peer_sales_28d": self.sales_28d, "peer_surge": self.surge,
-                 "peer_redemption_ratio": self.redemption_ratio, "peer_deep_share": self.deep_share}
+                 "peer_redemption_ratio": self.redemption_ratio, "peer_deep_share": self.deep_share,
+                 "peer_escalating_share": self.escalating_share}
         return {name: value for name, value in named.items() if value is not None}
 
 
@@ -177,9 +181,14 @@ def _add_trading(
     # One pass, each sum added up in day order as ``sum`` would (0.0 + the first day + ...).
     sales = face = deep = redeemed = 0.0
     over_named = over_gym = refunds = 0
+    weekly_paid = [0.0] * WEEKS_28D
+    weekly_face = [0.0] * WEEKS_28D
     for h in recent:
         sales += h.sales_paid
         face += h.sales_face
+        week = (day - h.day) // 7  # 0: the last seven days
+        weekly_paid[week] += h.sales_paid
+        weekly_face[week] += h.sales_face
         deep += h.deep_bonus_paid
         over_named += h.over_cap_sales
         over_gym += h.over_gym_cap_sales
@@ -192,6 +201,7 @@ def _add_trading(
     f["over_gym_cap_sales_28d"] = float(over_gym)
     f["redeemed_28d"] = redeemed
     f["refunds_28d"] = float(refunds)
+    _add_bonus_steps(f, sales, weekly_paid, weekly_face)
 
     # Own baseline: the (observed part of the) 90 days before the recent window, per 28 days.
     if observed >= BASELINE_MIN_DAYS:
@@ -208,6 +218,31 @@ def _add_trading(
         f["redeemed_baseline_28d"] = base_redeemed * scale
         f["refunds_baseline_28d"] = base_refunds * scale
         f["redeemed_long_baseline_28d"] = long_baseline(history, day, observed)
+
+
+def _add_bonus_steps(f: dict[str, float], sales: float, weekly_paid: list[float],
+                     weekly_face: list[float]) -> None:
+    """How the bonus on card sales (stored value ÷ price) moved week by week over 28 days.
+
+    ``bonus_rise_21d`` is the smallest of the three week-on-week rises: positive only when the
+    bonus went up three weeks running, which a distressed merchant's ever deeper offers do and a
+    promotion held at one offer does not. Absent when a week sold nothing or the four weeks
+    sold less than ``MIN_STEP_SALES`` (a handful of cards proves nothing).
+
+    >>> f = {}
+    >>> _add_bonus_steps(f, 8_000.0, [2_000.0] * 4, [3_400.0, 3_000.0, 2_600.0, 2_200.0])
+    >>> round(f["bonus_ratio_7d"], 2), round(f["bonus_rise_21d"], 2)
+    (1.7, 0.2)
+    >>> f = {}
+    >>> _add_bonus_steps(f, 8_000.0, [2_000.0, 2_000.0, 4_000.0, 0.0], [3_000.0] * 4)
+    >>> f
+    {}
+    """
+    if sales < MIN_STEP_SALES or min(weekly_paid) <= 0.0:
+        return
+    ratios = [face / paid for face, paid in zip(weekly_face, weekly_paid, strict=True)]
+    f["bonus_ratio_7d"] = ratios[0]
+    f["bonus_rise_21d"] = min(ratios[k] - ratios[k + 1] for k in range(WEEKS_28D - 1))
 
 
 def _weighted_complaints(items: list[DaySummary]) -> float:
@@ -430,7 +465,7 @@ class PeerNorms:
 
     def add(
         self, industry: str, town: str, sales_28d: float, surge: float | None = None, redeemed: float | None = None,
-        deep: bool | None = None,
+        deep: bool | None = None, escalating: bool | None = None,
     ) -> None:
         for key in (f"{industry}|{town}", industry):
             self._groups.setdefault(key, []).append(sales_28d)
@@ -440,6 +475,8 @@ class PeerNorms:
             self._groups.setdefault(f"redeemed|{industry}", []).append(redeemed)
         if deep is not None:  # whether it sells mostly at a deep bonus (a calendar promotion?)
             self._shares.setdefault(f"deep|{industry}", []).append(deep)
+        if escalating is not None:  # whether it raised its bonus three weeks running (a calendar promotion?)
+            self._shares.setdefault(f"escalating|{industry}", []).append(escalating)
 
     def finish(self) -> dict[str, float]:
         norms = {}
@@ -461,6 +498,7 @@ class PeerNorms:
         return PeerContext(
             PeerNorms.lookup(norms, industry, town), PeerNorms.industry_surge(norms, industry),
             PeerNorms.industry_redemptions(norms, industry), PeerNorms.industry_deep_share(norms, industry),
+            norms.get(f"escalating|{industry}"),
         )
 
     @staticmethod

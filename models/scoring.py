@@ -75,7 +75,7 @@ class MerchantScore:
 # learned weights alone decide how much each counts.
 EXPOSURE = frozenset(
     {"sales_surge", "peer_sales_surge", "deep_discount_share", "liability_months", "baseline_anomaly",
-     "joint_anomaly"}
+     "joint_anomaly", "bonus_escalation"}
 )
 COMPLIANCE = frozenset({"over_cap_cards", "custody_report_missing", "custody_coverage"})
 # Indicators fed by other merchants' levels (alerts/chains.py).

@@ -40,6 +40,7 @@ STATED_WEIGHTS: dict[str, float] = {
     "closure_complaints": 4.0,
     "announced_pause": -4.0,
     "custody_drawdown": 2.4,
+    "bonus_escalation": 2.4,
 }
 STATED_DETECTOR_WEIGHT = 2.0  # baseline_anomaly
 STATED_JOINT_WEIGHT = 1.6  # joint_anomaly

@@ -33,6 +33,7 @@ from models.indicators import (
     ClosureComplaints,
     ComplaintSurge,
     CustodyCoverage,
+    BonusEscalation,
     CustodyDrawdown,
     CustodyReportMissing,
     DeepDiscountShare,
@@ -629,6 +630,7 @@ SWEEPS = [
     # The value is how late the pause was registered; the score says how well it was announced.
     Sweep(AnnouncedPause, lambda v: {"registered_pause": 1.0, "suspended_notice_days": -v}, -1),
     Sweep(CustodyDrawdown, lambda v: {"custody_drawdown": v}, -1),
+    Sweep(BonusEscalation, lambda v: {"bonus_rise_21d": v, "bonus_ratio_7d": 1.5}, +1),
 ]
 
 

@@ -37,6 +37,7 @@ def test_scores_stay_within_0_and_1_on_extreme_values(indicator_class: type[Indi
         "chain_peers_urgent": 9.0, "representative_linked_urgent": 3.0,
         "net_liability_28d": 1e9, "closure_complaints_14d": 1e6, "registered_pause": 1.0,
         "suspended_notice_days": -1e4, "custody_drawdown": 0.0,
+        "bonus_rise_21d": 1.0, "bonus_ratio_7d": 3.0,
     }
     collapse = {**extreme, "sales_28d": 0.0, "sales_baseline_28d": 1e9}
     newcomer = {k: v for k, v in extreme.items() if k != "sales_baseline_28d"}

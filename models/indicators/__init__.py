@@ -2,6 +2,7 @@
 
 from models.indicators.announced_pause import AnnouncedPause
 from models.indicators.base import Indicator, Reading, ramp
+from models.indicators.bonus_escalation import BonusEscalation
 from models.indicators.chain_contagion import ChainContagion
 from models.indicators.closure_complaints import ClosureComplaints
 from models.indicators.complaint_surge import ComplaintSurge
@@ -43,6 +44,7 @@ ALL_INDICATORS: tuple[type[Indicator], ...] = (
     ClosureComplaints,
     AnnouncedPause,
     CustodyDrawdown,
+    BonusEscalation,
 )
 
 __all__ = ["ALL_INDICATORS", "Indicator", "Reading", "ramp"] + [c.__name__ for c in ALL_INDICATORS]
