@@ -27,7 +27,13 @@ from chaos.stack import free_port
 from contract.partitioning import partition_for
 from streams.baselines import GroupLag, GroupProgress, Stopwatch, TopicReader, faust_topics
 from streams.clients import publish_files
-from streams.topics import TopicSpec, changelog_topics, contract_topics, input_topics, internal_topics
+from streams.topics import (
+    TopicSpec,
+    chain_notices_topic,
+    changelog_topics,
+    contract_topics,
+    input_topics,
+)
 from yujing.services.broker import LocalBroker
 from yujing.services.lifecycle import spawn_detached
 from yujing.services.processes import start_worker, stop_worker
@@ -173,7 +179,7 @@ class WorkerRun:
             # The chain-notices topic may begin the span (a partition's first transaction sends a
             # heartbeat at once; the tables reach their changelogs only at commits), not end it:
             # heartbeats are repeated every minute while the worker idles.
-            heartbeats = reader.edges(internal_topics(self.settings)[:1])
+            heartbeats = reader.edges([chain_notices_topic(self.settings)])
         finally:
             reader.close()
         if edges is None:

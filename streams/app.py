@@ -19,6 +19,7 @@ from alerts.threshold_history import ThresholdSchedule
 from engine.partition import DayResult, PartitionEngine
 from engine.state_codec import MAGIC, decode_merchant, encode_merchant
 from streams.metrics import WorkerMetrics
+from streams.topics import chain_notices_topic, chain_signals_topic
 from streams.write_behind import WriteBehindTable, write_behind
 
 if TYPE_CHECKING:
@@ -162,8 +163,8 @@ def create_pipeline(
         online_learning=settings.online_learning,
     )
     internal = {"internal": True, "partitions": settings.input_partitions, **raw}
-    chain_notices = app.topic(f"{settings.app_id}-chain-notices", **internal)
-    chain_signals = app.topic(f"{settings.app_id}-chain-signals", **internal)
+    chain_notices = app.topic(chain_notices_topic(settings), **internal)
+    chain_signals = app.topic(chain_signals_topic(settings), **internal)
     chains = ChainDirectory(
         _pickled_table(app, "yujing-chains", settings.input_partitions),  # type: ignore[arg-type]
         partitions=settings.input_partitions,

@@ -101,7 +101,17 @@ def worker_topics(settings: KafkaSettings) -> list[TopicSpec]:
 
 def internal_topics(settings: KafkaSettings) -> list[str]:
     """The worker's own topics between its agents (the chain stage), co-partitioned with the inputs."""
-    return [f"{settings.app_id}-chain-notices", f"{settings.app_id}-chain-signals"]
+    return [chain_notices_topic(settings), chain_signals_topic(settings)]
+
+
+def chain_notices_topic(settings: KafkaSettings) -> str:
+    """Chain notices and each partition's heartbeats, from the scoring agent to the chain stage."""
+    return f"{settings.app_id}-chain-notices"
+
+
+def chain_signals_topic(settings: KafkaSettings) -> str:
+    """Chain levels and watermarks, from the chain stage back to the partitions."""
+    return f"{settings.app_id}-chain-signals"
 
 
 def changelog_topics(settings: KafkaSettings) -> list[str]:

@@ -59,7 +59,7 @@ class BonusEscalation(Indicator):
         if value is None:
             return None
         value *= 1.0 - features.get("peer_escalating_share", 0.0)
-        ratio = features.get("bonus_ratio_7d", 0.0)
+        ratio = features.get("bonus_ratio_7d", 1.0)  # set with the rise; 1.0: no bonus
         return self.reading(
             value,
             ramp(value, self.threshold, self.saturation),
