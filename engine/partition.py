@@ -175,14 +175,15 @@ class PartitionEngine:
         if late:
             # Like a late event, a late profile version counts from the first open day: days the
             # watermark has passed must read the same profiles however long they wait to close.
-            version = version._replace(updated_at=day_start(day))
+            # It keeps its own time as ``reported_at``: a custody report keeps its own day.
+            version = version._replace(updated_at=day_start(day), reported_at=profile.updated_at)
         state = self._merchant(profile.merchant_id, partition, day)
         joined = [g for g in link_groups(version) if all(g not in link_groups(p) for p in state.profiles)]
         state.add_profile(version)
         if late:
             state.late_profiles.add(profile.updated_at.timestamp())  # to recognise a re-delivery
         self.merchants[profile.merchant_id] = state
-        outcome = Outcome()
+        outcome = Outcome(late=late)
         outcome.chain_notices.extend(ChainNotice(group, profile.merchant_id, None, day) for group in joined)
         return outcome
 

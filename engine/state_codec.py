@@ -19,7 +19,9 @@ The codec lives in ``engine`` because a merchant's state holds objects of ``aler
 its case feedback), which ``models`` may not import.
 
 Bytes begin with :data:`MAGIC` and a version byte; a version this code does not know is an
-error, never a guess. Bytes that begin with a pickle header (0x80) are read with pickle: states
+error, never a guess. Version 2 added each day's refunded stored value (``refunded_face``) and a
+late profile version's own time (``reported_at``); version 1 bytes still load, their refunds'
+stored value taken as the amount refunded (the closest the old bytes hold). Bytes that begin with a pickle header (0x80) are read with pickle: states
 a worker changelogged before this codec still load (their event ids become digests).
 
 >>> from models.state import DayTotals
@@ -28,7 +30,7 @@ a worker changelogged before this codec still load (their event ids become diges
 >>> _ = state.fold(739311, day)
 >>> data = encode_merchant(state)
 >>> data[:4], len(data) < 120
-(b'\\xa5YM\\x01', True)
+(b'\\xa5YM\\x02', True)
 >>> decode_merchant(data) == state
 True
 """
@@ -55,13 +57,15 @@ from models.state import HISTORY_DAYS, DaySummary, MerchantState, ProfileVersion
 __all__ = ["MAGIC", "VERSION", "CodecError", "decode_merchant", "encode_merchant"]
 
 MAGIC = b"\xa5YM"  # not a pickle (0x80) nor base64 (Faust's "pickle" codec): tells them apart
-VERSION = 1
+VERSION = 2
+_READABLE = (1, 2)
 _PICKLE = 0x80
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # DaySummary's fields by how they are stored; a field added to it needs a new layout (a new
 # VERSION whose reader fills the field in for older bytes).
-_AMOUNTS = ("sales_paid", "sales_face", "deep_bonus_paid", "redeemed", "refunded_paid")
+_AMOUNTS_V1 = ("sales_paid", "sales_face", "deep_bonus_paid", "redeemed", "refunded_paid")
+_AMOUNTS = (*_AMOUNTS_V1, "refunded_face")
 _COUNTS = ("card_sales", "over_cap_sales", "over_gym_cap_sales", "redemptions", "refunds", "complaints",
            "severe_complaints", "refund_refused_complaints", "closure_complaints")
 if sorted(DaySummary._fields) != sorted(("day", *_AMOUNTS, *_COUNTS)):
@@ -105,15 +109,15 @@ def decode_merchant(data: bytes) -> MerchantState:
     >>> decode_merchant(MAGIC + bytes([9]) + b"...")
     Traceback (most recent call last):
     ...
-    models.packing.CodecError: merchant state format version 9: this code reads version 1 only (written by a newer yujing?)
+    models.packing.CodecError: merchant state format version 9: this code reads versions 1 and 2 only (written by a newer yujing?)
     """
     if data[:1] == bytes([_PICKLE]):
         return _from_pickle(data)
     if data[:len(MAGIC)] != MAGIC or len(data) <= len(MAGIC):
         raise CodecError(f"not an encoded merchant state (it begins with {bytes(data[:4])!r})")
     version = data[len(MAGIC)]
-    if version != VERSION:
-        raise CodecError(f"merchant state format version {version}: this code reads version {VERSION} "
+    if version not in _READABLE:
+        raise CodecError(f"merchant state format version {version}: this code reads versions 1 and 2 "
                          "only (written by a newer yujing?)")
     try:
         body = zlib.decompress(data[len(MAGIC) + 1:])
@@ -121,8 +125,8 @@ def decode_merchant(data: bytes) -> MerchantState:
         raise CodecError(f"a merchant state whose compressed body is corrupt ({exc})") from None
     src = Reader(body)
     state = _read_scalars(src)
-    state.history = _read_history(src)
-    state.profiles = _read_profiles(src)
+    state.history = _read_history(src, version)
+    state.profiles = _read_profiles(src, version)
     state.recent_ids = _read_recent_ids(src)
     _read_custody(src, state)
     state.chain_levels = _read_chain_levels(src)
@@ -187,14 +191,16 @@ def _write_history(out: Writer, history: deque[DaySummary]) -> None:
         out.counts(columns[name])
 
 
-def _read_history(src: Reader) -> deque[DaySummary]:
+def _read_history(src: Reader, version: int) -> deque[DaySummary]:
     maxlen = src.optional_int()
     if not src.uint(HISTORY_DAYS * 1000):
         return deque(maxlen=maxlen)
     days: list[int] = np.cumsum([src.signed(), *src.counts()]).tolist()
     columns: dict[str, list[int] | list[float]] = {"day": days}
-    columns.update((name, src.amounts()) for name in _AMOUNTS)
+    columns.update((name, src.amounts()) for name in (_AMOUNTS if version >= 2 else _AMOUNTS_V1))
     columns.update((name, src.counts()) for name in _COUNTS)
+    if version < 2:
+        columns["refunded_face"] = columns["refunded_paid"]
     if any(len(column) != len(days) for column in columns.values()):
         raise CodecError("history columns of different lengths (corrupt data)")
     rows = zip(*(columns[name] for name in DaySummary._fields), strict=True)
@@ -249,15 +255,19 @@ def _write_profiles(out: Writer, profiles: list[ProfileVersion]) -> None:
         out.optional_float(p.custody_balance)
         out.optional_text(p.legal_representative)
         out.optional_float(p.registered_capital)
+        out.flag(p.reported_at is not None)
+        if p.reported_at is not None:
+            _write_moment(out, p.reported_at)
 
 
-def _read_profiles(src: Reader) -> list[ProfileVersion]:
+def _read_profiles(src: Reader, version: int) -> list[ProfileVersion]:
     return [
         ProfileVersion(
             updated_at=_read_moment(src), name=src.text(), industry=src.text(), district=src.text(),
             chain_id=src.optional_text(), opened_on=src.signed(), status=src.text(),
             custody_balance=src.optional_float(), legal_representative=src.optional_text(),
             registered_capital=src.optional_float(),
+            reported_at=_read_moment(src) if version >= 2 and src.flag() else None,
         )
         for _ in range(src.uint())
     ]

@@ -152,10 +152,17 @@ class DaySummary(NamedTuple):
     # "Store closed" complaints on their own: consumers saying the door is shut (default: states
     # pickled before this field read it as 0).
     closure_complaints: int = 0
+    # Stored value taken off the card book by the day's refunds (the balance moves by
+    # sales_face - redeemed - refunded_face): the balance of any kept day can be told again.
+    refunded_face: float = 0.0
 
 
 class ProfileVersion(NamedTuple):
-    """One record of the merchant topic, reduced to what scoring needs."""
+    """One record of the merchant topic, reduced to what scoring needs.
+
+    ``reported_at``: for a version read after its day was closed (counted from the first open
+    day, ``updated_at``), the time it was registered: a custody report keeps its own day.
+    """
 
     updated_at: datetime
     name: str
@@ -167,6 +174,7 @@ class ProfileVersion(NamedTuple):
     custody_balance: float | None
     legal_representative: str | None
     registered_capital: float | None
+    reported_at: datetime | None = None
 
 
 @dataclass
@@ -237,6 +245,7 @@ class MerchantState:
             severe_complaints=severe,
             refund_refused_complaints=t.complaints.get("refund_refused", 0),
             closure_complaints=t.complaints.get("store_closed", 0),
+            refunded_face=t.refunded_face,
         )
         self.history.append(summary)
         self.last_closed_day = day
@@ -253,10 +262,13 @@ class MerchantState:
         one for an already closed day: the newest is the report in force.
 
         ``opening``: the balance ``day`` began with. A report kept for custody_drawdown is set
-        against it, not against the balance ``day`` ended with: a live worker may read a
-        registration just after the merchant's first sales and count it on that day, where a
-        replay takes it on its own earlier day, before any sale. The balance before the day is
-        the same in both, so the reading no longer depends on the order topics were read in.
+        against the balance the day it was registered on began with, not the one it ended with:
+        a live worker may read a registration just after the merchant's first sales and count it
+        on that day, where a replay takes it on its own earlier day, before any sale. A version
+        read only after its day was closed keeps that day (``reported_at``), and its balances are
+        told again from the days kept since, so several late versions are kept as a day-by-day
+        replay keeps them, one per day. The reading no longer depends on the order topics were
+        read in.
 
         >>> from models.calendar import day_start
         >>> state = MerchantState("m1", partition=0, first_day=739311)
@@ -267,6 +279,16 @@ class MerchantState:
         >>> _ = state.fold(739311, sale)
         >>> state.custody_reports, state.custody_report
         ([(739311, 50000.0, 0.0)], (739311, 50000.0, 300000.0))
+
+        A version of day 739311 read late, counted from day 739313 on:
+
+        >>> late = ProfileVersion(day_start(739313), "m", "fitness", "d", None, 738000, "open", 40_000.0,
+        ...                       None, None, reported_at=day_start(739311).replace(hour=20))
+        >>> _ = state.fold(739312, DayTotals(redeemed=1000.0, redemptions=1))
+        >>> state.add_profile(late)
+        >>> _ = state.fold(739313, DayTotals(redeemed=500.0, redemptions=1))
+        >>> state.custody_reports, state.custody_report
+        ([(739311, 40000.0, 0.0)], (739311, 40000.0, 300000.0))
         """
         end = datetime.combine(date.fromordinal(day), time(), SHANGHAI) + timedelta(days=1)
         seen = self.custody_seen_through
@@ -275,13 +297,36 @@ class MerchantState:
         if not self.profiles or (seen is not None and self.profiles[-1].updated_at <= seen):
             return  # nothing new (versions are kept sorted by time): most days of most merchants
         reports = [p for p in self.profiles if p.updated_at < end and (seen is None or p.updated_at > seen)]
-        if reports:
-            newest = reports[-1]
-            self.custody_seen_through = newest.updated_at
-            report_day = min(day, newest.updated_at.astimezone(SHANGHAI).date().toordinal())
-            self.custody_report = (report_day, newest.custody_balance or 0.0, max(self.prepaid_balance, 0.0))
-            if newest.custody_balance is not None:
-                self._keep_custody_report((report_day, newest.custody_balance, max(opening, 0.0)))
+        if not reports:
+            return
+        self.custody_seen_through = reports[-1].updated_at
+        newest_of_day: dict[int, ProfileVersion] = {}
+        for version in sorted(reports, key=lambda p: p.reported_at or p.updated_at):
+            newest_of_day[min(day, (version.reported_at or version.updated_at).astimezone(SHANGHAI).date().toordinal())] = version
+        closing = self.prepaid_balance
+        for report_day, version in sorted(newest_of_day.items()):
+            began = opening if report_day == day else self.balance_before(report_day)
+            ended = closing if report_day == day else self.balance_before(report_day + 1)
+            self.custody_report = (report_day, version.custody_balance or 0.0, round(max(ended, 0.0), 2))
+            if version.custody_balance is not None:
+                self._keep_custody_report((report_day, version.custody_balance, round(max(began, 0.0), 2)))
+
+    def balance_before(self, day: int) -> float:
+        """The card book's balance as ``day`` began (a day of the kept history, or a later one),
+        told again from the balance now and the days folded since.
+
+        >>> state = MerchantState("m1", partition=0, first_day=10)
+        >>> for d, sold in ((10, 500.0), (11, 200.0), (12, 0.0)):
+        ...     _ = state.fold(d, DayTotals(sales_paid=sold, sales_face=sold, card_sales=1))
+        >>> state.balance_before(11), state.balance_before(13), state.prepaid_balance
+        (500.0, 700.0, 700.0)
+        """
+        balance = self.prepaid_balance
+        for summary in reversed(self.history):
+            if summary.day < day:
+                break
+            balance -= summary.sales_face - summary.redeemed - summary.refunded_face
+        return balance
 
     def _keep_custody_report(self, report: tuple[int, float, float]) -> None:
         """Add a report that stated an amount to the recent ones; a later version of the same

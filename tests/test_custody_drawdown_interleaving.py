@@ -131,3 +131,31 @@ def test_a_registration_read_after_the_first_trading_day_began_draws_down_alike(
         assert got[key].score.features.get("custody_drawdown") == expected[key].score.features.get(
             "custody_drawdown"), key
         assert readings(got[key]).get("custody_drawdown") == readings(expected[key]).get("custody_drawdown"), key
+
+
+def test_custody_reports_read_late_together_keep_their_own_days() -> None:
+    """Two monthly reports read only after the watermark passed both (a consumer behind on the
+    merchants topic) are counted from the first open day, but each keeps its own day and the
+    card book of that day: from then on every merchant-day reads as in a replay that took them
+    on time. (Before, both took the first open day, one replaced the other, and the drawdown
+    between them was lost.)"""
+    events = time_ordered(steady_merchant("good", 160), drawing_down("down", 160))
+    reports = [e for e in events if isinstance(e, MerchantProfile) and e.merchant_id == "down"
+               and 50 <= (e.updated_at.date() - START).days <= 95]
+    assert len(reports) == 2
+    read_at = next(n for n, e in enumerate(events) if isinstance(e, Transaction) and (e.occurred_at.date() - START).days == 100)
+    late = [e for e in events if e not in reports]
+    late[read_at - 2:read_at - 2] = reports
+
+    expected, _ = scored_days(events)
+    got, engine = scored_days(late)
+    assert len(engine.merchants["down"].late_profiles) == 2
+    taken_in = max(day for mid, day in got if mid == "down" and got[(mid, day)].score.features.get(
+        "custody_drawdown") != expected[(mid, day)].score.features.get("custody_drawdown")) + 1
+    after = [key for key in sorted(expected) if key[0] == "down" and key[1] >= taken_in]
+    assert taken_in <= START.toordinal() + 100 and after
+    drawdowns = {expected[key].score.features.get("custody_drawdown") for key in after}
+    assert any(d is not None and d < 0.8 for d in drawdowns)
+    for key in after:
+        assert got[key].score.features == expected[key].score.features, key
+        assert readings(got[key]) == readings(expected[key]), key

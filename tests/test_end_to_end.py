@@ -35,6 +35,7 @@ from alerts.threshold_history import ThresholdSchedule
 from alerts.thresholds import render_yaml
 from contract.records import Feedback, Warning
 from engine.replay import FEEDBACK_FILE, BacktestResult, iter_events, run_backtest, write_records
+from streams.case_desk_io import backlog
 from streams.clients import group_progress, read_records
 from streams.topics import input_topics
 from tests.conftest import isolated_settings
@@ -131,7 +132,8 @@ def read_topic(topic: str, settings: Settings) -> list[dict]:
     return list(read_records(topic, settings, idle_seconds=4))
 
 
-def publish_with_redeliveries(events_dir: Path, settings: Settings, every: int = 0) -> None:
+def publish_with_redeliveries(events_dir: Path, settings: Settings, every: int = 0, *,
+                              side_topics_read_first: bool = False) -> None:
     """Publish the files, re-sending every ``every``-th transaction right after itself (a
     platform retrying), then a few records that cannot be decoded.
 
@@ -141,12 +143,19 @@ def publish_with_redeliveries(events_dir: Path, settings: Settings, every: int =
     the following day would count as late, live but not in the backtest, which merges the files
     by time. Read early, they wait for their day (profiles are point-in-time versions, complaints
     sit in their day's bucket), exactly as in the backtest. In real time the skew is milliseconds.
+    Sent first is not read first: a running worker's consumer fetches the topics side by side.
+    ``side_topics_read_first`` (a worker already running): the transactions go out only once
+    the worker's group has committed every profile and complaint, so none of them is late.
     """
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=20)
     topics = input_topics(settings)
     records = list(iter_events(events_dir))
     ordered = [r for r in records if r[0] != "transactions"] + [r for r in records if r[0] == "transactions"]
+    side = sum(1 for kind, _ in ordered if kind != "transactions")
     for n, (kind, record) in enumerate(ordered):
+        if n == side and side_topics_read_first:
+            producer.flush()
+            _wait_until_committed(settings, {topics[k] for k, _ in ordered[:side]})
         value = orjson.dumps(record.model_dump(mode="json"))
         copies = 2 if every and kind == "transactions" and n % every == 0 else 1
         for _ in range(copies):
@@ -157,6 +166,14 @@ def publish_with_redeliveries(events_dir: Path, settings: Settings, every: int =
             producer.send(settings.topics.transactions, key=b"m", value=raw)
     producer.flush()
     producer.close()
+
+
+def _wait_until_committed(settings: Settings, topics: set[str], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while any(backlog(settings, settings.app_id, topic) for topic in topics):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the worker did not read {sorted(topics)} within {timeout} s")
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,9 @@ import pytest
 
 from alerts.threshold_history import ThresholdSchedule
 from contract.records import Feedback, Warning
+from engine import state_codec
 from engine.replay import Checkpoint, Replay
-from engine.state_codec import MAGIC, VERSION, CodecError, decode_merchant, encode_merchant
+from engine.state_codec import MAGIC, VERSION, CodecError, _write_moment, decode_merchant, encode_merchant
 from models.calendar import day_start
 from models.detectors import AdaptiveBaseline, ScaledHalfSpaceTrees
 from models.detectors.forest_packing import encode_forest
@@ -153,8 +154,8 @@ def test_a_replay_resumed_from_decoded_states_warns_as_the_uninterrupted_one(eve
 def test_an_unknown_version_or_damaged_bytes_are_clear_errors(states: dict[str, MerchantState]) -> None:
     data = encode_merchant(next(iter(states.values())))
     assert data.startswith(MAGIC + bytes([VERSION]))
-    with pytest.raises(CodecError, match="format version 2: this code reads version 1"):
-        decode_merchant(MAGIC + bytes([2]) + data[len(MAGIC) + 1:])
+    with pytest.raises(CodecError, match="format version 3: this code reads versions 1 and 2"):
+        decode_merchant(MAGIC + bytes([3]) + data[len(MAGIC) + 1:])
     with pytest.raises(CodecError, match="not an encoded merchant state"):
         decode_merchant(b'{"merchant_id": "m1"}')
     with pytest.raises(CodecError, match="corrupt"):
@@ -194,12 +195,12 @@ def _busy(rng: random.Random) -> DayTotals:
     return DayTotals(sales_paid=round(rng.uniform(0, 50_000), 2), sales_face=round(rng.uniform(0, 60_000), 2),
                      card_sales=rng.randrange(0, 100), redeemed=round(rng.uniform(0, 50_000), 2),
                      redemptions=rng.randrange(0, 120), refunded_paid=round(rng.uniform(0, 5_000), 2),
-                     refunds=rng.randrange(0, 10))
+                     refunded_face=round(rng.uniform(0, 6_000), 2), refunds=rng.randrange(0, 10))
 
 
 def test_a_day_of_history_costs_at_most_one_fixed_width_row() -> None:
     """Amounts under 21 million yuan take 4 bytes, counts under 128 one byte, the day's step one:
-    a busy day adds at most 5 x 4 + 9 + 1 = 30 bytes (zlib may only take some away); a quiet day,
+    a busy day adds at most 6 x 4 + 9 + 1 = 34 bytes (zlib may only take some away); a quiet day,
     all zeros, next to nothing."""
     rng = random.Random(11)
     first = 739311
@@ -208,7 +209,7 @@ def test_a_day_of_history_costs_at_most_one_fixed_width_row() -> None:
     for day in range(first, first + HISTORY_DAYS):
         busy.fold(day, _busy(rng))
         quiet.fold(day, None)
-    assert len(encode_merchant(busy)) <= empty + 30 * HISTORY_DAYS + 16
+    assert len(encode_merchant(busy)) <= empty + 34 * HISTORY_DAYS + 16
     assert len(encode_merchant(quiet)) <= empty + 64
     # The rolling history is bounded, so is the size: another half year adds nothing.
     size = len(encode_merchant(busy))
@@ -239,7 +240,45 @@ def test_an_object_the_codec_does_not_know_is_refused() -> None:
 
 
 def test_late_profile_times_and_chain_levels_come_back(states: dict[str, MerchantState]) -> None:
-    state = replace(next(iter(states.values())), late_profiles={1_700_000_000.25, 1_690_000_000.0},
-                    chain_levels={"chain-1|m2": [(739400, "orange"), (739420, "red")]})
+    state = next(iter(states.values()))
+    late = state.profiles[-1]._replace(updated_at=day_start(739500), reported_at=state.profiles[-1].updated_at)
+    state = replace(state, late_profiles={1_700_000_000.25, 1_690_000_000.0},
+                    chain_levels={"chain-1|m2": [(739400, "orange"), (739420, "red")]},
+                    profiles=[*state.profiles, late])
     copy = decode_merchant(encode_merchant(state))
     assert (copy.late_profiles, copy.chain_levels) == (state.late_profiles, state.chain_levels)
+    assert copy.profiles == state.profiles and copy.profiles[-1].reported_at == late.reported_at
+
+
+def test_a_version_1_state_still_loads(states: dict[str, MerchantState], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A changelog written before version 2 (no refunded stored value per day, no late version
+    times) loads; each day's refunds' stored value is taken as the amount refunded."""
+    state = max(states.values(), key=lambda s: sum(d.refunds for d in s.history))
+    assert any(d.refunds for d in state.history)
+
+    monkeypatch.setattr(state_codec, "VERSION", 1)
+    monkeypatch.setattr(state_codec, "_AMOUNTS", state_codec._AMOUNTS_V1)
+    monkeypatch.setattr(state_codec, "_write_profiles", _write_profiles_v1)
+    old = encode_merchant(state)
+    monkeypatch.undo()
+    assert old[len(MAGIC)] == 1
+    restored = decode_merchant(old)
+    assert restored.profiles == state.profiles and restored.prepaid_balance == state.prepaid_balance
+    assert [d.refunded_face for d in restored.history] == [d.refunded_paid for d in state.history]
+    assert [d._replace(refunded_face=0.0) for d in restored.history] == [
+        d._replace(refunded_face=0.0) for d in state.history]
+
+
+def _write_profiles_v1(out: Writer, profiles: list) -> None:
+    """engine.state_codec._write_profiles as version 1 had it (no ``reported_at``)."""
+    out.uint(len(profiles))
+    for p in profiles:
+        _write_moment(out, p.updated_at)
+        for text in (p.name, p.industry, p.district):
+            out.text(text)
+        out.optional_text(p.chain_id)
+        out.signed(p.opened_on)
+        out.text(p.status)
+        out.optional_float(p.custody_balance)
+        out.optional_text(p.legal_representative)
+        out.optional_float(p.registered_capital)
