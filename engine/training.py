@@ -230,9 +230,10 @@ class Fit:
     positives: int
     pairs: dict[tuple[str, str], float] = field(default_factory=dict)
     cap: float = CAP
+    horizon: int = HORIZON_DAYS
 
     def fusion(self) -> LogisticFusion:
-        return LogisticFusion(self.intercept, self.weights, HORIZON_DAYS, self.pairs, self.cap)
+        return LogisticFusion(self.intercept, self.weights, self.horizon, self.pairs, self.cap)
 
     def probabilities(self, days: MerchantDays) -> np.ndarray:
         return np.asarray(self.fusion().probabilities(days.readings, days.codes))
@@ -282,7 +283,8 @@ def fit_worlds(worlds: Sequence[World], *, l2: float = L2, horizon: int = HORIZO
     main, joint = beta[:len(codes)], beta[len(codes):]
     fit = Fit(round(intercept, 4), {c: round(w, 4) for c, w in zip(codes, main, strict=True)}, {},
               rows=rows, positives=int(y.sum()),
-              pairs={name: round(w, 4) for name, w in zip(names, joint, strict=True) if abs(w) >= 0.05}, cap=cap)
+              pairs={name: round(w, 4) for name, w in zip(names, joint, strict=True) if abs(w) >= 0.05}, cap=cap,
+              horizon=horizon)
     peaks: dict[str, float] = {}
     labels: dict[str, Label] = {}
     for world in worlds:
@@ -313,7 +315,8 @@ def leave_one_world_out(worlds: Sequence[World], **options: Unpack[FitOptions]) 
     for i, world in enumerate(worlds):
         fit = fit_worlds([w for j, w in enumerate(worlds) if j != i], **options)
         p = fit.probabilities(world.days)
-        mask, target = training_rows(world.days, world.labels)
+        mask, target = training_rows(world.days, world.labels, options.get("horizon", HORIZON_DAYS),
+                                     options.get("after", AFTER_DAYS))
         held.append(HeldOut(world.name, alarm_figures(world.days, p, world.labels, fit.cutoffs["orange"]),
                             p[mask], target))
     return held
@@ -334,7 +337,7 @@ def render_learned_module(fit: Fit, provenance: str) -> str:
         "    weights={\n"
         f"{weights}"
         "    },\n"
-        f"    horizon_days={HORIZON_DAYS},\n"
+        f"    horizon_days={fit.horizon},\n"
         "    pairs={\n"
         f"{pairs}"
         "    },\n"

@@ -141,6 +141,45 @@ def test_the_train_command_learns_from_small_worlds_and_writes_the_module(tmp_pa
     assert (tmp_path / "w" / "world-1.npz").is_file() and (tmp_path / "w" / "world-2" / "labels.json").is_file()
 
 
+def test_the_train_command_holds_readings_sets_the_fit_and_judges_unseen_sets(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """--hold keeps a reading out of the fit, --horizon/--cap reach the written module, and
+    --judge replays a labelled set once and judges it with the fusion learned on the worlds."""
+    from typer.testing import CliRunner
+
+    from yujing.cli.app import app
+    from yujing.simulator import SimulationConfig, simulate
+
+    unseen = tmp_path / "unseen"
+    simulate(SimulationConfig(merchants=24, days=60, seed=7, world_seed=9)).write(unseen)
+    target = tmp_path / "learned.py"
+    args = ["train", "--world-seeds", "1,2", "--merchants", "24", "--days", "60", "--work-dir", str(tmp_path / "w"),
+            "--jobs", "1", "--no-evidence", "--hold", "sales_decline", "--hold", "redemption_decline",
+            "--horizon", "60", "--cap", "2.5", "--judge", str(unseen), "--write", str(target)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Labelled sets judged by the fusion learned" in result.output and "│ unseen" in result.output
+    assert (tmp_path / "w" / "judged-unseen.npz").is_file()
+    text = target.read_text(encoding="utf-8")
+    assert "--horizon 60 --cap 2.5 --hold sales_decline --hold redemption_decline" in text
+    namespace: dict = {}
+    exec(compile(text, str(target), "exec"), namespace)  # noqa: S102
+    fusion = namespace["FUSION"]
+    assert fusion.weights["sales_decline"] == 0.0 and fusion.weights["redemption_decline"] == 0.0
+    assert not any("sales_decline" in pair or "redemption_decline" in pair for pair in fusion.pairs)
+    assert fusion.horizon_days == 60 and fusion.cap == 2.5
+
+
+def test_the_train_command_refuses_unknown_readings_and_unlabelled_sets(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from yujing.cli.app import app
+
+    result = CliRunner().invoke(app, ["train", "--world-seeds", "1,2", "--hold", "no_such_reading"])
+    assert result.exit_code == 1 and "no such reading" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["train", "--world-seeds", "1,2", "--judge", str(tmp_path)])
+    assert result.exit_code == 1 and "no labels.json or labels.jsonl" in result.output
+
+
 def test_the_train_command_refuses_one_world_in_one_line() -> None:
     from typer.testing import CliRunner
 

@@ -5,6 +5,10 @@ replayed with the live scoring core and recorded; the fusion is checked by leavi
 at a time (fit on the others, judge the one left out), then fitted on all of them. ``--write``
 replaces ``models/learned.py`` (the built-in weights and cut-offs); nothing else changes until
 the thresholds file is regenerated (``python -m alerts.thresholds --write ...``).
+
+The fit's own settings (``--horizon``, ``--l2``, ``--cap``, ``--after-days``) and readings held
+out of it (``--hold``) are options, so what each is worth can be measured the same way; ``--judge``
+adds labelled sets the fit never saw (the pilot, say), judged by the fusion learned on all worlds.
 """
 
 from __future__ import annotations
@@ -16,15 +20,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from engine.training import AFTER_DAYS, CAP, L2
+from models.fusion import HORIZON_DAYS
+
 if TYPE_CHECKING:
-    from engine.training import Fit, HeldOut, Reliability, World
+    from engine.training import Fit, FitOptions, HeldOut, Reliability, World
 
 console = Console()
 err = Console(stderr=True)
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)  # one line, however long
     return typer.Exit(1)
 
 
@@ -116,6 +123,15 @@ def train_command(
     evidence: bool = typer.Option(True, "--evidence/--no-evidence",
                                   help="Print the indicator evidence table of the worlds (pooled, with the "
                                        "spread of lift across worlds)."),
+    horizon: int = typer.Option(HORIZON_DAYS, min=1, help="Days ahead the fusion predicts a collapse within."),
+    l2: float = typer.Option(L2, min=0.0, help="Ridge penalty on the weights."),
+    cap: float = typer.Option(CAP, min=0.1, help="Most log-odds one reading may add."),
+    after_days: int = typer.Option(AFTER_DAYS, min=0, help="Days after a collapse still taught as positive."),
+    hold: list[str] = typer.Option([], "--hold", metavar="CODE",
+                                   help="A reading kept out of the fit (weight 0, no pairs); repeatable."),
+    judge: list[Path] = typer.Option([], "--judge", metavar="DIR",
+                                     help="A labelled set of files (labels.json or labels.jsonl in DIR) "
+                                          "judged by the fusion learned on all worlds; repeatable."),
 ) -> None:
     """Learn the fusion's weights and the level bands from labelled worlds; check each world held out."""
     import numpy as np
@@ -128,14 +144,23 @@ def train_command(
         raise _fail(f"--world-seeds must be numbers and ranges like 1-6,9, not {world_seeds!r}") from None
     if len(seeds) < 2:
         raise _fail("--world-seeds needs at least two worlds (one is held out at a time)")
-    worlds = prepare_worlds(seeds, merchants, days, work_dir, fresh, jobs)
+    unknown = sorted(set(hold) - set(_reading_codes()))
+    if unknown:
+        raise _fail(f"--hold {', '.join(unknown)}: no such reading (yujing indicators lists them)")
+    missing = [str(d) for d in judge if _labels_file(d) is None]
+    if missing:
+        raise _fail(f"--judge {', '.join(missing)}: no labels.json or labels.jsonl there")
+    options: FitOptions = {"horizon": horizon, "l2": l2, "cap": cap, "after": after_days}
+    worlds = [held_out_of(w, hold) for w in prepare_worlds(seeds, merchants, days, work_dir, fresh, jobs)]
     if evidence:
         console.print(evidence_table_of(worlds))
-    held = leave_one_world_out(worlds)
+    held = leave_one_world_out(worlds, **options)
     console.print(held_out_table(held))
     curve = reliability(np.concatenate([h.probabilities for h in held]), np.concatenate([h.target for h in held]))
-    console.print(reliability_table(curve))
-    fit = fit_worlds(worlds)
+    console.print(reliability_table(curve, horizon))
+    fit = fit_worlds(worlds, **options)
+    if judge:
+        console.print(judged_table(fit, [held_out_of(load_judged(d, work_dir, fresh), hold) for d in judge]))
     console.print(weights_table(fit, len(worlds)))
     console.print("level cut-offs (probability): " + ", ".join(f"{k} {v:.3f}" for k, v in fit.cutoffs.items()))
     if plots is not None:
@@ -143,9 +168,12 @@ def train_command(
 
         console.print(f"wrote {reliability_plot(curve, plots / 'reliability.png')}")
     if write is not None:
-        provenance = (f"Learned by `yujing train --world-seeds {world_seeds} --merchants {merchants} --days {days}`\n"
-                      f"from {fit.rows:,} merchant-days of {len(worlds)} randomised worlds "
-                      f"({fit.positives:,} within 90 days of a collapse).")
+        settings = "".join(f" --{name} {value}" for name, value, default in (
+            ("horizon", horizon, HORIZON_DAYS), ("l2", l2, L2), ("cap", cap, CAP), ("after-days", after_days, AFTER_DAYS),
+        ) if value != default) + "".join(f" --hold {code}" for code in hold)
+        provenance = (f"Learned by `yujing train --world-seeds {world_seeds} --merchants {merchants} --days {days}"
+                      f"{settings}`\nfrom {fit.rows:,} merchant-days of {len(worlds)} randomised worlds "
+                      f"({fit.positives:,} within {horizon} days of a collapse).")
         write.write_text(render_learned_module(fit, provenance), encoding="utf-8")
         console.print(f"wrote {write}")
 
@@ -173,6 +201,65 @@ def prepare_worlds(seeds: list[int], merchants: int, days: int, work_dir: Path, 
     return [load_world(s, work_dir) for s in seeds]
 
 
+def _reading_codes() -> list[str]:
+    from models.learned import FUSION
+
+    return list(FUSION.weights)
+
+
+def _labels_file(directory: Path) -> Path | None:
+    for name in ("labels.json", "labels.jsonl"):
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def held_out_of(world: World, codes: list[str]) -> World:
+    """``world`` with the readings ``codes`` at 0 on every day: the fit cannot use them."""
+    if not codes:
+        return world
+    import dataclasses
+
+    readings = world.days.readings.copy()
+    for code in codes:
+        if code in world.days.codes:
+            readings[:, world.days.codes.index(code)] = 0.0
+    return dataclasses.replace(world, days=dataclasses.replace(world.days, readings=readings))
+
+
+def load_judged(directory: Path, work_dir: Path, fresh: bool) -> World:
+    """A labelled set of files, replayed and recorded once (kept in ``work_dir``), with its labels."""
+    from contract.labels import load_labels
+    from engine.recording import load_days, record_replay, save_days
+    from engine.training import World
+    from yujing.settings import get_settings
+
+    recording = work_dir / f"judged-{directory.resolve().name}.npz"
+    if fresh or not recording.is_file():
+        settings = get_settings()
+        with err.status(f"replaying and recording {directory}"):
+            save_days(record_replay(directory, partitions=settings.input_partitions,
+                                    allowed_lateness_hours=settings.allowed_lateness_hours), recording)
+    labels = _labels_file(directory)
+    assert labels is not None
+    return World(directory.resolve().name, load_days(recording), load_labels(labels))
+
+
+def judged_table(fit: Fit, sets: list[World]) -> Table:
+    """Labelled sets the fit never saw, judged with its orange cut-off (from the scores alone)."""
+    from engine.training import alarm_figures
+
+    table = Table(title="Labelled sets judged by the fusion learned on all worlds (orange = alarm, scores alone)")
+    for column in ("set", "recall", "late", "median lead", "healthy FA", "worst look-alike"):
+        table.add_column(column)
+    for world in sets:
+        f = alarm_figures(world.days, fit.probabilities(world.days), world.labels, fit.cutoffs["orange"])
+        worst = max(f.trap_false_alarms.items(), key=lambda kv: kv[1], default=("", 0.0))
+        table.add_row(world.name, f"{f.recall:.1%}", f"{f.late:.1%}", f"{f.median_lead_days or 0:.0f} d",
+                      f"{f.healthy_false_alarms:.1%}", f"{worst[0]} {worst[1]:.0%}")
+    return table
+
+
 def held_out_table(held: list[HeldOut]) -> Table:
     table = Table(title="Each world judged by a fusion learned on the others (orange = alarm)")
     for column in ("world", "recall", "late", "median lead", "healthy FA", "worst look-alike"):
@@ -185,8 +272,8 @@ def held_out_table(held: list[HeldOut]) -> Table:
     return table
 
 
-def reliability_table(curve: Reliability) -> Table:
-    rel = Table(title="Reliability of held-out probabilities (P(collapse within 90 d) vs observed)")
+def reliability_table(curve: Reliability, horizon: int = HORIZON_DAYS) -> Table:
+    rel = Table(title=f"Reliability of held-out probabilities (P(collapse within {horizon} d) vs observed)")
     for column in ("bin", "merchant-days", "mean predicted", "observed"):
         rel.add_column(column)
     for low, high, n, pr, ob in zip(curve.edges[:-1], curve.edges[1:], curve.counts, curve.predicted,
