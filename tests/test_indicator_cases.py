@@ -29,11 +29,11 @@ from models.features import (
 from models.indicators import (
     ALL_INDICATORS,
     AnnouncedPause,
+    BonusEscalation,
     ChainContagion,
     ClosureComplaints,
     ComplaintSurge,
     CustodyCoverage,
-    BonusEscalation,
     CustodyDrawdown,
     CustodyReportMissing,
     DeepDiscountShare,

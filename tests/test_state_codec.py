@@ -23,7 +23,14 @@ from alerts.threshold_history import ThresholdSchedule
 from contract.records import Feedback, Warning
 from engine import state_codec
 from engine.replay import Checkpoint, Replay
-from engine.state_codec import MAGIC, VERSION, CodecError, _write_moment, decode_merchant, encode_merchant
+from engine.state_codec import (
+    MAGIC,
+    VERSION,
+    CodecError,
+    _write_moment,
+    decode_merchant,
+    encode_merchant,
+)
 from models.calendar import day_start
 from models.detectors import AdaptiveBaseline, ScaledHalfSpaceTrees
 from models.detectors.forest_packing import encode_forest
