@@ -21,8 +21,9 @@ its case feedback), which ``models`` may not import.
 Bytes begin with :data:`MAGIC` and a version byte; a version this code does not know is an
 error, never a guess. Version 2 added each day's refunded stored value (``refunded_face``) and a
 late profile version's own time (``reported_at``); version 1 bytes still load, their refunds'
-stored value taken as the amount refunded (the closest the old bytes hold). Bytes that begin with a pickle header (0x80) are read with pickle: states
-a worker changelogged before this codec still load (their event ids become digests).
+stored value taken as the amount refunded (the closest the old bytes hold). Bytes that begin
+with a pickle header (0x80) are read with pickle: states a worker changelogged before this codec
+still load (their event ids become digests).
 
 >>> from models.state import DayTotals
 >>> state = MerchantState("m1", partition=0, first_day=739311)
@@ -117,7 +118,8 @@ def decode_merchant(data: bytes) -> MerchantState:
         raise CodecError(f"not an encoded merchant state (it begins with {bytes(data[:4])!r})")
     version = data[len(MAGIC)]
     if version not in _READABLE:
-        raise CodecError(f"merchant state format version {version}: this code reads versions 1 and 2 "
+        readable = " and ".join(map(str, _READABLE))
+        raise CodecError(f"merchant state format version {version}: this code reads versions {readable} "
                          "only (written by a newer yujing?)")
     try:
         body = zlib.decompress(data[len(MAGIC) + 1:])

@@ -303,13 +303,14 @@ class MerchantState:
         newest_of_day: dict[int, ProfileVersion] = {}
         for version in sorted(reports, key=lambda p: p.reported_at or p.updated_at):
             newest_of_day[min(day, (version.reported_at or version.updated_at).astimezone(SHANGHAI).date().toordinal())] = version
-        closing = self.prepaid_balance
         for report_day, version in sorted(newest_of_day.items()):
-            began = opening if report_day == day else self.balance_before(report_day)
-            ended = closing if report_day == day else self.balance_before(report_day + 1)
-            self.custody_report = (report_day, version.custody_balance or 0.0, round(max(ended, 0.0), 2))
             if version.custody_balance is not None:
+                began = opening if report_day == day else self.balance_before(report_day)
                 self._keep_custody_report((report_day, version.custody_balance, round(max(began, 0.0), 2)))
+        # The newest report is the one in force, judged against the balance its day ended with.
+        report_day, newest = max(newest_of_day.items())
+        ended = self.prepaid_balance if report_day == day else self.balance_before(report_day + 1)
+        self.custody_report = (report_day, newest.custody_balance or 0.0, round(max(ended, 0.0), 2))
 
     def balance_before(self, day: int) -> float:
         """The card book's balance as ``day`` began (a day of the kept history, or a later one),

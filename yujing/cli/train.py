@@ -24,7 +24,7 @@ from engine.training import AFTER_DAYS, CAP, L2
 from models.fusion import HORIZON_DAYS
 
 if TYPE_CHECKING:
-    from engine.training import Fit, FitOptions, HeldOut, Reliability, World
+    from engine.training import AlarmFigures, Fit, FitOptions, HeldOut, Reliability, World
 
 console = Console()
 err = Console(stderr=True)
@@ -151,7 +151,7 @@ def train_command(
     if missing:
         raise _fail(f"--judge {', '.join(missing)}: no labels.json or labels.jsonl there")
     options: FitOptions = {"horizon": horizon, "l2": l2, "cap": cap, "after": after_days}
-    worlds = [held_out_of(w, hold) for w in prepare_worlds(seeds, merchants, days, work_dir, fresh, jobs)]
+    worlds = [without_readings(w, hold) for w in prepare_worlds(seeds, merchants, days, work_dir, fresh, jobs)]
     if evidence:
         console.print(evidence_table_of(worlds))
     held = leave_one_world_out(worlds, **options)
@@ -160,7 +160,7 @@ def train_command(
     console.print(reliability_table(curve, horizon))
     fit = fit_worlds(worlds, **options)
     if judge:
-        console.print(judged_table(fit, [held_out_of(load_judged(d, work_dir, fresh), hold) for d in judge]))
+        console.print(judged_table(fit, [without_readings(load_judged(d, work_dir, fresh), hold) for d in judge]))
     console.print(weights_table(fit, len(worlds)))
     console.print("level cut-offs (probability): " + ", ".join(f"{k} {v:.3f}" for k, v in fit.cutoffs.items()))
     if plots is not None:
@@ -214,7 +214,7 @@ def _labels_file(directory: Path) -> Path | None:
     return None
 
 
-def held_out_of(world: World, codes: list[str]) -> World:
+def without_readings(world: World, codes: list[str]) -> World:
     """``world`` with the readings ``codes`` at 0 on every day: the fit cannot use them."""
     if not codes:
         return world
@@ -249,25 +249,24 @@ def judged_table(fit: Fit, sets: list[World]) -> Table:
     """Labelled sets the fit never saw, judged with its orange cut-off (from the scores alone)."""
     from engine.training import alarm_figures
 
-    table = Table(title="Labelled sets judged by the fusion learned on all worlds (orange = alarm, scores alone)")
-    for column in ("set", "recall", "late", "median lead", "healthy FA", "worst look-alike"):
-        table.add_column(column)
-    for world in sets:
-        f = alarm_figures(world.days, fit.probabilities(world.days), world.labels, fit.cutoffs["orange"])
-        worst = max(f.trap_false_alarms.items(), key=lambda kv: kv[1], default=("", 0.0))
-        table.add_row(world.name, f"{f.recall:.1%}", f"{f.late:.1%}", f"{f.median_lead_days or 0:.0f} d",
-                      f"{f.healthy_false_alarms:.1%}", f"{worst[0]} {worst[1]:.0%}")
-    return table
+    return figures_table(
+        "Labelled sets judged by the fusion learned on all worlds (orange = alarm, scores alone)", "set",
+        [(w.name, alarm_figures(w.days, fit.probabilities(w.days), w.labels, fit.cutoffs["orange"])) for w in sets])
 
 
 def held_out_table(held: list[HeldOut]) -> Table:
-    table = Table(title="Each world judged by a fusion learned on the others (orange = alarm)")
-    for column in ("world", "recall", "late", "median lead", "healthy FA", "worst look-alike"):
+    return figures_table("Each world judged by a fusion learned on the others (orange = alarm)", "world",
+                         [(h.world, h.figures) for h in held])
+
+
+def figures_table(title: str, what: str, rows: list[tuple[str, AlarmFigures]]) -> Table:
+    """The referee's figures, one row per labelled set."""
+    table = Table(title=title)
+    for column in (what, "recall", "late", "median lead", "healthy FA", "worst look-alike"):
         table.add_column(column)
-    for h in held:
-        f = h.figures
+    for name, f in rows:
         worst = max(f.trap_false_alarms.items(), key=lambda kv: kv[1], default=("", 0.0))
-        table.add_row(h.world, f"{f.recall:.1%}", f"{f.late:.1%}", f"{f.median_lead_days or 0:.0f} d",
+        table.add_row(name, f"{f.recall:.1%}", f"{f.late:.1%}", f"{f.median_lead_days or 0:.0f} d",
                       f"{f.healthy_false_alarms:.1%}", f"{worst[0]} {worst[1]:.0%}")
     return table
 
