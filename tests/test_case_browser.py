@@ -252,6 +252,22 @@ def full_page_screenshot(driver: Any, path: Path, width: int = 1280) -> None:
     driver.set_window_size(width, 800)
 
 
+def click_and_wait_for_new_page(driver: Any, wait: Any, element: Any) -> None:
+    """Click something that loads a new page; return only once the old page is gone.
+
+    Waiting straight for text on the next page can read the old page's element
+    while it is being replaced (Chrome then raises "Node ... does not belong to
+    the document", which no wait ignores). Waiting for the old root to go stale
+    first makes every later lookup see the new page.
+    """
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    old_root = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    wait.until(ec.staleness_of(old_root))
+
+
 def test_a_handler_works_the_top_case_of_their_queue_in_a_browser(
     engine: Engine, server: str, browser: Any, tmp_path: Path
 ) -> None:
@@ -270,7 +286,7 @@ def test_a_handler_works_the_top_case_of_their_queue_in_a_browser(
     assert "/login" in browser.current_url
     browser.find_element(By.ID, "username").send_keys("wang")
     browser.find_element(By.ID, "password").send_keys(PASSWORD)
-    browser.find_element(By.ID, "login-submit").click()
+    click_and_wait_for_new_page(browser, wait, browser.find_element(By.ID, "login-submit"))
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=section-mine]")))
     assert browser.current_url.endswith("/inbox")
     assert browser.find_element(By.CSS_SELECTOR, "[data-testid=current-user]").get_attribute("data-username") == "wang"
@@ -287,7 +303,7 @@ def test_a_handler_works_the_top_case_of_their_queue_in_a_browser(
     browser.save_screenshot(str(shots / "case-inbox.png"))
 
     # The case page: history with the reasons in Chinese, the merchant's figures.
-    top.find_element(By.CSS_SELECTOR, "[data-testid=case-link]").click()
+    click_and_wait_for_new_page(browser, wait, top.find_element(By.CSS_SELECTOR, "[data-testid=case-link]"))
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=case-header]")))
     assert browser.current_url.endswith(f"/cases/{case_id}")
     history = browser.find_elements(By.CSS_SELECTOR, "[data-testid=warning-row]")
@@ -300,7 +316,7 @@ def test_a_handler_works_the_top_case_of_their_queue_in_a_browser(
     # Add a note.
     note = "已电话联系店长,称因装修暂停营业两周,承诺下周一恢复核销"
     browser.find_element(By.ID, "note-text").send_keys(note)
-    browser.find_element(By.ID, "note-button").click()
+    click_and_wait_for_new_page(browser, wait, browser.find_element(By.ID, "note-button"))
     wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "[data-testid=flash]"), "备注已添加"))
     notes = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "[data-testid=audit-note]")]
     assert note in notes
@@ -310,7 +326,7 @@ def test_a_handler_works_the_top_case_of_their_queue_in_a_browser(
     Select(browser.find_element(By.ID, "resolve-disposition")).select_by_value("false_alarm")
     resolution = "现场核查:门店装修,会员课程已顺延并公示,预收资金无异常,判定误报"
     browser.find_element(By.ID, "resolve-note").send_keys(resolution)
-    browser.find_element(By.ID, "resolve-button").click()
+    click_and_wait_for_new_page(browser, wait, browser.find_element(By.ID, "resolve-button"))
     wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "[data-testid=flash]"), "已办结"))
     status = browser.find_element(By.CSS_SELECTOR, "[data-testid=case-status]")
     assert status.get_attribute("data-status") == "resolved"
@@ -336,7 +352,7 @@ def test_a_handler_works_the_top_case_of_their_queue_in_a_browser(
     assert feedback[0]["payload"]["decided_by_role"] == "handler"
 
     # Logging out ends access.
-    browser.find_element(By.CSS_SELECTOR, "[data-testid=logout]").click()
+    click_and_wait_for_new_page(browser, wait, browser.find_element(By.CSS_SELECTOR, "[data-testid=logout]"))
     wait.until(ec.presence_of_element_located((By.ID, "login-form")))
     browser.get(f"{server}/cases/{case_id}")
     wait.until(ec.presence_of_element_located((By.ID, "login-form")))
