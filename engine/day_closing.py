@@ -21,7 +21,7 @@ from alerts.levels import AlertState, LevelPolicy
 from alerts.warnings import build_warning
 from contract.records import Warning
 from models.calendar import day_date, day_end
-from models.features import NO_PEERS, PeerNorms, case_figures
+from models.features import PeerNorms, case_figures
 from models.indicators.bonus_escalation import raises_bonus
 from models.indicators.deep_discount import sells_mostly_deep
 from models.scoring import LINK_CODES, Evidence, MerchantScore, RiskScorer
@@ -73,7 +73,9 @@ def gather_day(
     # A profile topic compacted before it was read may hold only a later version: its
     # industry and town still describe the merchant.
     profile = state.profile_at(day_end(day)) or (state.profiles[0] if state.profiles else None)
-    peers = PeerNorms.context(peer_sales, profile.industry, profile.district) if profile else NO_PEERS
+    # Without a profile the trade is unknown: the ratios of every established merchant stand in.
+    industry, town = (profile.industry, profile.district) if profile else (None, None)
+    peers = PeerNorms.context(peer_sales, industry, town)
     feedback = state.feedback if isinstance(state.feedback, MerchantFeedback) else None
     # A risk confirmed by staff is a known anomaly: its days teach neither its own baselines
     # nor its peer group what normal looks like.

@@ -433,15 +433,19 @@ def _days_since_registry_change(state: MerchantState, close: datetime) -> float:
 
 
 MIN_PEERS = 5
+ANY_INDUSTRY = "*"  # the group of every established merchant, whatever its trade
 
 
 class PeerNorms:
     """Typical 28-day card sales of each peer group, from merchants with their own baseline.
 
     A group is industry and town; with fewer than ``MIN_PEERS`` established members the
-    industry as a whole stands in. Norms are rebuilt at the close of each day from that day's
-    figures and used the next day, so every merchant of a day is compared with the same norms
-    whatever order they are scored in.
+    industry as a whole stands in. The industry-wide ratios (surge, redemptions, deep and
+    escalating shares) fall back to every established merchant of the partition when the
+    industry has too few, or when the merchant's industry is not known (no profile): a
+    calendar that moves every trade (the Spring Festival) is still taken out of its figures.
+    Norms are rebuilt at the close of each day from that day's figures and used the next day,
+    so every merchant of a day is compared with the same norms whatever order they are scored in.
 
     >>> norms = PeerNorms()
     >>> for i in range(6):
@@ -457,6 +461,14 @@ class PeerNorms:
     ...     norms.add("fitness", "海湾镇", 10_000.0, deep=i < 2)  # two of five run a deep promotion
     >>> PeerNorms.industry_deep_share(norms.finish(), "fitness")
     0.4
+    >>> norms = PeerNorms()
+    >>> for i in range(6):  # six salons whose redemptions fell by half over the festival
+    ...     norms.add("beauty", "南桥镇", 10_000.0, redeemed=0.5)
+    >>> table = norms.finish()
+    >>> PeerNorms.context(table, "fitness", "海湾镇").redemption_ratio  # too few gyms: everyone's
+    0.5
+    >>> PeerNorms.context(table, None, None).redemption_ratio, PeerNorms.context(table, None, None).sales_28d
+    (0.5, None)
     """
 
     def __init__(self) -> None:
@@ -469,14 +481,15 @@ class PeerNorms:
     ) -> None:
         for key in (f"{industry}|{town}", industry):
             self._groups.setdefault(key, []).append(sales_28d)
-        if surge is not None:  # the industry's own surge: calendar promotions lift every peer
-            self._groups.setdefault(f"surge|{industry}", []).append(surge)
-        if redeemed is not None:  # the industry's redemptions against their baseline
-            self._groups.setdefault(f"redeemed|{industry}", []).append(redeemed)
-        if deep is not None:  # whether it sells mostly at a deep bonus (a calendar promotion?)
-            self._shares.setdefault(f"deep|{industry}", []).append(deep)
-        if escalating is not None:  # whether it raised its bonus three weeks running (a calendar promotion?)
-            self._shares.setdefault(f"escalating|{industry}", []).append(escalating)
+        for group in (industry, ANY_INDUSTRY):  # the industry's, and everyone's as its stand-in
+            if surge is not None:  # the industry's own surge: calendar promotions lift every peer
+                self._groups.setdefault(f"surge|{group}", []).append(surge)
+            if redeemed is not None:  # the industry's redemptions against their baseline
+                self._groups.setdefault(f"redeemed|{group}", []).append(redeemed)
+            if deep is not None:  # whether it sells mostly at a deep bonus (a calendar promotion?)
+                self._shares.setdefault(f"deep|{group}", []).append(deep)
+            if escalating is not None:  # whether it raised its bonus three weeks running (a calendar promotion?)
+                self._shares.setdefault(f"escalating|{group}", []).append(escalating)
 
     def finish(self) -> dict[str, float]:
         norms = {}
@@ -493,12 +506,13 @@ class PeerNorms:
         return norms
 
     @staticmethod
-    def context(norms: dict[str, float], industry: str, town: str) -> PeerContext:
-        """What a merchant of ``industry`` in ``town`` is compared with, from :meth:`finish`'s ``norms``."""
+    def context(norms: dict[str, float], industry: str | None, town: str | None) -> PeerContext:
+        """What a merchant of ``industry`` in ``town`` is compared with, from :meth:`finish`'s
+        ``norms``; ``industry`` None when the merchant has no profile yet."""
         return PeerContext(
-            PeerNorms.lookup(norms, industry, town), PeerNorms.industry_surge(norms, industry),
-            PeerNorms.industry_redemptions(norms, industry), PeerNorms.industry_deep_share(norms, industry),
-            norms.get(f"escalating|{industry}"),
+            PeerNorms.lookup(norms, industry, town) if industry is not None and town is not None else None,
+            PeerNorms.industry_surge(norms, industry), PeerNorms.industry_redemptions(norms, industry),
+            PeerNorms.industry_deep_share(norms, industry), PeerNorms._industry(norms, "escalating", industry),
         )
 
     @staticmethod
@@ -506,16 +520,23 @@ class PeerNorms:
         return norms.get(f"{industry}|{town}", norms.get(industry))
 
     @staticmethod
-    def industry_surge(norms: dict[str, float], industry: str) -> float | None:
+    def _industry(norms: dict[str, float], what: str, industry: str | None) -> float | None:
+        """The industry's norm of ``what``, else every established merchant's."""
+        if industry is not None and f"{what}|{industry}" in norms:
+            return norms[f"{what}|{industry}"]
+        return norms.get(f"{what}|{ANY_INDUSTRY}")
+
+    @staticmethod
+    def industry_surge(norms: dict[str, float], industry: str | None) -> float | None:
         """Median of the industry's sales-to-own-baseline ratios (1.0: an ordinary month)."""
-        return norms.get(f"surge|{industry}")
+        return PeerNorms._industry(norms, "surge", industry)
 
     @staticmethod
-    def industry_deep_share(norms: dict[str, float], industry: str) -> float | None:
+    def industry_deep_share(norms: dict[str, float], industry: str | None) -> float | None:
         """Share of the industry's established merchants selling mostly at a deep bonus now."""
-        return norms.get(f"deep|{industry}")
+        return PeerNorms._industry(norms, "deep", industry)
 
     @staticmethod
-    def industry_redemptions(norms: dict[str, float], industry: str) -> float | None:
+    def industry_redemptions(norms: dict[str, float], industry: str | None) -> float | None:
         """Median of the industry's 28-day redemptions over their own baselines."""
-        return norms.get(f"redeemed|{industry}")
+        return PeerNorms._industry(norms, "redeemed", industry)
