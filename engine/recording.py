@@ -117,13 +117,20 @@ class DayRecorder:
         )
 
 
-def save_days(days: MerchantDays, path: object) -> None:
-    """Keep a recording (``.npz``) to study or train on without replaying again."""
+def save_days(days: MerchantDays, path: object, made_by: str = "") -> None:
+    """Keep a recording (``.npz``) to study or train on without replaying again; ``made_by``
+    names the scoring code that made it (see :func:`recorded_by`)."""
     np.savez_compressed(
         str(path), merchant_ids=days.merchant_ids.astype(str), days=days.days, codes=np.array(days.codes),
         readings=days.readings, fused=days.fused, feature_names=np.array(days.feature_names),
-        features=days.features,
+        features=days.features, made_by=np.array(made_by),
     )
+
+
+def recorded_by(path: object) -> str:
+    """What :func:`save_days` was told made the recording at ``path`` ("" when not told)."""
+    with np.load(str(path), allow_pickle=False) as data:
+        return str(data["made_by"]) if "made_by" in data.files else ""
 
 
 def load_days(path: object) -> MerchantDays:

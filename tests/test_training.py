@@ -187,3 +187,38 @@ def test_the_train_command_refuses_one_world_in_one_line() -> None:
 
     result = CliRunner().invoke(app, ["train", "--world-seeds", "3"])
     assert result.exit_code == 1 and "at least two worlds" in result.output and "Traceback" not in result.output
+
+
+def test_a_recording_made_by_other_scoring_code_is_made_again(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Recordings are a cache of readings: kept while the scoring code is the same, made again
+    (not silently reused) once it changed."""
+    from engine.recording import load_days, recorded_by, save_days
+    from yujing.cli.train import prepare_world, scoring_fingerprint
+
+    recording = tmp_path / "world-3.npz"
+    prepare_world(3, 24, 60, tmp_path, fresh=False, partitions=2, lateness_hours=6.0)
+    assert recorded_by(recording) == scoring_fingerprint()
+    kept = recording.stat().st_mtime_ns
+    prepare_world(3, 24, 60, tmp_path, fresh=False, partitions=2, lateness_hours=6.0)
+    assert recording.stat().st_mtime_ns == kept  # same code: not replayed again
+    save_days(load_days(recording), recording, made_by="scoring code of another day")
+    prepare_world(3, 24, 60, tmp_path, fresh=False, partitions=2, lateness_hours=6.0)
+    assert recorded_by(recording) == scoring_fingerprint()
+
+
+def test_the_scoring_fingerprint_follows_every_source_file_of_the_scoring_packages(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from yujing.cli.train import SCORING_PACKAGES, scoring_fingerprint
+
+    for package in SCORING_PACKAGES:
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+    before = scoring_fingerprint(tmp_path)
+    (tmp_path / "models" / "features.py").write_text("WINDOW = 28\n")
+    added = scoring_fingerprint(tmp_path)
+    (tmp_path / "models" / "features.py").write_text("WINDOW = 29\n")
+    changed = scoring_fingerprint(tmp_path)
+    assert len({before, added, changed}) == 3
+    (tmp_path / "models" / "notes.txt").write_text("not code")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "conf.py").write_text("outside the scoring packages")
+    assert scoring_fingerprint(tmp_path) == changed

@@ -51,9 +51,39 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+#: The packages whose code decides a recording's readings (the scoring core, its levels and the
+#: records it reads): a recording made by other code is made again.
+SCORING_PACKAGES = ("models", "engine", "alerts", "contract")
+
+
+def scoring_fingerprint(root: Path | None = None) -> str:
+    """A digest of every source file of :data:`SCORING_PACKAGES` (names and bytes, in order).
+
+    >>> len(scoring_fingerprint()), scoring_fingerprint() == scoring_fingerprint()
+    (16, True)
+    """
+    import hashlib
+
+    base = root or Path(__file__).resolve().parents[2]
+    digest = hashlib.sha256()
+    for package in SCORING_PACKAGES:
+        for source in sorted((base / package).rglob("*.py")):
+            digest.update(source.relative_to(base).as_posix().encode())
+            digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def recording_is_current(recording: Path, fingerprint: str) -> bool:
+    """Whether ``recording`` exists and was made by the scoring code of ``fingerprint``."""
+    from engine.recording import recorded_by
+
+    return recording.is_file() and recorded_by(recording) == fingerprint
+
+
 def prepare_world(world_seed: int, merchants: int, days: int, work_dir: Path, fresh: bool,
                   partitions: int, lateness_hours: float) -> int:
-    """Simulate (once) and record (once) world ``world_seed``; population seed 100 + world seed.
+    """Simulate (once) and record (once per scoring code) world ``world_seed``; population seed
+    100 + world seed.
 
     Runs in a worker process (one world per process); returns the world seed when done."""
     from engine.recording import record_replay, save_days
@@ -65,9 +95,10 @@ def prepare_world(world_seed: int, merchants: int, days: int, work_dir: Path, fr
         simulate(SimulationConfig(merchants=merchants, days=days, seed=100 + world_seed,
                                   world_seed=world_seed)).write(events)
         recording.unlink(missing_ok=True)
-    if fresh or not recording.is_file():
+    fingerprint = scoring_fingerprint()
+    if fresh or not recording_is_current(recording, fingerprint):
         recorded = record_replay(events, partitions=partitions, allowed_lateness_hours=lateness_hours)
-        save_days(recorded, recording)
+        save_days(recorded, recording, made_by=fingerprint)
     return world_seed
 
 
@@ -235,11 +266,13 @@ def load_judged(directory: Path, work_dir: Path, fresh: bool) -> World:
     from yujing.settings import get_settings
 
     recording = work_dir / f"judged-{directory.resolve().name}.npz"
-    if fresh or not recording.is_file():
+    fingerprint = scoring_fingerprint()
+    if fresh or not recording_is_current(recording, fingerprint):
         settings = get_settings()
         with err.status(f"replaying and recording {directory}"):
             save_days(record_replay(directory, partitions=settings.input_partitions,
-                                    allowed_lateness_hours=settings.allowed_lateness_hours), recording)
+                                    allowed_lateness_hours=settings.allowed_lateness_hours), recording,
+                      made_by=fingerprint)
     labels = _labels_file(directory)
     assert labels is not None
     return World(directory.resolve().name, load_days(recording), load_labels(labels))
