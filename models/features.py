@@ -459,7 +459,7 @@ class PeerNorms:
     >>> norms = PeerNorms()
     >>> for i in range(5):
     ...     norms.add("fitness", "海湾镇", 10_000.0, deep=i < 2)  # two of five run a deep promotion
-    >>> PeerNorms.industry_deep_share(norms.finish(), "fitness")
+    >>> PeerNorms.industry_norm(norms.finish(), "deep", "fitness")
     0.4
     >>> norms = PeerNorms()
     >>> for i in range(6):  # six salons whose redemptions fell by half over the festival
@@ -509,10 +509,13 @@ class PeerNorms:
     def context(norms: dict[str, float], industry: str | None, town: str | None) -> PeerContext:
         """What a merchant of ``industry`` in ``town`` is compared with, from :meth:`finish`'s
         ``norms``; ``industry`` None when the merchant has no profile yet."""
+        def norm(what: str) -> float | None:
+            return PeerNorms.industry_norm(norms, what, industry)
+
         return PeerContext(
-            PeerNorms.lookup(norms, industry, town) if industry is not None and town is not None else None,
-            PeerNorms.industry_surge(norms, industry), PeerNorms.industry_redemptions(norms, industry),
-            PeerNorms.industry_deep_share(norms, industry), PeerNorms._industry(norms, "escalating", industry),
+            sales_28d=PeerNorms.lookup(norms, industry, town) if industry is not None and town is not None else None,
+            surge=norm("surge"), redemption_ratio=norm("redeemed"), deep_share=norm("deep"),
+            escalating_share=norm("escalating"),
         )
 
     @staticmethod
@@ -520,23 +523,11 @@ class PeerNorms:
         return norms.get(f"{industry}|{town}", norms.get(industry))
 
     @staticmethod
-    def _industry(norms: dict[str, float], what: str, industry: str | None) -> float | None:
-        """The industry's norm of ``what``, else every established merchant's."""
+    def industry_norm(norms: dict[str, float], what: str, industry: str | None) -> float | None:
+        """The industry's norm of ``what``, else every established merchant's: the median ratio of
+        28-day sales (``surge``) or redemptions (``redeemed``) to their own baselines, or the share
+        selling mostly at a deep bonus (``deep``) or raising it week by week (``escalating``)."""
         if industry is not None and f"{what}|{industry}" in norms:
             return norms[f"{what}|{industry}"]
         return norms.get(f"{what}|{ANY_INDUSTRY}")
 
-    @staticmethod
-    def industry_surge(norms: dict[str, float], industry: str | None) -> float | None:
-        """Median of the industry's sales-to-own-baseline ratios (1.0: an ordinary month)."""
-        return PeerNorms._industry(norms, "surge", industry)
-
-    @staticmethod
-    def industry_deep_share(norms: dict[str, float], industry: str | None) -> float | None:
-        """Share of the industry's established merchants selling mostly at a deep bonus now."""
-        return PeerNorms._industry(norms, "deep", industry)
-
-    @staticmethod
-    def industry_redemptions(norms: dict[str, float], industry: str | None) -> float | None:
-        """Median of the industry's 28-day redemptions over their own baselines."""
-        return PeerNorms._industry(norms, "redeemed", industry)
