@@ -422,3 +422,31 @@ def test_a_push_escalates_or_holds_its_offer_as_the_world_says() -> None:
     assert steps[0.0] and all(abs(step) < 1e-9 for step in steps[0.0]), steps
     assert steps[1.0] and all(step > 0.1 for step in steps[1.0]), steps
     assert sum(w.distress.push_escalates > 0.5 for w in map(draw_world, WIDE_SEEDS)) not in (0, len(WIDE_SEEDS))
+
+
+def test_a_distressed_gyms_push_breaks_the_caps_as_the_world_says() -> None:
+    """Kept within the 三限 caps, a gym's push credits no bonus on short memberships and none past
+    5,000 yuan of stored value; breaking them (as the domain notes say a push in distress does),
+    every such card carries its bonus, some credited past the cap."""
+    deep: dict[float, float] = {}
+    past_cap: dict[float, int] = {}
+    for share in (0.0, 1.0):
+        world = draw_world(6)
+        world = world.model_copy(update={"distress": world.distress.model_copy(update={
+            "push_beyond_caps": share, "push_deep_share": (1.0, 1.0), "push_depth": (1.8, 1.8)})})
+        sim = simulate(SimulationConfig(merchants=30, days=200, seed=5, world=world,
+                                        mix={"runaway_after_surge": 1.0}))
+        pushing = {m.merchant_id: m.timeline.collapse_day for m in sim.plan.merchants
+                   if m.industry == "fitness" and m.timeline.deal_share is not None
+                   and m.timeline.deal_share[m.timeline.collapse_day - 1] > 0}
+        sold = [r for k, r in sim.events() if k == "transactions" and r["type"] == "card_sale"
+                and r["merchant_id"] in pushing
+                and 0 < pushing[r["merchant_id"]] - _iso_day(sim, r["occurred_at"]) <= 7]
+        assert len(sold) > 30, len(sold)
+        deep[share] = sum(r["face_value"] >= 1.3 * r["amount"] for r in sold) / len(sold)
+        past_cap[share] = sum(r["face_value"] > 5000 and r["amount"] <= 5000 for r in sold)
+    # (5- and 10-year cards of the push carry no bonus in either case)
+    assert deep[1.0] > deep[0.0] + 0.15, deep
+    assert past_cap[1.0] > 0 and past_cap[0.0] < past_cap[1.0], past_cap
+    shares = [w.distress.push_beyond_caps for w in map(draw_world, WIDE_SEEDS)]
+    assert min(shares) >= 0.2 and max(shares) - min(shares) > 0.3, shares

@@ -202,6 +202,11 @@ class DistressAssumptions(_Frozen):
         None, ge=0, le=1,
         description="Share of pushes whose bonus rises week by week up to its depth (充1000送300, "
                     "then 送500, then 送800); the others hold one offer. None: all hold.")
+    push_beyond_caps: float | None = Field(
+        None, ge=0, le=1,
+        description="Share of distressed gyms whose push ignores the 三限 caps (memberships beyond "
+                    "24 months, stored value and packages credited past 5,000 / 20,000 yuan): "
+                    "selling in distress is itself the violation. None: pushes keep to the caps.")
     decline_depth: tuple[float, float] | None = Field(
         None, description="A slow decline's visits on its last day as a share of before it, "
                           "drawn per merchant in this range; None: the scenario's own script.")
@@ -487,6 +492,16 @@ def _widen_escalation(world: WorldAssumptions, world_seed: int) -> WorldAssumpti
     return world.model_copy(update={"distress": distress, "legal_promotions": legal})
 
 
+def _widen_caps(world: WorldAssumptions, world_seed: int) -> WorldAssumptions:
+    """How many distressed gyms break the 三限 caps in their last push (issue 14: our gyms' pushes
+    kept every card within the caps, so half their push sales showed no bonus; a pilot's
+    distressed gyms credited past the caps, as the domain notes say a push in distress does).
+    From a few to all, per world; its own stream, so earlier dimensions stay as drawn."""
+    rng = random.Random(f"yujing-world-caps:{world_seed}")
+    distress = world.distress.model_copy(update={"push_beyond_caps": round(rng.uniform(0.2, 1.0), 3)})
+    return world.model_copy(update={"distress": distress})
+
+
 def _with_drawdown(mix: dict[str, float], falling: float) -> dict[str, float]:
     """``mix`` with ``falling`` at the given share and the other modes scaled to the rest.
 
@@ -504,7 +519,7 @@ def draw_world(world_seed: int) -> WorldAssumptions:
     """A random world; the same seed always gives the same world."""
     rng = random.Random(f"yujing-world:{world_seed}")
     world = _widen_custody(_widen(_draw_base(rng, world_seed), world_seed), world_seed)
-    return _widen_escalation(_widen_decline(world, world_seed), world_seed)
+    return _widen_caps(_widen_escalation(_widen_decline(world, world_seed), world_seed), world_seed)
 
 
 def _draw_base(rng: random.Random, world_seed: int) -> WorldAssumptions:

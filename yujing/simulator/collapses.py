@@ -100,6 +100,10 @@ class CollapseContext:
         opening = own.uniform(0.2, 0.5) if own.random() < (d.push_escalates or 0.0) else None
         for first, last in pushes:
             signal = min(signal, _push(b, rng, d, first, last, opening))
+        if pushes and plan.industry == "fitness" and d.push_beyond_caps:
+            # Whether this gym's push credits past the 三限 caps: a stream of its own, too.
+            caps = random.Random(f"yujing-caps:{self.seed}:{plan.index}")
+            b.deals_beyond_caps = caps.random() < d.push_beyond_caps
         unsettled = signal  # from here on refused visits and refunds are the world's complaints
         if service and d.service_trend is not None:
             unsettled, shown = _service_trend(b, rng, d.service_trend, collapse, signal)

@@ -63,18 +63,25 @@ def draw_product(
     bonus: float | None = None,
     long_card: bool = False,
     over_cap: bool = False,
+    within_caps: bool = True,
 ) -> CardProduct:
     """Draw the card a consumer buys.
 
     ``bonus`` (a fraction of the price, 0.5 = "充1000送500") replaces the everyday bonus during a
-    promotion; compliant gym products are kept within the caps whatever the bonus.
+    promotion; compliant gym products are kept within the caps whatever the bonus, a distressed
+    gym's push (``within_caps=False``) credits the whole bonus.
+
+    >>> capped = draw_product(random.Random(0), "fitness", 1.0, bonus=0.8)  # 5,000 yuan of stored value
+    >>> pushed = draw_product(random.Random(0), "fitness", 1.0, bonus=0.8, within_caps=False)
+    >>> capped.face, pushed.face  # fen: kept at the cap, or credited in full
+    (500000, 900000)
     """
     if long_card:
         return _long_product(rng, industry, price_tier, bonus)
     if over_cap:
         return _over_cap_product(rng, industry, price_tier, bonus)
     if industry == "fitness":
-        return _gym_product(rng, price_tier, bonus)
+        return _gym_product(rng, price_tier, bonus, within_caps)
     return _salon_product(rng, industry, price_tier, bonus)
 
 
@@ -104,12 +111,12 @@ def _salon_product(
     return CardProduct("stored_value", amount, _bonus_face(amount, actual_bonus), unit, interval, None)
 
 
-def _gym_product(rng: random.Random, tier: float, bonus: float | None) -> CardProduct:
+def _gym_product(rng: random.Random, tier: float, bonus: float | None, within_caps: bool = True) -> CardProduct:
     roll = rng.random()
-    if roll < 0.42:  # year membership (年卡), bonus = extra months, kept within 24 months
+    if roll < 0.42:  # year membership (年卡), bonus = extra months, within 24 months unless a push
         amount = int(rng.uniform(1000, 4000) * tier / 100) * 100 * 100
         amount = min(max(amount, 800_00), STORED_VALUE_CAP)
-        extra = 0.0 if bonus is None else min(bonus, 1.0)
+        extra = 0.0 if bonus is None else (min(bonus, 1.0) if within_caps else bonus)
         duration = int(365 * (1 + extra))
         face = _bonus_face(amount, extra)
         interval = rng.uniform(2.5, 8)
@@ -118,20 +125,22 @@ def _gym_product(rng: random.Random, tier: float, bonus: float | None) -> CardPr
     if roll < 0.57:  # quarter or half-year membership
         months = rng.choice((3, 6))
         amount = int((600 if months == 3 else 1100) * tier * rng.uniform(0.85, 1.3)) // 10 * 1000
-        duration = months * 30
+        extra = 0.0 if within_caps or bonus is None else bonus  # a push: extra months
+        duration = int(months * 30 * (1 + extra))
+        face = _bonus_face(amount, extra)
         interval = rng.uniform(2.5, 7)
-        return CardProduct("membership", amount, amount, int(amount * interval / duration),
+        return CardProduct("membership", amount, face, int(face * interval / duration),
                            interval, duration)
     if roll < 0.82:  # private coaching package (私教课)
         sessions = rng.choice((10, 12, 20, 24, 30, 40, 60))
         per_session = int(rng.uniform(200, 400) * tier / 10) * 10 * 100
         amount = min(sessions * per_session, PACKAGE_CAP)
         sessions = min(sessions, PACKAGE_SESSION_CAP)
-        face = _bonus_face(amount, 0.0 if bonus is None else bonus, cap=PACKAGE_CAP)
+        face = _bonus_face(amount, 0.0 if bonus is None else bonus, cap=PACKAGE_CAP if within_caps else None)
         return CardProduct("package", amount, face, face // sessions, rng.uniform(3, 8), None)
     amount = rng.choice((1000, 2000, 3000, 5000)) * 100  # stored value for classes, swimming...
     usual = _usual_bonus(rng, "fitness", amount) if bonus is None else bonus
-    face = _bonus_face(amount, usual, cap=STORED_VALUE_CAP)
+    face = _bonus_face(amount, usual, cap=STORED_VALUE_CAP if within_caps else None)
     return CardProduct("stored_value", amount, face, int(rng.uniform(40, 150)) * 100,
                        rng.uniform(5, 12), None)
 

@@ -73,6 +73,7 @@ class Timeline:
     stranded: Stranded | None = None
     season: list[float] | None = None  # replaces the industry curve (indexed like the calendar)
     promo_appetite: float | None = None  # overrides how often the merchant joins promotions
+    deals_beyond_caps: bool = False  # its scenario deals credit past the gym caps (a distressed push)
     notes: dict[str, Any] = field(default_factory=dict)  # scenario parameters, for debugging
     episode: tuple[int, int] | None = None  # a look-alike's or quirk's days, for the labels
     tags: list[str] = field(default_factory=list)  # label notes: registry_change, fake_renovation...
@@ -95,6 +96,7 @@ class TimelineBuilder:
         self._selling: np.ndarray | None = None
         self._serving: np.ndarray | None = None
         self._complaints: dict[str, np.ndarray] = {}
+        self.deals_beyond_caps = False  # see Timeline.deals_beyond_caps
 
     def _array(self, name: str) -> np.ndarray:
         if name not in self._arrays:
@@ -175,7 +177,7 @@ class TimelineBuilder:
 
     def build(self, **fields: Any) -> Timeline:
         lists = {name: array.tolist() for name, array in self._arrays.items()}
-        timeline = Timeline(days=self.days, **lists, **fields)
+        timeline = Timeline(days=self.days, **lists, **{"deals_beyond_caps": self.deals_beyond_caps, **fields})
         if self._selling is not None:
             timeline.selling = self._selling.tolist()
         if self._serving is not None:

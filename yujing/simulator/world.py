@@ -215,14 +215,15 @@ class MerchantRun:
             self._profile(day, self.rng.randrange(1800, 5 * 3600))
 
     # -- cards ----------------------------------------------------------------------------------
-    def _new_card(self, day: int, bonus: float | None, long_card: bool, over_cap: bool) -> tuple[Card, int]:
+    def _new_card(self, day: int, bonus: float | None, long_card: bool, over_cap: bool,
+                  within_caps: bool = True) -> tuple[Card, int]:
         rng, p = self.rng, self.plan
         if (p.big_card_share > 0.0 and not (long_card or over_cap)
                 and rng.random() < p.big_card_share):  # a world where big cards are ordinary
             product = big_card_product(rng, p.industry, p.price_tier, bonus, p.big_card_max)
         else:
             product = draw_product(rng, p.industry, p.price_tier, bonus=bonus,
-                                   long_card=long_card, over_cap=over_cap)
+                                   long_card=long_card, over_cap=over_cap, within_caps=within_caps)
         if self.returning and rng.random() < RETURNING_BUYER:
             consumer = self.returning.pop(rng.randrange(len(self.returning)))
         else:
@@ -455,13 +456,16 @@ class MerchantRun:
         over_cap = 0.0 if tl.over_cap_share is None else tl.over_cap_share[day]
         for _ in range(poisson(rng, lam)):
             bonus: float | None = None
+            pushed = False
             if deal_share > 0.0 and rng.random() < deal_share:
                 bonus = tl.deal_bonus[day] if tl.deal_bonus is not None else None
+                pushed = True
             elif promo_bonus is not None and rng.random() < self.promos.bonus_share:
                 bonus = promo_bonus
             card, amount = self._new_card(
                 day, bonus, long_share > 0.0 and rng.random() < long_share,
                 over_cap > 0.0 and rng.random() < over_cap,
+                within_caps=not (pushed and tl.deals_beyond_caps),
             )
             self._transaction(day, self.sampler.second(rng), "card_sale", card, amount, card.face)
             self.book.add(card)
