@@ -62,6 +62,31 @@ def link_groups(profile: ProfileVersion) -> list[str]:
     return groups
 
 
+def groups_ever(state: MerchantState, profile: ProfileVersion, day: int) -> list[str]:
+    """Every group the merchant has belonged to by the end of ``day`` (each profile version
+    registered by then, and ``profile``, the one in force), first joined first.
+
+    A representative who handed a store over weeks before it collapsed is the serial operator
+    market regulators look for behind several failed gyms: the store's level still reaches the
+    other merchants behind them, not only those behind its new representative.
+
+    >>> from datetime import datetime, timezone
+    >>> def version(rep, month):
+    ...     return ProfileVersion(updated_at=datetime(2026, month, 1, tzinfo=timezone.utc), name="gym",
+    ...                           industry="fitness", district="南桥镇", chain_id=None, opened_on=1,
+    ...                           status="open", custody_balance=None, legal_representative=rep,
+    ...                           registered_capital=None)
+    >>> state = MerchantState("m1", partition=0, first_day=1)
+    >>> for v in (version("old", 1), version("new", 3), version("later", 9)):
+    ...     state.add_profile(v)
+    >>> groups_ever(state, state.profiles[1], datetime(2026, 4, 1).toordinal())
+    ['rep:old', 'rep:new']
+    """
+    moment = day_end(day)
+    versions = [p for p in state.profiles if p.updated_at < moment]
+    return list(dict.fromkeys(g for p in [*versions, profile] for g in link_groups(p)))
+
+
 def gather_day(
     state: MerchantState, day: int, totals: DayTotals | None, scorer: RiskScorer, peer_sales: dict[str, float],
     norms: PeerNorms,
@@ -161,4 +186,4 @@ def link_notices(
     if level == state.linked_level:
         return []
     state.linked_level = level
-    return [ChainNotice(group, state.merchant_id, level, day) for group in link_groups(profile)]
+    return [ChainNotice(group, state.merchant_id, level, day) for group in groups_ever(state, profile, day)]

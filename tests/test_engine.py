@@ -118,3 +118,17 @@ def test_a_registered_suspension_is_read_as_a_pause_not_as_silence_whatever_its_
         named = codes(renovation(announce_day=notice))
         assert "silence" not in named and "announced_pause" in named, (notice, named)
     assert "silence" in codes(renovation(announce_day=None))
+
+
+def test_a_level_reaches_the_representative_who_handed_the_store_over_too() -> None:
+    """A store handed to a new legal representative a month before it collapses: its orange is
+    told to the merchants behind the new representative *and* the one who left (the serial
+    operator regulators find behind several failed gyms), not only the new one."""
+    events = time_ordered(runaway_merchant("bad", 200, 170), [profile("bad", 140, 0.0, rep="rep-2")])
+    e, told = engine(), []
+    for event in events:
+        told.extend(e.process(event, 0).chain_notices)
+    urgent = {n.group for n in told if n.merchant_id == "bad" and n.level in ("orange", "red")}
+    assert urgent == {"rep:rep-1", "rep:rep-2"}, told
+    joined = [n.group for n in told if n.level is None]
+    assert joined == ["rep:rep-1", "rep:rep-2"], joined  # each membership told once
