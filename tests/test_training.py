@@ -206,6 +206,25 @@ def test_a_recording_made_by_other_scoring_code_is_made_again(tmp_path) -> None:
     assert recorded_by(recording) == scoring_fingerprint()
 
 
+def test_a_world_simulated_by_other_simulator_code_is_simulated_again(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Simulated worlds are a cache too: once the simulator changed (a new world dimension, say),
+    its worlds are simulated again and recorded again, not silently reused with old assumptions."""
+    from engine.recording import recorded_by
+    from yujing.cli.train import SIMULATOR_PACKAGES, prepare_world, simulated_by, source_fingerprint
+
+    events, recording = tmp_path / "world-3", tmp_path / "world-3.npz"
+    prepare_world(3, 24, 60, tmp_path, fresh=False, partitions=2, lateness_hours=6.0)
+    assert simulated_by(events) == source_fingerprint(SIMULATOR_PACKAGES)
+    labels = (events / "labels.json").stat().st_mtime_ns
+    prepare_world(3, 24, 60, tmp_path, fresh=False, partitions=2, lateness_hours=6.0)
+    assert (events / "labels.json").stat().st_mtime_ns == labels  # same simulator: kept
+    (events / "simulated_by").write_text("the simulator of another day\n")
+    (events / "transactions.jsonl").write_text("")  # what an older simulator wrote, say
+    prepare_world(3, 24, 60, tmp_path, fresh=False, partitions=2, lateness_hours=6.0)
+    assert simulated_by(events) == source_fingerprint(SIMULATOR_PACKAGES)
+    assert (events / "transactions.jsonl").stat().st_size > 0 and recorded_by(recording)
+
+
 def test_the_scoring_fingerprint_follows_every_source_file_of_the_scoring_packages(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from yujing.cli.train import SCORING_PACKAGES, scoring_fingerprint
 

@@ -54,23 +54,38 @@ def parse_seeds(text: str) -> list[int]:
 #: The packages whose code decides a recording's readings (the scoring core, its levels and the
 #: records it reads): a recording made by other code is made again.
 SCORING_PACKAGES = ("models", "engine", "alerts", "contract")
+#: The code that decides a simulated world's files: a world simulated by other code is simulated
+#: again (its assumptions and behaviours change with it).
+SIMULATOR_PACKAGES = ("yujing/simulator",)
+SIMULATED_BY = "simulated_by"  # the file beside a world's events naming the simulator code
 
 
-def scoring_fingerprint(root: Path | None = None) -> str:
-    """A digest of every source file of :data:`SCORING_PACKAGES` (names and bytes, in order).
+def source_fingerprint(packages: tuple[str, ...], root: Path | None = None) -> str:
+    """A digest of every source file of ``packages`` (names and bytes, in order).
 
-    >>> len(scoring_fingerprint()), scoring_fingerprint() == scoring_fingerprint()
+    >>> len(source_fingerprint(SIMULATOR_PACKAGES)), scoring_fingerprint() == scoring_fingerprint()
     (16, True)
     """
     import hashlib
 
     base = root or Path(__file__).resolve().parents[2]
     digest = hashlib.sha256()
-    for package in SCORING_PACKAGES:
+    for package in packages:
         for source in sorted((base / package).rglob("*.py")):
             digest.update(source.relative_to(base).as_posix().encode())
             digest.update(source.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def scoring_fingerprint(root: Path | None = None) -> str:
+    """A digest of every source file of :data:`SCORING_PACKAGES`."""
+    return source_fingerprint(SCORING_PACKAGES, root)
+
+
+def simulated_by(events: Path) -> str:
+    """The simulator fingerprint a world's files were made by ("" when unknown)."""
+    marker = events / SIMULATED_BY
+    return marker.read_text(encoding="utf-8").strip() if marker.is_file() else ""
 
 
 def recording_is_current(recording: Path, fingerprint: str) -> bool:
@@ -82,8 +97,8 @@ def recording_is_current(recording: Path, fingerprint: str) -> bool:
 
 def prepare_world(world_seed: int, merchants: int, days: int, work_dir: Path, fresh: bool,
                   partitions: int, lateness_hours: float) -> int:
-    """Simulate (once) and record (once per scoring code) world ``world_seed``; population seed
-    100 + world seed.
+    """Simulate (once per simulator code) and record (once per scoring code) world
+    ``world_seed``; population seed 100 + world seed.
 
     Runs in a worker process (one world per process); returns the world seed when done."""
     from engine.recording import record_replay, save_days
@@ -91,9 +106,11 @@ def prepare_world(world_seed: int, merchants: int, days: int, work_dir: Path, fr
 
     events = work_dir / f"world-{world_seed}"
     recording = work_dir / f"world-{world_seed}.npz"
-    if fresh or not (events / "labels.json").is_file():
+    simulator = source_fingerprint(SIMULATOR_PACKAGES)
+    if fresh or not (events / "labels.json").is_file() or simulated_by(events) != simulator:
         simulate(SimulationConfig(merchants=merchants, days=days, seed=100 + world_seed,
                                   world_seed=world_seed)).write(events)
+        (events / SIMULATED_BY).write_text(simulator + "\n", encoding="utf-8")
         recording.unlink(missing_ok=True)
     fingerprint = scoring_fingerprint()
     if fresh or not recording_is_current(recording, fingerprint):
