@@ -177,7 +177,8 @@ class TimelineBuilder:
 
     def build(self, **fields: Any) -> Timeline:
         lists = {name: array.tolist() for name, array in self._arrays.items()}
-        timeline = Timeline(days=self.days, **lists, **{"deals_beyond_caps": self.deals_beyond_caps, **fields})
+        timeline = Timeline(days=self.days, **lists, **fields)
+        timeline.deals_beyond_caps = self.deals_beyond_caps
         if self._selling is not None:
             timeline.selling = self._selling.tolist()
         if self._serving is not None:
