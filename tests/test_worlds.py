@@ -450,3 +450,28 @@ def test_a_distressed_gyms_push_breaks_the_caps_as_the_world_says() -> None:
     assert past_cap[1.0] > 0 and past_cap[0.0] < past_cap[1.0], past_cap
     shares = [w.distress.push_beyond_caps for w in map(draw_world, WIDE_SEEDS)]
     assert min(shares) >= 0.2 and max(shares) - min(shares) > 0.3, shares
+
+
+def _push_deep_share(world_seed: int) -> float:
+    """Share of the last push week's card sales at a deep bonus, over a world's salon run-aways."""
+    sim = simulate(SimulationConfig(merchants=30, days=200, seed=5, world=draw_world(world_seed),
+                                    mix={"runaway_after_surge": 1.0}))
+    pushing = {m.merchant_id: m.timeline.collapse_day for m in sim.plan.merchants
+               if m.industry != "fitness" and m.timeline.deal_share is not None
+               and m.timeline.deal_share[m.timeline.collapse_day - 1] > 0}
+    sold = [r for k, r in sim.events() if k == "transactions" and r["type"] == "card_sale"
+            and r["merchant_id"] in pushing
+            and 0 < pushing[r["merchant_id"]] - _iso_day(sim, r["occurred_at"]) <= 7]
+    assert len(sold) > 30, len(sold)
+    return sum(r["face_value"] >= 1.3 * r["amount"] for r in sold) / len(sold)
+
+
+def test_in_half_the_worlds_a_push_is_the_only_offer_at_the_counter() -> None:
+    """The pilot's run-aways sold every card at a deep bonus once their push began; in some drawn
+    worlds a push is so (85-100% of its sales deep), in the others a band of its own, from a few
+    deep cards among many up."""
+    bands = {ws: draw_world(ws).distress.push_deep_share for ws in WIDE_SEEDS}
+    whole = [ws for ws, (lo, hi) in bands.items() if lo >= 0.85 and hi == 1.0]
+    partial = [ws for ws, (lo, _) in bands.items() if lo < 0.5]
+    assert 2 <= len(whole) <= 6 and partial, bands
+    assert _push_deep_share(whole[0]) > _push_deep_share(partial[0]) + 0.3

@@ -502,6 +502,19 @@ def _widen_caps(world: WorldAssumptions, world_seed: int) -> WorldAssumptions:
     return world.model_copy(update={"distress": distress})
 
 
+def _widen_push(world: WorldAssumptions, world_seed: int) -> WorldAssumptions:
+    """How whole a collapse's deep-bonus push is (issue 14: the pilot's run-aways sold 58-100% of
+    their last two months' cards at a deep bonus, every card once the push began; ours drew a band
+    anywhere from 20% to 100%, so a world where the push is the only offer at the counter was
+    rare). In half the worlds the push is whole (85-100% of its sales deep); the others keep the
+    band drawn. Its own stream, so earlier dimensions stay as drawn."""
+    rng = random.Random(f"yujing-world-push:{world_seed}")
+    if rng.random() >= 0.5:
+        return world
+    whole = (round(rng.uniform(0.85, 0.95), 3), 1.0)
+    return world.model_copy(update={"distress": world.distress.model_copy(update={"push_deep_share": whole})})
+
+
 def _with_drawdown(mix: dict[str, float], falling: float) -> dict[str, float]:
     """``mix`` with ``falling`` at the given share and the other modes scaled to the rest.
 
@@ -519,7 +532,8 @@ def draw_world(world_seed: int) -> WorldAssumptions:
     """A random world; the same seed always gives the same world."""
     rng = random.Random(f"yujing-world:{world_seed}")
     world = _widen_custody(_widen(_draw_base(rng, world_seed), world_seed), world_seed)
-    return _widen_caps(_widen_escalation(_widen_decline(world, world_seed), world_seed), world_seed)
+    world = _widen_caps(_widen_escalation(_widen_decline(world, world_seed), world_seed), world_seed)
+    return _widen_push(world, world_seed)
 
 
 def _draw_base(rng: random.Random, world_seed: int) -> WorldAssumptions:
