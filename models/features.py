@@ -304,6 +304,9 @@ def _add_profile(f: dict[str, float], state: MerchantState, day: int) -> None:
         f["custody_report_age_days"] = float(day - max(state.first_day, profile.opened_on))
     f["suspended_notice_days"] = _suspension_notice(state, day, close)
     f["registered_pause"] = 1.0 if profile.status in PAUSED else 0.0
+    reopened = _reopened_pause_days(state, day, close)
+    if reopened:
+        f["reopened_pause_days_28d"] = reopened
     f["days_since_registry_change"] = _days_since_registry_change(state, close)
     # Gyms may sell class packages up to 20,000 yuan; other named cards stop at 5,000.
     f["over_cap_sales_28d"] = (
@@ -407,6 +410,39 @@ def _suspension_notice(state: MerchantState, day: int, close: datetime) -> float
         since = p.updated_at
     silence_start = (state.last_redemption_day or state.first_day) + 1
     return float(silence_start - since.astimezone(close.tzinfo).date().toordinal())
+
+
+def paused_days_within(changes: Sequence[tuple[int, str]], first: int, last: int) -> int | None:
+    """Days of ``first..last`` under a registered suspension or closure that has ended, from the
+    status ``changes`` (day registered, status) in order; None while a pause is still in force.
+
+    >>> paused_days_within([(1, "open"), (10, "suspended"), (31, "open")], 20, 47)
+    11
+    >>> paused_days_within([(1, "open"), (40, "suspended")], 20, 47) is None
+    True
+    >>> paused_days_within([(1, "open")], 20, 47)
+    0
+    """
+    paused_from: int | None = None
+    days = 0
+    for on, status in changes:
+        if status in PAUSED:
+            paused_from = on if paused_from is None else paused_from
+        elif paused_from is not None:
+            days += max(0, min(on - 1, last) - max(paused_from, first) + 1)
+            paused_from = None
+    return None if paused_from is not None else days
+
+
+def _reopened_pause_days(state: MerchantState, day: int, close: datetime) -> float:
+    """Days of the last 28 the store was registered paused, once it has reopened (0: none, or the
+    pause still in force): a renovation's closed weeks are not a fall of the business that
+    reopened after them (issue 14: a pilot salon alarmed a week after its renovation ended)."""
+    if not any(p.status in PAUSED for p in state.profiles):
+        return 0.0
+    changes = [(p.updated_at.astimezone(close.tzinfo).date().toordinal(), p.status)
+               for p in state.profiles if p.updated_at < close]
+    return float(paused_days_within(changes, day - SURGE_WINDOW + 1, day) or 0)
 
 
 def _days_since_registry_change(state: MerchantState, close: datetime) -> float:

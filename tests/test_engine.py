@@ -7,6 +7,8 @@ from datetime import timedelta
 
 from contract.records import InputEvent, MerchantProfile, Transaction
 from engine.partition import PartitionEngine
+from models.features import merchant_features
+from models.indicators import RedemptionDecline
 from tests.factories import (
     START,
     complaint,
@@ -95,22 +97,25 @@ def _day(event: InputEvent) -> int:
     return (event.occurred_at.date() - START).days
 
 
+def renovation(announce_day: int | None) -> list[InputEvent]:
+    """A steady salon closed for a renovation on days 95-119 (no services), reopened on day 120;
+    registered as suspended from ``announce_day`` to 120, or not at all (None)."""
+    events: list[InputEvent] = []
+    for e in steady_merchant("reno", 150):
+        if isinstance(e, MerchantProfile) and announce_day is not None and announce_day <= _day(e) < 120:
+            continue  # no "open" reports while suspended
+        if isinstance(e, Transaction) and e.type == "redemption" and 95 <= _day(e) < 120:
+            continue  # the renovation: no services for 25 days
+        events.append(e)
+    if announce_day is not None:
+        events.append(profile("reno", announce_day, 200_000.0, status="suspended"))
+        events.append(profile("reno", 120, 200_000.0, status="open"))
+    return time_ordered(events)
+
+
 def test_a_registered_suspension_is_read_as_a_pause_not_as_silence_whatever_its_notice() -> None:
     """Issue 14: a pause registered at any notice (35 days, or the day before) is weighed as a
     pause (announced_pause), not as silence; the same gap with nothing registered is silence."""
-    def renovation(announce_day: int | None) -> list[InputEvent]:
-        events: list[InputEvent] = []
-        for e in steady_merchant("reno", 150):
-            if isinstance(e, MerchantProfile) and announce_day is not None and announce_day <= _day(e) < 120:
-                continue  # no "open" reports while suspended
-            if isinstance(e, Transaction) and e.type == "redemption" and 95 <= _day(e) < 120:
-                continue  # the renovation: no services for 25 days
-            events.append(e)
-        if announce_day is not None:
-            events.append(profile("reno", announce_day, 200_000.0, status="suspended"))
-            events.append(profile("reno", 120, 200_000.0, status="open"))
-        return time_ordered(events)
-
     def codes(events: list[InputEvent]) -> set[str]:
         return {i.code for w in run(events)[1] for i in w.indicators}
 
@@ -118,6 +123,25 @@ def test_a_registered_suspension_is_read_as_a_pause_not_as_silence_whatever_its_
         named = codes(renovation(announce_day=notice))
         assert "silence" not in named and "announced_pause" in named, (notice, named)
     assert "silence" in codes(renovation(announce_day=None))
+
+
+def test_a_reopened_store_is_judged_on_its_open_days() -> None:
+    """Issue 14 (a merchant that reopens clears): a week after a registered renovation ended, the
+    28-day redemptions are compared over the open days, so the closed weeks read as no decline;
+    the same weeks with nothing registered read as one."""
+    def features_on(day: int, announce_day: int | None) -> dict[str, float]:
+        e, _ = run([x for x in renovation(announce_day) if _day(x) <= day + 1])
+        return merchant_features(e.merchants["reno"], e.merchants["reno"].last_closed_day)
+
+    registered = features_on(128, announce_day=94)
+    assert registered["reopened_pause_days_28d"] == 19  # days 101-119 of the window 101-128
+    reading = RedemptionDecline().evaluate(registered)
+    assert reading is not None and reading.score == 0.0, reading
+    unregistered = features_on(128, announce_day=None)
+    assert "reopened_pause_days_28d" not in unregistered
+    assert RedemptionDecline().evaluate(unregistered).score > 0.5  # type: ignore[union-attr]
+    # Still suspended: nothing is taken out.
+    assert "reopened_pause_days_28d" not in features_on(115, announce_day=94)
 
 
 def test_a_level_reaches_the_representative_who_handed_the_store_over_too() -> None:

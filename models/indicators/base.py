@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from models.features import SURGE_WINDOW
+
+MIN_OPEN_DAYS = 7  # open days after a registered pause before a 28-day ratio says anything
+
 
 @dataclass(frozen=True)
 class Reading:
@@ -95,6 +99,8 @@ class BaselineRatio(Indicator):
     min_baseline: ClassVar[float]
     floor_baseline: ClassVar[bool] = False  # divide by at least min_baseline instead of skipping
     peer_feature: ClassVar[str | None] = None  # the industry's median of the same ratio
+    # Counts over the open days only, once a registered pause has ended (see evaluate).
+    open_days_only: ClassVar[bool] = False
     template_zh: ClassVar[str]
     template_en: ClassVar[str]
 
@@ -106,7 +112,16 @@ class BaselineRatio(Indicator):
             if not self.floor_baseline:
                 return None
             baseline = self.min_baseline
-        value = features.get(self.numerator, 0.0) / baseline
+        numerator = features.get(self.numerator, 0.0)
+        paused = features.get("reopened_pause_days_28d", 0.0) if self.open_days_only else 0.0
+        if paused > 0:
+            # A renovation's closed weeks, registered and ended, are not a fall of the business
+            # that reopened: its open days are compared, once there are enough of them.
+            open_days = SURGE_WINDOW - paused
+            if open_days < MIN_OPEN_DAYS:
+                return None
+            numerator *= SURGE_WINDOW / open_days
+        value = numerator / baseline
         peer = features.get(self.peer_feature) if self.peer_feature else None
         if peer is not None:
             # What the whole industry does (a festival, the Spring Festival lull) is not the

@@ -16,6 +16,16 @@ class RedemptionDecline(BaselineRatio):
 
     >>> RedemptionDecline().evaluate({"redeemed_28d": 6_000, "redeemed_long_baseline_28d": 30_000})
     Reading(code='redemption_decline', value=0.2, threshold=0.75, score=1.0, ...)
+
+    A store that registered a pause (a renovation) and reopened is judged on its open days: 21
+    days closed and 7 open, at the usual pace, is no decline; fewer than 7 open days say nothing.
+
+    >>> RedemptionDecline().evaluate({"redeemed_28d": 7_500, "redeemed_long_baseline_28d": 30_000,
+    ...                               "reopened_pause_days_28d": 21}).score
+    0.0
+    >>> RedemptionDecline().evaluate({"redeemed_28d": 1_000, "redeemed_long_baseline_28d": 30_000,
+    ...                               "reopened_pause_days_28d": 25}) is None
+    True
     """
 
     code = "redemption_decline"
@@ -24,7 +34,8 @@ class RedemptionDecline(BaselineRatio):
     rationale = "Slow declines show up as fewer services delivered months before closure."
     rationale_zh = "缓慢衰败表现为数月内服务量持续下降。"
     formula = (
-        "redemptions of 28 days ÷ median 28 days of the last half-year (at least 5,000 yuan); lower is worse"
+        "redemptions of 28 days ÷ median 28 days of the last half-year (at least 5,000 yuan); lower is worse; "
+        "after a registered pause that ended, over the open days (at least 7)"
     )
     default_threshold = 0.75
     default_saturation = 0.25
@@ -32,5 +43,6 @@ class RedemptionDecline(BaselineRatio):
     baseline = "redeemed_long_baseline_28d"
     min_baseline = MIN_BASELINE
     peer_feature = "peer_redemption_ratio"
+    open_days_only = True
     template_zh = "近28天核销额仅为近半年常态的{value:.0%},低于{threshold:.0%}阈值"
     template_en = "redemptions in 28 days are {value:.0%} of the merchant's usual half-year level (threshold {threshold:.0%})"

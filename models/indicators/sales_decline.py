@@ -24,7 +24,8 @@ class SalesDecline(BaselineRatio):
     rationale = "A merchant living on prepayments is short of cash when new sales dry up."
     rationale_zh = "依赖预收款经营的商户新售卡枯竭即现金吃紧。"
     formula = (
-        "card sales of 28 days ÷ own baseline (at least 5,000 yuan); lower is worse"
+        "card sales of 28 days ÷ own baseline (at least 5,000 yuan); lower is worse; after a registered "
+        "pause that ended, over the open days (at least 7)"
     )
     default_threshold = 0.6
     default_saturation = 0.2
@@ -32,5 +33,6 @@ class SalesDecline(BaselineRatio):
     baseline = "sales_baseline_28d"
     min_baseline = MIN_BASELINE
     peer_feature = "peer_surge"
+    open_days_only = True
     template_zh = "近28天售卡额仅为自身基线的{value:.0%},低于{threshold:.0%}阈值"
     template_en = "card sales in 28 days are {value:.0%} of the merchant's baseline (threshold {threshold:.0%})"
