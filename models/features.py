@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 
-from models.calendar import day_end, working_days_between
+from models.calendar import day_end, local_day, working_days_between
 from models.state import HISTORY_DAYS, DaySummary, MerchantState
 
 SURGE_WINDOW = 28
@@ -440,8 +440,7 @@ def _reopened_pause_days(state: MerchantState, day: int, close: datetime) -> flo
     reopened after them (issue 14: a pilot salon alarmed a week after its renovation ended)."""
     if not any(p.status in PAUSED for p in state.profiles):
         return 0.0
-    changes = [(p.updated_at.astimezone(close.tzinfo).date().toordinal(), p.status)
-               for p in state.profiles if p.updated_at < close]
+    changes = [(local_day(p.updated_at), p.status) for p in state.profiles if p.updated_at < close]
     return float(paused_days_within(changes, day - SURGE_WINDOW + 1, day) or 0)
 
 
