@@ -11,12 +11,12 @@ change into one :class:`ChainSignal` per sister store, and each sister's own par
 it. The backtest runs the directory in-line; the live worker runs it as a second agent between
 two internal topics (``streams/agents.py``).
 
-A signal takes effect ``EFFECT_DELAY_DAYS`` (7) days after the warning's day (``effective_day``),
-in event time.
+A signal takes effect ``EFFECT_DELAY_DAYS`` (1) day after the warning's day (``effective_day``),
+in event time: the next day, the earliest a sister's day can read it without depending on timing.
 To keep live processing equal to a replay, partitions also report the days they have closed
 (:meth:`ChainDirectory.heartbeat`); once every partition has closed day X and the signals they
 caused are sent, the directory announces the *chain watermark* X, and a partition closes day
-X + 7 only after hearing it (``PartitionEngine(chain_sources=...)``). A day's content then never
+X + 1 only after hearing it (``PartitionEngine(chain_sources=...)``). A day's content then never
 depends on how fast the other partitions were read.
 
 >>> directory = ChainDirectory()
@@ -25,9 +25,9 @@ depends on how fast the other partitions were read.
 >>> directory.notice(ChainNotice("c1", "m2", None, 100))
 []
 >>> directory.notice(ChainNotice("c1", "m1", "red", 120))
-[ChainSignal(merchant_id='m2', group='c1', source_merchant_id='m1', level='red', effective_day=127)]
+[ChainSignal(merchant_id='m2', group='c1', source_merchant_id='m1', level='red', effective_day=121)]
 >>> directory.notice(ChainNotice("c1", "m3", None, 125))  # a store joining later hears the news
-[ChainSignal(merchant_id='m3', group='c1', source_merchant_id='m1', level='red', effective_day=132)]
+[ChainSignal(merchant_id='m3', group='c1', source_merchant_id='m1', level='red', effective_day=126)]
 >>> directory = ChainDirectory(partitions=2)
 >>> directory.heartbeat(0, partition=0, closed_through=130), directory.heartbeat(0, partition=1, closed_through=128)
 (None, 128)
@@ -42,7 +42,7 @@ from typing import NamedTuple
 # A signal takes effect this many days after the warning that caused it. Partitions may then run
 # that far ahead of the slowest one, so a replay faster than real time advances this many days
 # per round trip through Kafka instead of one.
-EFFECT_DELAY_DAYS = 7
+EFFECT_DELAY_DAYS = 1
 
 
 class ChainNotice(NamedTuple):
@@ -109,7 +109,7 @@ class ChainDirectory:
 
     @staticmethod
     def _signal(chain: ChainMembers, recipient: str, group: str, source: str, level: str, day: int) -> ChainSignal:
-        # Effective a week after the later of the level change and the recipient's joining: the
+        # Effective the day after the later of the level change and the recipient's joining: the
         # same day whichever of the two notices reached the directory first, and never a day the
         # recipient's partition may already have closed.
         effective = max(day, chain.members[recipient]) + EFFECT_DELAY_DAYS

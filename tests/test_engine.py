@@ -156,3 +156,32 @@ def test_a_level_reaches_the_representative_who_handed_the_store_over_too() -> N
     assert urgent == {"rep:rep-1", "rep:rep-2"}, told
     joined = [n.group for n in told if n.level is None]
     assert joined == ["rep:rep-1", "rep:rep-2"], joined  # each membership told once
+
+
+def test_a_chain_store_hears_of_its_sister_the_next_day() -> None:
+    """Issue 14 (earlier): the stores of one chain share one owner's cash and often fail within
+    days of each other, so a sister's orange or red counts for the others from the next day on,
+    not a week later (on the pilot, two chain stores were warned only once a week-old red took
+    effect, on or after the day they closed). Through the in-line chain stage, as the backtest
+    runs it, with the two stores on different partitions."""
+    from alerts.chains import ChainDirectory
+    from engine.replay import partition_for, settle
+    from models.features import chain_features
+
+    def in_chain(events: list[InputEvent]) -> list[InputEvent]:
+        return [x.model_copy(update={"chain_id": "c1"}) if isinstance(x, MerchantProfile) else x for x in events]
+
+    partitions = 2
+    assert partition_for("bad", partitions) != partition_for("sis", partitions)
+    e = PartitionEngine(buckets={}, merchants={}, clocks={}, allowed_lateness=timedelta(hours=6), chain_sources=1)
+    chains, told = ChainDirectory(partitions=partitions), []
+    for event in time_ordered(in_chain(runaway_merchant("bad", 200, 170)), in_chain(steady_merchant("sis", 200))):
+        partition = partition_for(event.merchant_id, partitions)
+        outcome = e.process(event, partition)
+        told.extend(outcome.chain_notices)
+        settle(e, chains, partitions, partition, outcome, lambda warnings: None)
+    urgent = min(n.day for n in told if n.merchant_id == "bad" and n.level in ("orange", "red"))
+    sister = e.merchants["sis"]
+    assert chain_features(sister, urgent).get("chain_peer_level", 0.0) < 3.0
+    assert chain_features(sister, urgent + 1)["chain_peer_level"] >= 3.0
+    assert sister.last_closed_day is not None and sister.last_closed_day > urgent + 1
