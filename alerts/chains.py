@@ -39,9 +39,10 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-# A signal takes effect this many days after the warning that caused it. Partitions may then run
-# that far ahead of the slowest one, so a replay faster than real time advances this many days
-# per round trip through Kafka instead of one.
+# A signal takes effect this many days after the warning that caused it, and partitions may run
+# that far ahead of the slowest one. One day, not a week: a chain's stores often fail within days
+# of each other; the price is a replay faster than real time advancing a day per round trip
+# through Kafka (docs/pipeline.md, measured).
 EFFECT_DELAY_DAYS = 1
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
+from alerts.chains import ChainDirectory
 from contract.records import InputEvent, MerchantProfile, Transaction
 from engine.partition import PartitionEngine
-from models.features import merchant_features
+from engine.replay import partition_for, settle
+from models.features import chain_features, merchant_features
 from models.indicators import RedemptionDecline
 from tests.factories import (
     START,
@@ -164,10 +166,6 @@ def test_a_chain_store_hears_of_its_sister_the_next_day() -> None:
     not a week later (on the pilot, two chain stores were warned only once a week-old red took
     effect, on or after the day they closed). Through the in-line chain stage, as the backtest
     runs it, with the two stores on different partitions."""
-    from alerts.chains import ChainDirectory
-    from engine.replay import partition_for, settle
-    from models.features import chain_features
-
     def in_chain(events: list[InputEvent]) -> list[InputEvent]:
         return [x.model_copy(update={"chain_id": "c1"}) if isinstance(x, MerchantProfile) else x for x in events]
 
